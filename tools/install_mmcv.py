@@ -168,8 +168,8 @@ def build_wheel(wheelhouse: Path, jobs: int) -> Path:
 
 
 def install_wheel(wheel: Path) -> None:
-    # --no-deps: mmcv's runtime requirements (mmengine, numpy, ...) come with vssm's own dependency list.
-    _run([sys.executable, "-m", "pip", "install", "--no-deps", "--force-reinstall", str(wheel)])
+    # With its runtime requirements (mmengine, opencv, yapf, ...): `import mmcv._ext` needs them.
+    _run([sys.executable, "-m", "pip", "install", "--quiet", str(wheel)])
     if not installed_with_ops():
         print(f"install_mmcv: installed {wheel.name} but `import mmcv._ext` fails", file=sys.stderr)
         sys.exit(1)

@@ -11,14 +11,8 @@ import torch
 import vssm
 
 
-def vssm_models() -> list[str]:
-    """Names registered by vssm's model modules."""
-    names = timm.list_models()
-    return sorted(name for name in names if timm.models.model_entrypoint(name).__module__.startswith("vssm."))
-
-
 def main() -> int:
-    names = [name for name in vssm_models() if name.startswith("test_")]
+    names = vssm.list_models("test_*")
     print(f"vssm {vssm.__version__}, torch {torch.__version__}, timm {timm.__version__}")
     if not names:
         print("no vssm model families are registered yet")

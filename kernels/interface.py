@@ -1,0 +1,54 @@
+"""`selective_scan`: the one public entry of the op, mamba_ssm's `selective_scan_fn` contract plus `route`."""
+
+from __future__ import annotations
+
+import torch
+
+from kernels.backends import Backend, select_backend
+from kernels.reference import selective_scan_ref
+from kernels.validation import check_inputs, check_route_values
+
+
+def selective_scan(
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None = None,
+    z: torch.Tensor | None = None,
+    delta_bias: torch.Tensor | None = None,
+    delta_softplus: bool = False,
+    return_last_state: bool = False,
+    out_float32: bool = False,
+    route: torch.Tensor | None = None,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """Selective scan (Mamba S6), semantics of `kernels.md` section 2.
+
+    Args:
+        u, delta, z: (batch, KD, L), one of float32/float16/bfloat16/float64; delta is pre-bias, pre-softplus.
+        A: (KD, N) float32 (float64 allowed with float64 u).  D, delta_bias: (KD,) float32 (or float64).
+        B, C: (batch, G, N, L) with KD % G == 0 (channel d uses group d // (KD / G)), or (batch, N, L) for G = 1.
+        delta_softplus: apply softplus (threshold 20) to delta + delta_bias.
+        return_last_state: also return the final state (batch, KD, N) in float32 (float64 for float64 u);
+            no gradient flows through it.
+        out_float32: return y in float32 even for float16/bfloat16 inputs.
+        route: optional int (K, L') with KD % K == 0: u/delta/B/C/z are given in token order and channel block k
+            of K equal blocks is scanned along route[k]; -1 is a padding step (u, B, C and pre-bias delta zero:
+            its decay still applies) whose output is dropped. y is returned in token order.
+
+    Returns:
+        y: (batch, KD, L), gated by silu(z) when z is given; or (y, last_state) with `return_last_state`.
+
+    The backend is chosen by device (see `kernels.backends`), overridable by `VSSM_SCAN_BACKEND` or `use_backend`.
+    """
+    shape = check_inputs(u, delta, A, B, C, D, z, delta_bias, route)
+    if route is not None:
+        check_route_values(route, shape.length)
+    backend = select_backend(u.device, u.dtype)
+    if backend is not Backend.REFERENCE:
+        raise NotImplementedError(f"selective_scan: backend {backend.value!r} is not available yet")
+    y, last_state = selective_scan_ref(
+        u, delta, A, B, C, D, z, delta_bias, delta_softplus, True, out_float32, route
+    )
+    return (y, last_state.detach()) if return_last_state else y

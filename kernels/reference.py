@@ -1,0 +1,145 @@
+"""The ground truth: a sequential selective scan over L in plain PyTorch (kernel.md sections 2 and 3).
+
+Works in any floating dtype: float64 inputs are computed in float64 (the reference every fast path is tested
+against); float32/float16/bfloat16 inputs are upcast to float32 right after loading, exactly like the fast kernels.
+Autograd through this loop gives the gradients of kernel.md section 3.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+SOFTPLUS_THRESHOLD = 20.0  # softplus(x) = x above this, as in mamba_ssm's CUDA op
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """float64 stays float64; every other input dtype is computed in float32."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def route_blocks(channels: int, routes: int, groups: int) -> tuple[list[int], list[int]]:
+    """Split KD channels into lcm(K, G) equal blocks; block j uses route k[j] and B/C group g[j].
+
+    Both partitions are contiguous, so their common refinement is lcm(K, G) equal contiguous blocks.
+    """
+    blocks = math.lcm(routes, groups)
+    return [j * routes // blocks for j in range(blocks)], [j * groups // blocks for j in range(blocks)]
+
+
+def gather_route(x: torch.Tensor, route: torch.Tensor) -> torch.Tensor:
+    """Read `x: (batch, K·E, L)` in token order along the routes: `(batch, K·E, L')`, zero at padding (-1) steps.
+
+    Channel block k (of K equal blocks) is read along `route[k]`.
+    """
+    batch, channels, length = x.shape
+    routes, steps = route.shape
+    index = route.clamp(min=0).long()[None, :, None, :].expand(batch, routes, channels // routes, steps)
+    gathered = x.view(batch, routes, channels // routes, length).gather(-1, index)
+    pad = (route < 0)[None, :, None, :]
+    return gathered.masked_fill(pad, 0).reshape(batch, channels, steps)
+
+
+def scatter_route(y: torch.Tensor, route: torch.Tensor, length: int) -> torch.Tensor:
+    """Inverse of `gather_route`: write `y: (batch, K·E, L')` back to token positions `(batch, K·E, L)`.
+
+    Padding steps go to a spare slot L that is cut off.
+    """
+    batch, channels, steps = y.shape
+    routes = route.shape[0]
+    index = torch.where(route >= 0, route, length).long()[None, :, None, :]
+    index = index.expand(batch, routes, channels // routes, steps)
+    out = y.new_zeros(batch, routes, channels // routes, length + 1)
+    out = out.scatter(-1, index, y.view(batch, routes, channels // routes, steps))
+    return out[..., :length].reshape(batch, channels, length)
+
+
+def gather_route_bc(x: torch.Tensor, route: torch.Tensor, channels: int) -> torch.Tensor:
+    """Read B or C `(batch, G, N, L)` along the routes: `(batch, lcm(K, G), N, L')`, one group per channel block."""
+    batch, groups, state, _ = x.shape
+    routes, steps = route.shape
+    route_of, group_of = route_blocks(channels, routes, groups)
+    rows = route[route_of]  # (M, L')
+    index = rows.clamp(min=0).long()[None, :, None, :].expand(batch, len(route_of), state, steps)
+    gathered = x[:, group_of].gather(-1, index)
+    return gathered.masked_fill((rows < 0)[None, :, None, :], 0)
+
+
+def _scan(
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None,
+    z: torch.Tensor | None,
+    delta_bias: torch.Tensor | None,
+    delta_softplus: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sequential scan in the dtype of its (already upcast) inputs; B, C: (batch, G, N, L)."""
+    batch, channels, steps = u.shape
+    groups, state = B.shape[1], A.shape[1]
+    per_group = channels // groups
+    if delta_bias is not None:
+        delta = delta + delta_bias[:, None]
+    if delta_softplus:
+        delta = F.softplus(delta, threshold=SOFTPLUS_THRESHOLD)
+    A = A.view(groups, per_group, state)
+    delta_g = delta.view(batch, groups, per_group, steps)
+    u_g = u.view(batch, groups, per_group, steps)
+    h = u.new_zeros(batch, groups, per_group, state)
+    ys = []
+    for t in range(steps):
+        dt = delta_g[..., t, None]
+        h = torch.exp(dt * A) * h + (dt * u_g[..., t, None]) * B[:, :, None, :, t]
+        ys.append((h * C[:, :, None, :, t]).sum(-1))
+    y = torch.stack(ys, dim=-1).view(batch, channels, steps)
+    if D is not None:
+        y = y + D[:, None] * u
+    if z is not None:
+        y = y * F.silu(z)
+    return y, h.reshape(batch, channels, state)
+
+
+def selective_scan_ref(
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None = None,
+    z: torch.Tensor | None = None,
+    delta_bias: torch.Tensor | None = None,
+    delta_softplus: bool = False,
+    return_last_state: bool = False,
+    out_float32: bool = False,
+    route: torch.Tensor | None = None,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """Reference selective scan; same contract as `kernels.selective_scan` (no argument checks here).
+
+    u, delta, z: (batch, KD, L)   A: (KD, N)   B, C: (batch, G, N, L) or (batch, N, L)   D, delta_bias: (KD,)
+    route: (K, L') int, -1 = padding step. Returns y: (batch, KD, L) in u's dtype (float32 if `out_float32`, float64
+    stays float64) and, with `return_last_state`, last_state: (batch, KD, N) in the compute dtype.
+    With `route` it is literally gather -> scan -> scatter.
+    """
+    out_dtype = compute_dtype(u.dtype) if out_float32 else u.dtype
+    cdt = compute_dtype(u.dtype)
+    length = u.shape[-1]
+    if B.dim() == 3:
+        B, C = B.unsqueeze(1), C.unsqueeze(1)
+    if route is not None:
+        channels = u.shape[1]
+        u, delta = gather_route(u, route), gather_route(delta, route)
+        z = gather_route(z, route) if z is not None else None
+        B, C = gather_route_bc(B, route, channels), gather_route_bc(C, route, channels)
+
+    def up(t: torch.Tensor | None) -> torch.Tensor | None:
+        return None if t is None else t.to(cdt)
+
+    y, last_state = _scan(up(u), up(delta), up(A), up(B), up(C), up(D), up(z), up(delta_bias), delta_softplus)
+    if route is not None:
+        y = scatter_route(y, route, length)
+    y = y.to(out_dtype)
+    return (y, last_state) if return_last_state else y

@@ -1,0 +1,137 @@
+"""Random, realistic inputs for the selective scan and a runner that returns outputs and gradients.
+
+Used by tests/kernels, by model tests that need scan inputs, and by the benchmark. Values follow trained Mamba
+layers: A = -exp(N(0, 1)), pre-softplus delta around N(-4, 1) shifted by a bias (or a small positive delta without
+softplus), u, B, C, z ~ N(0, 1). Never zeros.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from kernels.reference import compute_dtype
+
+GRAD_NAMES = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
+
+
+@dataclass
+class ScanInputs:
+    """Arguments of one `selective_scan` call (see `kernels.selective_scan` for shapes)."""
+
+    u: torch.Tensor
+    delta: torch.Tensor
+    A: torch.Tensor
+    B: torch.Tensor
+    C: torch.Tensor
+    D: torch.Tensor | None = None
+    z: torch.Tensor | None = None
+    delta_bias: torch.Tensor | None = None
+    delta_softplus: bool = False
+    route: torch.Tensor | None = None
+
+    def tensors(self) -> list[torch.Tensor | None]:
+        """The differentiable tensors, in `GRAD_NAMES` order."""
+        return [getattr(self, name) for name in GRAD_NAMES]
+
+    def cast(self, dtype: torch.dtype) -> ScanInputs:
+        """Activations (u, delta, B, C, z) in `dtype`, parameters (A, D, delta_bias) in its compute dtype.
+
+        Casting float16 inputs to float64 keeps their rounded values, so a float64 reference sees exactly the
+        numbers a low-precision kernel sees.
+        """
+        param = compute_dtype(dtype)
+
+        def cast(t: torch.Tensor | None, to: torch.dtype) -> torch.Tensor | None:
+            return None if t is None else t.detach().to(to)
+
+        return dataclasses.replace(
+            self,
+            u=cast(self.u, dtype),
+            delta=cast(self.delta, dtype),
+            B=cast(self.B, dtype),
+            C=cast(self.C, dtype),
+            z=cast(self.z, dtype),
+            A=cast(self.A, param),
+            D=cast(self.D, param),
+            delta_bias=cast(self.delta_bias, param),
+        )
+
+    def requires_grad_(self) -> ScanInputs:
+        for t in self.tensors():
+            if t is not None:
+                t.requires_grad_(True)
+        return self
+
+
+def random_scan_inputs(
+    batch: int,
+    channels: int,
+    length: int,
+    state: int,
+    groups: int = 1,
+    *,
+    dtype: torch.dtype = torch.float32,
+    has_D: bool = True,
+    has_z: bool = True,
+    has_delta_bias: bool = True,
+    delta_softplus: bool = True,
+    squeeze_groups: bool = False,
+    route: torch.Tensor | None = None,
+    device: torch.device | str = "cpu",
+    generator: torch.Generator | None = None,
+) -> ScanInputs:
+    """Fresh random inputs. With `route`, L is the number of tokens; `squeeze_groups` gives B, C as (batch, N, L)."""
+
+    def randn(*shape: int) -> torch.Tensor:
+        return torch.randn(*shape, generator=generator, dtype=torch.float32).to(device)
+
+    if delta_softplus:
+        delta = randn(batch, channels, length) - 1.0  # with the bias below: softplus of about N(-4..0, 1)
+    else:
+        delta = torch.rand(batch, channels, length, generator=generator).to(device) * 0.5 + 0.02
+    b_shape = (batch, state, length) if squeeze_groups and groups == 1 else (batch, groups, state, length)
+    inputs = ScanInputs(
+        u=randn(batch, channels, length),
+        delta=delta,
+        A=-torch.exp(randn(channels, state)),
+        B=randn(*b_shape),
+        C=randn(*b_shape),
+        D=randn(channels) if has_D else None,
+        z=randn(batch, channels, length) if has_z else None,
+        delta_bias=_delta_bias(randn(channels), delta_softplus) if has_delta_bias else None,
+        delta_softplus=delta_softplus,
+        route=route,
+    )
+    return inputs.cast(dtype)
+
+
+def _delta_bias(noise: torch.Tensor, delta_softplus: bool) -> torch.Tensor:
+    # Without softplus delta + bias must stay positive, or exp(delta * A) > 1 and the state grows.
+    return noise * 0.5 - 1.0 if delta_softplus else noise.abs() * 0.05
+
+
+ScanFn = Callable[..., tuple[torch.Tensor, torch.Tensor]]
+
+
+def run_with_grads(
+    scan: ScanFn, inputs: ScanInputs, grad_out: torch.Tensor, **flags: bool
+) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor | None]]:
+    """Run `scan(**inputs, return_last_state=True, **flags)` and backpropagate `grad_out` through y.
+
+    Returns (y, last_state, grads in `GRAD_NAMES` order; None where the input is absent).
+    """
+    leaves = dataclasses.replace(inputs, **{
+        name: None if t is None else t.detach().clone().requires_grad_(True)
+        for name, t in zip(GRAD_NAMES, inputs.tensors(), strict=True)
+    })
+    y, last_state = scan(
+        leaves.u, leaves.delta, leaves.A, leaves.B, leaves.C, D=leaves.D, z=leaves.z, delta_bias=leaves.delta_bias,
+        delta_softplus=leaves.delta_softplus, route=leaves.route, return_last_state=True, **flags,
+    )
+    y.backward(grad_out.to(y.dtype))
+    grads = [None if t is None else t.grad for t in leaves.tensors()]
+    return y.detach(), last_state.detach(), grads

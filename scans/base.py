@@ -24,7 +24,7 @@ _CACHE_ENTRIES = 512
 _cache: OrderedDict[tuple[Hashable, ...], object] = OrderedDict()
 
 
-def _cached(key: tuple[Hashable, ...], build: Callable[[], object]) -> object:
+def cached_table(key: tuple[Hashable, ...], build: Callable[[], object]) -> object:
     try:
         _cache.move_to_end(key)
         return _cache[key]
@@ -41,7 +41,7 @@ def clear_route_cache() -> None:
     _cache.clear()
 
 
-def _device(device: DeviceLike) -> torch.device:
+def as_device(device: DeviceLike) -> torch.device:
     device = torch.device("cpu" if device is None else device)
     # "cuda" and "cuda:0" must share one cache entry and one tensor.
     if device.type == "cuda" and device.index is None:
@@ -114,7 +114,7 @@ class ScanOrder(ABC):
     def tables(self, height: int, width: int) -> RouteTables:
         """The cached CPU tables for an H × W grid."""
         height, width = grid_size(height, width)
-        table = _cached((self, height, width, "tables"), lambda: self._build_tables(height, width))
+        table = cached_table((self, height, width, "tables"), lambda: self._build_tables(height, width))
         assert isinstance(table, RouteTables)
         return table
 
@@ -128,7 +128,7 @@ class ScanOrder(ABC):
 
     def _on_device(self, table: str, height: int, width: int, device: DeviceLike) -> Tensor:
         height, width = grid_size(height, width)
-        device = _device(device)
+        device = as_device(device)
 
         def build() -> Tensor:
             tables = self.tables(height, width)
@@ -144,7 +144,7 @@ class ScanOrder(ABC):
                 cpu = torch.where(tables.merge_route < 0, height * width, tables.merge_route)
             return cpu.to(device)
 
-        tensor = _cached((self, height, width, device, table), build)
+        tensor = cached_table((self, height, width, device, table), build)
         assert isinstance(tensor, Tensor)
         return tensor
 

@@ -121,10 +121,12 @@ class ScanOrder(ABC):
     def _build_tables(self, height: int, width: int) -> RouteTables:
         routes = self.build_routes(height, width)
         lengths = tuple(len(r) for r in routes)
+        # Decided in numpy: a torch comparison + any() on a fresh 256 x 256 table costs ~10 ms of thread start-up.
+        padded = len(set(lengths)) > 1 or any(bool((r < 0).any()) for r in routes)
         route = _stack(routes)
         merge_routes = self.build_merge_routes(height, width)
         merge_route = route if merge_routes is None else _stack(merge_routes)
-        return RouteTables(route, merge_route, lengths, bool((route < 0).any()))
+        return RouteTables(route, merge_route, lengths, padded)
 
     def _on_device(self, table: str, height: int, width: int, device: DeviceLike) -> Tensor:
         height, width = grid_size(height, width)

@@ -29,4 +29,3 @@ def count_diagonal_steps(route: Tensor, width: int) -> list[int]:
 def count_pads(route: Tensor) -> list[int]:
     """Per route: padding steps (including right-padding to the common length)."""
     return (route.reshape(-1, route.shape[-1]) < 0).sum(dim=1).tolist()
-

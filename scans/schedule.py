@@ -1,7 +1,7 @@
 """Per-layer scan orders: a schedule yields the order of layer i, so models never parse strings.
 
-    schedule = scans.as_schedule(scan)     # a name, an order or a schedule
-    order = schedule.for_layer(i)          # or schedule[i]
+schedule = scans.as_schedule(scan)     # a name, an order or a schedule
+order = schedule.for_layer(i)          # or schedule[i]
 """
 
 from __future__ import annotations

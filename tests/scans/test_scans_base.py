@@ -133,3 +133,16 @@ def test_route_functional_matches_the_order_and_checks_its_inputs() -> None:
         scans.route_gather(x, route)
     with pytest.raises(ValueError, match=r"\(B, 4, C, 24\)"):
         scans.route_scatter(ys[:, :3], route, 24)
+
+
+def test_scan_and_merge_trace_under_torch_compile_without_graph_breaks() -> None:
+    order = scans.Windowed(directions=("h", "w2", "v_flip", "w7"), pad_oversized_windows=True)
+
+    def scan_twice_and_merge(x: torch.Tensor) -> torch.Tensor:
+        return order.merge(order.scan(x) * 2, x.shape[2], x.shape[3])
+
+    x = torch.randn(2, 3, 5, 6)
+    torch._dynamo.reset()
+    assert torch._dynamo.explain(scan_twice_and_merge)(x).graph_break_count == 0
+    compiled = torch.compile(scan_twice_and_merge, backend="aot_eager", fullgraph=True)
+    assert torch.equal(compiled(x), scan_twice_and_merge(x))

@@ -249,3 +249,9 @@ def test_atrous_matches_efficientvmamba(grid: tuple[int, int]) -> None:
 def test_atrous_merge_is_the_exact_inverse() -> None:
     x = torch.randn(2, 3, 5, 7)
     assert torch.equal(scans.Atrous().merge(scans.Atrous().scan(x), 5, 7), x)
+
+
+@pytest.mark.parametrize(("grid", "distinct"), [((8, 8), 8), ((5, 8), 4), ((9, 6), 4), ((1, 5), 2)])
+def test_hilbert_variants_are_distinct_up_to_the_symmetries_of_the_grid(grid: tuple[int, int], distinct: int) -> None:
+    routes = _route(scans.Hilbert.all_variants(), *grid)
+    assert len({tuple(r) for r in routes}) == distinct

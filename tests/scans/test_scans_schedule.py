@@ -62,3 +62,11 @@ def test_hilbert_variants_are_validated() -> None:
         scans.Hilbert(variants=("rot45",))
     with pytest.raises(ValueError, match="at least one variant"):
         scans.Hilbert(variants=())
+
+
+@pytest.mark.parametrize("symmetry", list(scans.Symmetry))
+def test_symmetry_invert_undoes_apply(symmetry: scans.Symmetry) -> None:
+    import numpy as np
+
+    grid = np.arange(12).reshape(3, 4)
+    assert (symmetry.invert(symmetry.apply(grid)) == grid).all()

@@ -1,0 +1,195 @@
+"""Benchmark of `scans`: cross scan + merge against the hand-written VMamba copies, and route construction.
+
+    python benchmarks/bench_scans.py [--machine "2-core CPU container, no GPU"] [--out benchmarks]
+
+Targets (issue 4): `Cross().scan` + `merge` on (8, 192, 56, 56) fp32 CPU within 1.5x of the hand-written
+flatten/transpose/flip implementation; building the routes of a 256 x 256 grid under 50 ms for every order.
+Writes `scans.md` (the table) and `scans.csv` under `--out`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import platform
+import shlex
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+import scans
+
+SCAN_SHAPE = (8, 192, 56, 56)
+ROUTE_GRID = (256, 256)
+SCAN_TARGET = 1.5  # ours / hand-written
+ROUTE_TARGET_MS = 50.0
+
+
+def hand_cross_scan(x: torch.Tensor) -> torch.Tensor:
+    """VMamba's CrossScan: (B, C, H, W) -> (B, 4, C, L), row-major, column-major and both flipped."""
+    pair = torch.stack([x.flatten(2), x.transpose(2, 3).flatten(2)], dim=1)
+    return torch.cat([pair, pair.flip(-1)], dim=1)
+
+
+def hand_cross_merge(ys: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """VMamba's CrossMerge: (B, 4, C, L) -> (B, C, H, W), the adjoint of `hand_cross_scan`."""
+    batch, _, channels, length = ys.shape
+    pair = ys[:, 0:2] + ys[:, 2:4].flip(-1)
+    columns = pair[:, 1].view(batch, channels, width, height).transpose(2, 3).reshape(batch, channels, length)
+    return (pair[:, 0] + columns).view(batch, channels, height, width)
+
+
+@dataclass
+class Row:
+    case: str
+    ours_ms: float
+    reference_ms: float | None
+    target: str
+    passed: bool | None
+
+    @property
+    def ratio(self) -> float | None:
+        return None if self.reference_ms is None else self.ours_ms / self.reference_ms
+
+
+def _median_ms(times: list[float]) -> float:
+    return sorted(times)[len(times) // 2] * 1e3
+
+
+def _interleaved(ours: Callable[[], object], reference: Callable[[], object], rounds: int) -> tuple[float, float]:
+    """Median ms of each, timed alternately so that drifting machine load hits both alike."""
+    for fn in (ours, reference, ours, reference):  # warm-up: allocator, caches, route tables
+        fn()
+    ours_times, reference_times = [], []
+    for _ in range(rounds):
+        for fn, times in ((ours, ours_times), (reference, reference_times)):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+    return _median_ms(ours_times), _median_ms(reference_times)
+
+
+def bench_cross(rounds: int) -> list[Row]:
+    x = torch.randn(SCAN_SHAPE)
+    height, width = SCAN_SHAPE[2:]
+    order = scans.Cross()
+    ys = torch.randn(SCAN_SHAPE[0], 4, SCAN_SHAPE[1], height * width)
+    # Same numbers first: a fast wrong answer is not a result.
+    assert torch.equal(order.scan(x), hand_cross_scan(x))
+    torch.testing.assert_close(order.merge(ys, height, width), hand_cross_merge(ys, height, width))
+    cases = [
+        ("cross scan + merge", lambda: order.merge(order.scan(x), height, width),
+         lambda: hand_cross_merge(hand_cross_scan(x), height, width)),
+        ("cross scan", lambda: order.scan(x), lambda: hand_cross_scan(x)),
+        ("cross merge", lambda: order.merge(ys, height, width), lambda: hand_cross_merge(ys, height, width)),
+    ]  # fmt: skip
+    rows = []
+    for case, ours, reference in tqdm(cases, desc="cross (8, 192, 56, 56) fp32", leave=False):
+        ours_ms, reference_ms = _interleaved(ours, reference, rounds)
+        is_target = case == "cross scan + merge"
+        rows.append(
+            Row(case, ours_ms, reference_ms, f"<= {SCAN_TARGET}x hand-written" if is_target else "-",
+                ours_ms / reference_ms <= SCAN_TARGET if is_target else None)
+        )  # fmt: skip
+    return rows
+
+
+def bench_other_orders(rounds: int) -> list[Row]:
+    """Scan + merge of the other orders on the same tensor, for comparison (no target)."""
+    x = torch.randn(SCAN_SHAPE)
+    height, width = SCAN_SHAPE[2:]
+    orders = {
+        "windowed h, h_flip, w2, w2_flip": scans.Windowed(),
+        "windowed h, v_flip, w7, w7_flip": scans.Windowed(directions=("h", "v_flip", "w7", "w7_flip")),
+        "hilbert (1 route)": scans.Hilbert(),
+        "zigzag paths 0-3": scans.Zigzag(paths=(0, 1, 2, 3)),
+        "atrous": scans.Atrous(),
+    }
+    rows = []
+    for label, order in tqdm(orders.items(), desc="other orders", leave=False):
+        ms, _ = _interleaved(lambda order=order: order.merge(order.scan(x), height, width), lambda: None, rounds)
+        rows.append(Row(f"{label} scan + merge", ms, None, "-", None))
+    return rows
+
+
+def bench_routes(repeats: int) -> list[Row]:
+    """Cold route construction (cache cleared every time) on 256 x 256, route moved to the CPU device."""
+    height, width = ROUTE_GRID
+    orders = {f"{name} (default)": scans.get(name) for name in scans.list()}
+    orders["hilbert, all 8 variants"] = scans.Hilbert.all_variants()
+    orders["windowed, all 8 LocalMamba directions"] = scans.Windowed(
+        directions=("h", "h_flip", "v", "v_flip", "w2", "w2_flip", "w7", "w7_flip")
+    )
+    rows = []
+    for label, order in tqdm(orders.items(), desc="routes 256 x 256", leave=False):
+        times = []
+        for _ in range(repeats):
+            scans.clear_route_cache()
+            start = time.perf_counter()
+            order.route(height, width)
+            times.append(time.perf_counter() - start)
+        ms = _median_ms(times)
+        rows.append(Row(f"build route: {label}, {height} x {width}", ms, None, f"< {ROUTE_TARGET_MS:g} ms",
+                        ms < ROUTE_TARGET_MS))  # fmt: skip
+    return rows
+
+
+def _format(value: float | None, unit: str = "") -> str:
+    return "-" if value is None else f"{value:.2f}{unit}"
+
+
+def table(rows: list[Row]) -> str:
+    lines = ["| case | ours (ms) | hand-written (ms) | ratio | target | met |", "|---|---|---|---|---|---|"]
+    for row in rows:
+        met = "-" if row.passed is None else ("yes" if row.passed else "NO")
+        lines.append(
+            f"| {row.case} | {_format(row.ours_ms)} | {_format(row.reference_ms)} | {_format(row.ratio, 'x')} | "
+            f"{row.target} | {met} |"
+        )
+    return "\n".join(lines)
+
+
+def default_machine() -> str:
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
+    return f"{os.cpu_count()}-core CPU container, {gpu}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--machine", default=default_machine(), help="machine description written with the results")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent, help="folder for scans.md / scans.csv")
+    parser.add_argument("--rounds", type=int, default=15, help="timed calls per measured case")
+    parser.add_argument("--route-repeats", type=int, default=7, help="cold builds per order")
+    args = parser.parse_args(argv)
+
+    rows = bench_cross(args.rounds) + bench_other_orders(args.rounds) + bench_routes(args.route_repeats)
+    header = (
+        f"Machine: {args.machine}; torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"Python {platform.python_version()}. Medians of {args.rounds} calls (ours and hand-written "
+        f"timed alternately), fp32, CPU, forward only; route builds are cold (cache cleared), median of "
+        f"{args.route_repeats}.\n"
+        f"Command: `{shlex.join(['python', 'benchmarks/bench_scans.py', *(sys.argv[1:] if argv is None else argv)])}`"
+    )
+    text = f"# scans benchmark\n\n{header}\n\n{table(rows)}\n"
+    print(text)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "scans.md").write_text(text)
+    with open(args.out / "scans.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["machine", "case", "ours_ms", "hand_written_ms", "ratio", "target", "met"])
+        for row in rows:
+            writer.writerow([args.machine, row.case, f"{row.ours_ms:.3f}",
+                             "" if row.reference_ms is None else f"{row.reference_ms:.3f}",
+                             "" if row.ratio is None else f"{row.ratio:.3f}", row.target,
+                             "" if row.passed is None else row.passed])  # fmt: skip
+    return 0 if all(row.passed is not False for row in rows) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

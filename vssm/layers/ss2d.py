@@ -1,0 +1,248 @@
+"""SS2D: VMamba's 2-D selective-scan mixer over any scan order (Liu et al., "VMamba", NeurIPS 2024).
+
+    x -> in_proj -> [x ; z] -> depthwise conv -> SiLU -> K routes through the grid -> per-route x_proj / dt_proj
+      -> selective scan (fp32 state, fp32 output) -> sum of the routes at their tokens -> out_norm [-> * SiLU(z)]
+      -> out_proj
+
+The K routes come from a `scans.ScanOrder` (VMamba's `cross` has K = 4); every per-route parameter has K groups:
+`x_proj_weight (K, R + 2N, E)`, `dt_projs_weight (K, E, R)`, `dt_projs_bias (K, E)`, `A_logs (K·E, N)`, `Ds (K·E)`.
+
+Two ways to run the scan, equal up to rounding (tested forward and backward against the float64 reference):
+
+* route addressing (default): the projections run once in token order and `kernels.selective_scan(..., route=)`
+  reads every route through its index table, writing each route's output back to token positions.
+* materialised: `order.scan` gathers K permuted copies, the op scans them, `order.merge` scatters and sums: the
+  reference path, and the one used for orders whose merge is not the adjoint of their scan.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+import kernels
+import scans
+from vssm.layers.layout import Layout, layer_norm, linear
+
+
+@dataclass(frozen=True)
+class SS2DOptions:
+    """What distinguishes the released SS2D forms.
+
+    gate: in_proj also produces z (C -> 2E) and the output is out_norm(y) * SiLU(z).
+    conv_bias: the depthwise conv has a bias.
+    fp32_scan_inputs: u, delta, B and C enter the scan in float32 (otherwise in the activation dtype, e.g. fp16
+        under AMP); the state and the scan's output are float32 either way.
+    """
+
+    gate: bool
+    conv_bias: bool
+    fp32_scan_inputs: bool
+
+
+class SS2DForm(enum.Enum):
+    """The two SS2D forms of the released VMamba checkpoints (`forward_type` in the original code)."""
+
+    V05_NOZ = SS2DOptions(gate=False, conv_bias=False, fp32_scan_inputs=False)  # all v2 checkpoints
+    V0 = SS2DOptions(gate=True, conv_bias=True, fp32_scan_inputs=True)  # vanilla VMamba (and LocalVMamba)
+
+    @property
+    def options(self) -> SS2DOptions:
+        return self.value
+
+
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """float64 stays float64 (the reference runs); everything else computes the SSM parameters in float32."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+class SS2D(nn.Module):
+    """The SS2D mixer.
+
+    Args:
+        d_model: C, channels in and out.
+        d_state: N, SSM state size per channel.
+        expand: E = int(expand · C), the inner width.
+        dt_rank: R, rank of the delta projection; None = ceil(C / 16) (from C, not E, as the original).
+        d_conv: kernel size of the depthwise conv.
+        form: which released form (`SS2DForm.V05_NOZ` or `SS2DForm.V0`).
+        scan: a scan order or its registered name; its number of routes K sets the parameter groups.
+        layout: layout of the input and output maps (the parameters are the same in both).
+        route_addressing: feed the scan op through `route=` (default) instead of K gathered copies.
+        route_mixer: optional module applied to the per-route outputs in token order, (B, K, E, L) -> (B, K, E, L),
+            before they are summed (e.g. a per-route channel gate); None = plain sum.
+
+    Shapes: x (B, C, H, W) channel-first or (B, H, W, C) channel-last -> same.
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        d_state: int = 1,
+        expand: float = 1.0,
+        dt_rank: int | None = None,
+        d_conv: int = 3,
+        form: SS2DForm = SS2DForm.V05_NOZ,
+        scan: str | scans.ScanOrder = "cross",
+        layout: Layout = Layout.CHANNELS_FIRST,
+        route_addressing: bool = True,
+        route_mixer: nn.Module | None = None,
+        dt_min: float = 1e-3,
+        dt_max: float = 1e-1,
+        dt_init_floor: float = 1e-4,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        if not isinstance(form, SS2DForm):
+            raise TypeError(f"form: expected an SS2DForm ({', '.join(f.name for f in SS2DForm)}), got {form!r}")
+        if not isinstance(layout, Layout):
+            raise TypeError(f"layout: expected a Layout, got {layout!r}")
+        if d_conv < 1 or d_conv % 2 == 0:
+            raise ValueError(f"d_conv: expected an odd kernel size >= 1, got {d_conv}")
+        factory = {"device": device, "dtype": dtype}
+        self.form = form
+        self.layout = layout
+        self.order = scans.get(scan)
+        self.route_addressing = route_addressing
+        self.d_model = d_model
+        self.d_state = d_state
+        self.d_inner = int(expand * d_model)
+        self.dt_rank = math.ceil(d_model / 16) if dt_rank is None else dt_rank
+        self.num_routes = self.order.num_routes
+        options = form.options
+        inner, routes = self.d_inner, self.num_routes
+
+        self.in_proj = linear(layout, d_model, inner * (2 if options.gate else 1), bias=False, **factory)
+        self.act = nn.SiLU()
+        self.conv2d = nn.Conv2d(
+            inner, inner, d_conv, padding=(d_conv - 1) // 2, groups=inner, bias=options.conv_bias, **factory
+        )
+        self.x_proj_weight = nn.Parameter(torch.empty(routes, self.dt_rank + 2 * d_state, inner, **factory))
+        self.dt_projs_weight = nn.Parameter(torch.empty(routes, inner, self.dt_rank, **factory))
+        self.dt_projs_bias = nn.Parameter(torch.empty(routes, inner, **factory))
+        self.A_logs = nn.Parameter(torch.empty(routes * inner, d_state, **factory))
+        self.Ds = nn.Parameter(torch.empty(routes * inner, **factory))
+        self.out_norm = layer_norm(layout, inner, **factory)
+        self.out_proj = linear(layout, inner, d_model, bias=False, **factory)
+        self.route_mixer = route_mixer
+        self._dt_range = (dt_min, dt_max, dt_init_floor)
+        self.reset_ssm_parameters()
+
+    @torch.no_grad()
+    def reset_ssm_parameters(self) -> None:
+        """Mamba's initialisation, one independent draw per route (VMamba's `mamba_init`)."""
+        dt_min, dt_max, floor = self._dt_range
+        # x_proj_weight[k] is initialised like a default nn.Linear(E, R + 2N): U(±1/sqrt(E)).
+        bound = self.d_inner**-0.5
+        self.x_proj_weight.uniform_(-bound, bound)
+        # delta projection: weight U(±R^-1/2); bias = softplus^-1(dt), dt log-uniform in [dt_min, dt_max].
+        std = self.dt_rank**-0.5
+        self.dt_projs_weight.uniform_(-std, std)
+        dt = torch.rand_like(self.dt_projs_bias, dtype=torch.float32)
+        dt = torch.exp(dt * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min)).clamp(min=floor)
+        self.dt_projs_bias.copy_(dt + torch.log(-torch.expm1(-dt)))
+        # S4D-real: A = -(1, 2, ..., N) for every channel; D = 1.
+        a = torch.arange(1, self.d_state + 1, dtype=torch.float32, device=self.A_logs.device)
+        self.A_logs.copy_(torch.log(a).expand_as(self.A_logs))
+        self.Ds.fill_(1.0)
+
+    # --------------------------------------------------------------------------------------------------- forward
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.in_proj(x)
+        options = self.form.options
+        if options.gate:
+            x, z = x.chunk(2, dim=self.layout.channel_dim)
+            z = self.act(z)
+        x = self.act(self.conv2d(self.layout.to_nchw(x)))  # (B, E, H, W)
+        y = self.layout.from_nchw(self.ssm(x))
+        # out_norm sees the float32 scan output (its parameters are float32 under AMP), as in the original.
+        y = self.out_norm(y.to(self.out_norm.weight.dtype))
+        if options.gate:
+            y = y * z
+        return self.out_proj(y.to(x.dtype))
+
+    def ssm(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, E, H, W) after the conv -> the routes' outputs summed at their tokens, (B, E, H, W).
+
+        The result is float32 (float64 for float64 input), whatever the activation dtype.
+        """
+        height, width = x.shape[-2:]
+        if self.route_addressing and self._merge_is_adjoint(height, width):
+            return self._ssm_routed(x)
+        return self._ssm_materialised(x)
+
+    def _merge_is_adjoint(self, height: int, width: int) -> bool:
+        # With `route=` the op writes each step's output where the step read from; an order whose merge writes
+        # elsewhere (LocalMamba's official `v` reverse on H != W) needs the materialised path.
+        tables = self.order.tables(height, width)
+        return tables.merge_route is tables.route
+
+    def _ssm_routed(self, x: torch.Tensor) -> torch.Tensor:
+        batch, inner, height, width = x.shape
+        routes, length = self.num_routes, height * width
+        tokens = x.reshape(batch, inner, length)
+        # The projections are pointwise in L, so they run once in token order for all K routes.
+        x_dbl = torch.matmul(self.x_proj_weight.reshape(-1, inner), tokens).view(batch, routes, -1, length)
+        delta, b, c = self._delta_bc(x_dbl)
+        # The op takes u as (B, K·E, L): one broadcast copy in token order, no gather.
+        u = tokens.unsqueeze(1).expand(batch, routes, inner, length).reshape(batch, routes * inner, length)
+        route = self.order.route(height, width, x.device)
+        y = self._scan(u, delta, b, c, route).view(batch, routes, inner, length)
+        if self.route_mixer is not None:
+            y = self.route_mixer(y)
+        return y.sum(dim=1).view(batch, inner, height, width)
+
+    def _ssm_materialised(self, x: torch.Tensor) -> torch.Tensor:
+        batch, inner, height, width = x.shape
+        routes = self.num_routes
+        xs = self.order.scan(x)  # (B, K, E, L')
+        steps = xs.shape[-1]
+        x_dbl = torch.matmul(self.x_proj_weight, xs)  # (B, K, R + 2N, L')
+        delta, b, c = self._delta_bc(x_dbl)
+        y = self._scan(xs.reshape(batch, routes * inner, steps), delta, b, c, None)
+        y = y.view(batch, routes, inner, steps)
+        if self.route_mixer is None:
+            return self.order.merge(y, height, width)
+        y = self.order.unscan(y, height, width).flatten(3)  # (B, K, E, L)
+        return self.route_mixer(y).sum(dim=1).view(batch, inner, height, width)
+
+    def _delta_bc(self, x_dbl: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """x_dbl: (B, K, R + 2N, L) -> delta (B, K·E, L) before bias/softplus, B and C (B, K, N, L)."""
+        batch, routes, _, length = x_dbl.shape
+        rank, state = self.dt_rank, self.d_state
+        dts, b, c = x_dbl.split([rank, state, state], dim=2)
+        delta = torch.matmul(self.dt_projs_weight, dts)  # (B, K, E, L)
+        return delta.reshape(batch, routes * self.d_inner, length), b.contiguous(), c.contiguous()
+
+    def _scan(
+        self, u: torch.Tensor, delta: torch.Tensor, b: torch.Tensor, c: torch.Tensor, route: torch.Tensor | None
+    ) -> torch.Tensor:
+        if self.form.options.fp32_scan_inputs:
+            dtype = _compute_dtype(u.dtype)
+            u, delta, b, c = u.to(dtype), delta.to(dtype), b.to(dtype), c.to(dtype)
+        param = _compute_dtype(u.dtype)
+        return kernels.selective_scan(
+            u,
+            delta,
+            -torch.exp(self.A_logs.to(param)),
+            b,
+            c,
+            self.Ds.to(param),
+            delta_bias=self.dt_projs_bias.reshape(-1).to(param),
+            delta_softplus=True,
+            out_float32=True,
+            route=route,
+        )
+
+    def extra_repr(self) -> str:
+        return (
+            f"form={self.form.name}, scan={self.order!r}, routes={self.num_routes}, d_state={self.d_state}, "
+            f"d_inner={self.d_inner}, dt_rank={self.dt_rank}, layout={self.layout.value}, "
+            f"route_addressing={self.route_addressing}"
+        )

@@ -1,0 +1,609 @@
+"""VMamba: hierarchical visual state-space backbones.
+
+Paper: "VMamba: Visual State Space Model", Liu et al., NeurIPS 2024 (https://arxiv.org/abs/2401.10166).
+Original code and weights: https://github.com/MzeroMiko/VMamba (MIT), `classification/models/vmamba.py` @ 2ed52ea.
+
+Two released networks, both built here from shared layers and loading the original checkpoints strictly:
+
+* v2 (`vmamba_tiny_s1l8`, `..._s2l5`, `..._s2l15`, `..._s1l20`): conv stem, conv downsampling, VSS blocks of SS2D in
+  its "v05 no-z" form (d_state 1) plus an MLP, channel-first.
+* v0 "vanilla" (`vmamba_*_v0`): patch stem, patch merging, VSS blocks of gated SS2D (d_state 16) and no MLP,
+  channel-last.
+
+Either layout runs either network with the same state dict. `scan=` takes any scan order; the SS2D parameter groups
+follow its number of routes (VMamba's `cross` has 4). `forward_intermediates` / `features_only` return the
+pre-downsample stage maps at strides 4/8/16/32 without an output norm (what the original's detection and
+segmentation backbones normalise with their `outnorm{i}`).
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Sequence
+
+import torch
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from timm.layers import trunc_normal_
+from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from timm.models._features import feature_take_indices
+from timm.models._manipulate import checkpoint_seq
+from torch import nn
+
+import scans
+from vssm.layers.downsample2d import ConvDownsample, PatchMerging2d
+from vssm.layers.layout import Layout, layer_norm
+from vssm.layers.ss2d import SS2D, SS2DForm
+from vssm.layers.stem2d import ConvStem, PatchStem
+from vssm.layers.vss_block import VSSBlock
+
+__all__ = ["Downsample", "Stem", "VMamba", "checkpoint_filter_fn", "describe_checkpoint"]
+
+TOTAL_STRIDE = 32
+
+
+class Stem(enum.Enum):
+    """How the image becomes the stride-4 map."""
+
+    CONV = "conv"  # v2: two 3×3 stride-2 convs
+    PATCH = "patch"  # v1: one 4×4 stride-4 patch conv
+
+
+class Downsample(enum.Enum):
+    """How a stage's map is halved for the next stage."""
+
+    CONV = "conv"  # v3: 3×3 stride-2 conv
+    PATCH_MERGING = "patch_merging"  # v1: 2×2 patch merging
+
+
+def _as_enum(cls: type[enum.Enum], value: object, arg: str) -> enum.Enum:
+    """An enum member from the member itself or its name (case-insensitive), e.g. form="v0"."""
+    if isinstance(value, cls):
+        return value
+    if isinstance(value, str) and value.upper() in cls.__members__:
+        return cls[value.upper()]
+    names = ", ".join(m.name.lower() for m in cls)
+    raise ValueError(f"{arg}: expected a {cls.__name__} or one of {names}, got {value!r}")
+
+
+class VMambaStage(nn.Module):
+    """VSS blocks, then the downsampling to the next stage (identity after the last)."""
+
+    def __init__(self, blocks: Sequence[nn.Module], downsample: nn.Module) -> None:
+        super().__init__()
+        self.blocks = nn.Sequential(*blocks)
+        self.downsample = downsample
+        self.grad_checkpointing = False
+
+    def forward_blocks(self, x: torch.Tensor) -> torch.Tensor:
+        if self.grad_checkpointing and not torch.jit.is_scripting():
+            return checkpoint_seq(self.blocks, x)
+        return self.blocks(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.downsample(self.forward_blocks(x))
+
+
+class VMambaClassifier(nn.Module):
+    """The original's `classifier`: LN over the last map, global average pool, linear head."""
+
+    def __init__(self, num_features: int, num_classes: int, layout: Layout, drop_rate: float, **factory) -> None:
+        super().__init__()
+        self.norm = layer_norm(layout, num_features, **factory)
+        self.head_drop = nn.Dropout(drop_rate)
+        self.head = nn.Linear(num_features, num_classes, **factory) if num_classes > 0 else nn.Identity()
+
+
+class VMamba(nn.Module):
+    """VMamba backbone and classifier.
+
+    Args:
+        depths: VSS blocks per stage.
+        dims: channels of stage 0 (doubled per stage) or one value per stage.
+        d_state: SSM state size N.
+        expand: SS2D inner width E = expand · C ("ssm_ratio" in the original).
+        dt_rank: rank of the delta projection; None = ceil(C / 16).
+        d_conv: SS2D depthwise conv kernel size.
+        mlp_ratio: MLP hidden width / C; 0 = no MLP.
+        form: SS2D form (`SS2DForm.V05_NOZ` for v2, `SS2DForm.V0` for vanilla).
+        stem: `Stem.CONV` (v2) or `Stem.PATCH` (v1).
+        downsample: `Downsample.CONV` (v3) or `Downsample.PATCH_MERGING` (v1).
+        layout: `Layout.CHANNELS_FIRST` or `CHANNELS_LAST`; None = the original's (channel-last for v0 only).
+        scan: a scan order (or its registered name) used by every SS2D; its number of routes sets the parameter
+            groups. VMamba's own is `cross`.
+        route_addressing: run the scans through the op's `route=` (default) or through materialised copies.
+        in_chans, num_classes, global_pool ("avg" or ""), drop_rate (before the head), drop_path_rate (linear
+            over all blocks): timm's meaning.
+        device, dtype: factory kwargs for every parameter.
+    """
+
+    def __init__(
+        self,
+        depths: Sequence[int] = (2, 2, 8, 2),
+        dims: int | Sequence[int] = 96,
+        d_state: int = 1,
+        expand: float = 1.0,
+        dt_rank: int | None = None,
+        d_conv: int = 3,
+        mlp_ratio: float = 4.0,
+        form: SS2DForm | str = SS2DForm.V05_NOZ,
+        stem: Stem | str = Stem.CONV,
+        downsample: Downsample | str = Downsample.CONV,
+        layout: Layout | str | None = None,
+        scan: str | scans.ScanOrder = "cross",
+        route_addressing: bool = True,
+        in_chans: int = 3,
+        num_classes: int = 1000,
+        global_pool: str = "avg",
+        drop_rate: float = 0.0,
+        drop_path_rate: float = 0.0,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        factory = {"device": device, "dtype": dtype}
+        form = _as_enum(SS2DForm, form, "form")
+        stem = _as_enum(Stem, stem, "stem")
+        downsample = _as_enum(Downsample, downsample, "downsample")
+        if layout is None:
+            layout = Layout.CHANNELS_LAST if form is SS2DForm.V0 else Layout.CHANNELS_FIRST
+        layout = _as_enum(Layout, layout, "layout")
+        depths = tuple(depths)
+        dims = tuple(int(dims * 2**i) for i in range(len(depths))) if isinstance(dims, int) else tuple(dims)
+        if len(dims) != len(depths):
+            raise ValueError(f"dims: expected one value per stage ({len(depths)} stages), got {dims}")
+        self._check_global_pool(global_pool)
+        order = scans.get(scan)
+
+        self.depths, self.dims = depths, dims
+        self.form, self.layout, self.order = form, layout, order
+        self.in_chans = in_chans
+        self.num_classes = num_classes
+        self.global_pool = global_pool
+        self.num_features = self.head_hidden_size = dims[-1]
+        self.output_fmt = "NCHW" if layout is Layout.CHANNELS_FIRST else "NHWC"
+
+        stem_cls = ConvStem if stem is Stem.CONV else PatchStem
+        self.patch_embed = stem_cls(in_chans, dims[0], layout, **factory)
+
+        downsample_cls = ConvDownsample if downsample is Downsample.CONV else PatchMerging2d
+        rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        self.layers = nn.ModuleList()
+        self.feature_info = []
+        for i, (depth, dim) in enumerate(zip(depths, dims)):
+            blocks = []
+            for _ in range(depth):
+                op = SS2D(
+                    dim, d_state, expand, dt_rank, d_conv, form, order, layout, route_addressing, **factory
+                )
+                blocks.append(VSSBlock(dim, op, mlp_ratio, rates.pop(0), layout, **factory))
+            last = i == len(depths) - 1
+            down = nn.Identity() if last else downsample_cls(dim, dims[i + 1], layout, **factory)
+            self.layers.append(VMambaStage(blocks, down))
+            self.feature_info.append(dict(num_chs=dim, reduction=4 * 2**i, module=f"layers.{i}"))
+
+        self.classifier = VMambaClassifier(self.num_features, num_classes, layout, drop_rate, **factory)
+        self.apply(self._init_weights)
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        # The original's `_init_weights`: every linear (incl. the 1×1 `Linear2d`s) trunc-normal(0.02) with zero bias;
+        # convs keep PyTorch's default; the SS2D parameters keep Mamba's init (they are raw parameters).
+        if isinstance(module, nn.Linear):
+            trunc_normal_(module.weight, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.LayerNorm):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+
+    # ------------------------------------------------------------------------------------------ timm interface
+
+    @torch.jit.ignore
+    def no_weight_decay(self) -> set[str]:
+        """A_logs and Ds: trained without weight decay in the original (`_no_weight_decay`)."""
+        return {name for name, _ in self.named_parameters() if name.endswith((".A_logs", ".Ds"))}
+
+    @torch.jit.ignore
+    def group_matcher(self, coarse: bool = False) -> dict:
+        return dict(
+            stem=r"^patch_embed",
+            blocks=r"^layers\.(\d+)"
+            if coarse
+            else [
+                (r"^layers\.(\d+)\.blocks\.(\d+)", None),
+                (r"^layers\.(\d+)\.downsample", (99998,)),
+                (r"^classifier\.norm", (99999,)),
+            ],
+        )
+
+    @torch.jit.ignore
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        for stage in self.layers:
+            stage.grad_checkpointing = enable
+
+    @torch.jit.ignore
+    def get_classifier(self) -> nn.Module:
+        return self.classifier.head
+
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        if global_pool is not None:
+            self._check_global_pool(global_pool)
+            self.global_pool = global_pool
+        self.num_classes = num_classes
+        weight = self.classifier.norm.weight if isinstance(self.classifier.norm, nn.LayerNorm) else None
+        factory = {} if weight is None else {"device": weight.device, "dtype": weight.dtype}
+        head = nn.Linear(self.num_features, num_classes, **factory) if num_classes > 0 else nn.Identity()
+        self.classifier.head = head
+
+    @staticmethod
+    def _check_global_pool(global_pool: str) -> None:
+        if global_pool not in ("avg", ""):
+            raise ValueError(f"global_pool: expected 'avg' or '' (no pooling), got {global_pool!r}")
+
+    # ----------------------------------------------------------------------------------------------- forward
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"expected an image tensor (B, {self.in_chans}, H, W), got {type(x).__name__}")
+        if x.ndim != 4:
+            raise ValueError(f"expected an image tensor (B, {self.in_chans}, H, W), got shape {tuple(x.shape)}")
+        if x.shape[1] != self.in_chans:
+            raise ValueError(
+                f"expected {self.in_chans} input channels, got {x.shape[1]} (input shape {tuple(x.shape)})"
+            )
+        if min(x.shape[-2:]) < TOTAL_STRIDE:
+            raise ValueError(
+                f"expected an input of at least {TOTAL_STRIDE}×{TOTAL_STRIDE} (the total stride), "
+                f"got {x.shape[-2]}×{x.shape[-1]}"
+            )
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, in_chans, H, W) -> the normalised last map, (B, C₃, H/32, W/32) or (B, H/32, W/32, C₃) by layout."""
+        self._check_input(x)
+        x = self.patch_embed(x)
+        for stage in self.layers:
+            x = stage(x)
+        return self.classifier.norm(x)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        if self.global_pool == "avg":
+            x = x.mean(dim=(2, 3) if self.layout is Layout.CHANNELS_FIRST else (1, 2))
+        elif self.layout is Layout.CHANNELS_FIRST:
+            x = x.permute(0, 2, 3, 1)
+        x = self.classifier.head_drop(x)
+        return x if pre_logits else self.classifier.head(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    def forward_intermediates(
+        self,
+        x: torch.Tensor,
+        indices: int | list[int] | None = None,
+        norm: bool = False,
+        stop_early: bool = False,
+        output_fmt: str = "NCHW",
+        intermediates_only: bool = False,
+    ) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
+        """Stage maps before each downsample (strides 4, 8, 16, 32), as the original's dense backbones take them.
+
+        Args:
+            indices: stages to return (int n = the last n), default all.
+            norm: apply the final norm (`classifier.norm`) to the last stage's map.
+            stop_early: stop after the last requested stage.
+            output_fmt: "NCHW" or "NHWC" for the intermediates; the final output keeps the model's layout.
+            intermediates_only: return only the list.
+        """
+        if output_fmt not in ("NCHW", "NHWC"):
+            raise ValueError(f"output_fmt: expected 'NCHW' or 'NHWC', got {output_fmt!r}")
+        take_indices, max_index = feature_take_indices(len(self.layers), indices)
+        self._check_input(x)
+        x = self.patch_embed(x)
+        last = len(self.layers) - 1
+        stages = self.layers[: max_index + 1] if stop_early else self.layers
+        intermediates = []
+        for i, stage in enumerate(stages):
+            x = stage.forward_blocks(x)
+            if i in take_indices:
+                feature = self.classifier.norm(x) if norm and i == last else x
+                feature = self.layout.to_nchw(feature)
+                intermediates.append(feature if output_fmt == "NCHW" else feature.permute(0, 2, 3, 1))
+            x = stage.downsample(x)
+        if intermediates_only:
+            return intermediates
+        return self.classifier.norm(x), intermediates
+
+    def prune_intermediate_layers(
+        self, indices: int | list[int] = 1, prune_norm: bool = False, prune_head: bool = True
+    ) -> list[int]:
+        """Drop the stages after the last of `indices` (and the norm / head); returns the kept indices."""
+        take_indices, max_index = feature_take_indices(len(self.layers), indices)
+        self.layers = self.layers[: max_index + 1]
+        self.layers[-1].downsample = nn.Identity()
+        if prune_norm:
+            self.classifier.norm = nn.Identity()
+        if prune_head:
+            self.reset_classifier(0, "")
+        return take_indices
+
+
+# -------------------------------------------------------------------------------------------------- checkpoints
+
+# Legacy v0 names (the original's `VSSM._load_from_state_dict`), applied in this order.
+_LEGACY_RENAMES = (
+    (re.compile(r"^patch_embed\.proj\."), "patch_embed.0."),
+    (re.compile(r"^patch_embed\.norm\."), "patch_embed.2."),
+    (re.compile(r"^(layers\.\d+\.blocks\.\d+\.)ln_1\."), r"\1norm."),
+    (re.compile(r"^(layers\.\d+\.blocks\.\d+\.)self_attention\."), r"\1op."),
+    (re.compile(r"^norm\."), "classifier.norm."),
+    (re.compile(r"^head\."), "classifier.head."),
+)
+# The one-file `vmamba.py` keeps the grouped projections as `Linear` modules: same elements, other names/shapes.
+_GROUPED_RENAMES = (
+    (re.compile(r"\.op\.x_proj\.weight$"), ".op.x_proj_weight"),
+    (re.compile(r"\.op\.dt_projs\.weight$"), ".op.dt_projs_weight"),
+    (re.compile(r"\.op\.dt_projs\.bias$"), ".op.dt_projs_bias"),
+)
+_CHECKPOINT_KEYS = ("model", "model_ema", "state_dict_ema", "state_dict")
+
+
+def _unwrap(checkpoint: dict) -> dict[str, torch.Tensor]:
+    """The weights of an official training checkpoint (`{'model', 'model_ema', ...}`; 'model' first)."""
+    for key in _CHECKPOINT_KEYS:
+        if isinstance(checkpoint.get(key), dict):
+            return checkpoint[key]
+    return checkpoint
+
+
+def _rename(key: str) -> str:
+    for pattern, replacement in (*_LEGACY_RENAMES, *_GROUPED_RENAMES):
+        key = pattern.sub(replacement, key)
+    return key
+
+
+def describe_checkpoint(state_dict: dict[str, torch.Tensor]) -> dict:
+    """The architecture a VMamba state dict (our/official keys) was saved from: depths, dims, d_state, expand,
+    mlp_ratio, form, stem, downsample, num_routes."""
+    blocks: dict[int, set[int]] = {}
+    for key in state_dict:
+        match = re.match(r"layers\.(\d+)\.blocks\.(\d+)\.", key)
+        if match:
+            blocks.setdefault(int(match[1]), set()).add(int(match[2]))
+    stages = sorted(blocks)
+    depths = tuple(len(blocks[s]) for s in stages)
+    dims = tuple(state_dict[f"layers.{s}.blocks.0.norm.weight"].shape[0] for s in stages)
+    op = "layers.0.blocks.0.op."
+    num_routes, inner, _ = state_dict[f"{op}dt_projs_weight"].shape
+    d_state = state_dict[f"{op}A_logs"].shape[1]
+    gated = state_dict[f"{op}in_proj.weight"].shape[0] == 2 * inner
+    mlp = state_dict.get("layers.0.blocks.0.mlp.fc1.weight")
+    return dict(
+        depths=depths,
+        dims=dims,
+        d_state=d_state,
+        expand=inner / dims[0],
+        mlp_ratio=0.0 if mlp is None else mlp.shape[0] / dims[0],
+        form=SS2DForm.V0 if gated else SS2DForm.V05_NOZ,
+        stem=Stem.CONV if "patch_embed.5.weight" in state_dict else Stem.PATCH,
+        downsample=Downsample.PATCH_MERGING if "layers.0.downsample.norm.weight" in state_dict else Downsample.CONV,
+        num_routes=num_routes,
+    )
+
+
+def _architecture(model: VMamba) -> dict:
+    return describe_checkpoint(model.state_dict())
+
+
+def _matching_variants(arch: dict) -> list[str]:
+    names = []
+    for name, kwargs in _VARIANTS.items():
+        model = VMamba(**kwargs, num_classes=0, device="meta")
+        if _architecture(model) == arch:
+            names.append(name)
+    return names
+
+
+def _describe(arch: dict) -> str:
+    return (
+        f"depths {arch['depths']}, dims {arch['dims']}, d_state {arch['d_state']}, expand {arch['expand']:g}, "
+        f"mlp_ratio {arch['mlp_ratio']:g}, form {arch['form'].name}, routes {arch['num_routes']}"
+    )
+
+
+def _check_matches(state_dict: dict[str, torch.Tensor], model: VMamba) -> None:
+    """Raise a ValueError naming both variants and the first differing keys if `state_dict` is another network.
+
+    The first conv and the classifier head may differ (timm adapts in_chans and num_classes after filtering).
+    """
+    expected = model.state_dict()
+    skip = ("patch_embed.0.weight", "classifier.head.weight", "classifier.head.bias")
+    missing = [k for k in expected if k not in state_dict and k not in skip]
+    unexpected = [k for k in state_dict if k not in expected and k not in skip]
+    shapes = [
+        f"{k}: checkpoint {tuple(v.shape)}, model {tuple(expected[k].shape)}"
+        for k, v in state_dict.items()
+        if k in expected and k not in skip and v.shape != expected[k].shape
+    ]
+    if not (missing or unexpected or shapes):
+        return
+    ours = getattr(model, "pretrained_cfg", {}).get("architecture") or type(model).__name__
+    lines = [f"checkpoint does not fit {ours} ({_describe(_architecture(model))})."]
+    try:
+        arch = describe_checkpoint(state_dict)
+    except (KeyError, ValueError):
+        arch = None
+    if arch is not None:
+        variants = _matching_variants(arch)
+        found = f" = {', '.join(variants)}" if variants else ""
+        lines.append(f"The checkpoint is {_describe(arch)}{found}.")
+    for title, items in (("shape mismatches", shapes), ("missing keys", missing), ("unexpected keys", unexpected)):
+        if items:
+            lines.append(f"{len(items)} {title}, first: " + "; ".join(items[:3]))
+    raise ValueError(" ".join(lines))
+
+
+def checkpoint_filter_fn(checkpoint: dict, model: VMamba) -> dict[str, torch.Tensor]:
+    """An official VMamba checkpoint -> our state dict (strict-loadable).
+
+    Handles `{'model': ...}` / `{'model_ema': ...}` training checkpoints, the legacy v0 names, the one-file
+    variant's grouped `x_proj` / `dt_projs` modules, 4-D (out, in, 1, 1) weights of 1×1 layers, and drops the
+    dense backbones' `outnorm{i}`. A checkpoint of another variant raises a ValueError that names both.
+    """
+    state_dict = _unwrap(checkpoint)
+    expected = model.state_dict()
+    out = {}
+    for key, value in state_dict.items():
+        key = _rename(key)
+        if key.startswith("outnorm"):
+            continue
+        target = expected.get(key)
+        if target is not None and value.shape != target.shape and value.numel() == target.numel():
+            # Linear2d (out, in, 1, 1) and the grouped one-file projections: the same elements in another shape.
+            if value.dim() != target.dim() and (value.dim() == 4 or key.endswith(("_proj_weight", "projs_weight"))):
+                value = value.reshape(target.shape)
+        out[key] = value
+    _check_matches(out, model)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------- builders
+
+
+def _create_vmamba(variant: str, pretrained: bool = False, **kwargs) -> VMamba:
+    return build_model_with_cfg(
+        VMamba,
+        variant,
+        pretrained,
+        pretrained_filter_fn=checkpoint_filter_fn,
+        feature_cfg=dict(out_indices=(0, 1, 2, 3), feature_cls="getter"),
+        **kwargs,
+    )
+
+
+_RELEASES = "https://github.com/MzeroMiko/VMamba/releases/download/"
+
+
+def _cfg(url: str = "", **kwargs) -> dict:
+    return {
+        "url": url,
+        "num_classes": 1000,
+        "input_size": (3, 224, 224),
+        "pool_size": (7, 7),
+        "crop_pct": 0.875,
+        "interpolation": "bicubic",
+        "mean": IMAGENET_DEFAULT_MEAN,
+        "std": IMAGENET_DEFAULT_STD,
+        "first_conv": "patch_embed.0",
+        "classifier": "classifier.head",
+        "license": "mit",
+        "paper_ids": "arXiv:2401.10166",
+        "origin_url": "https://github.com/MzeroMiko/VMamba",
+        **kwargs,
+    }
+
+
+_V2 = dict(form=SS2DForm.V05_NOZ, stem=Stem.CONV, downsample=Downsample.CONV, d_state=1, mlp_ratio=4.0)
+_V0 = dict(
+    form=SS2DForm.V0, stem=Stem.PATCH, downsample=Downsample.PATCH_MERGING, d_state=16, expand=2.0, mlp_ratio=0.0
+)
+
+# Architecture of every registered name (drop_path_rate: the original training recipe's).
+_VARIANTS: dict[str, dict] = {
+    "vmamba_tiny_s1l8": dict(depths=(2, 2, 8, 2), dims=96, expand=1.0, drop_path_rate=0.2, **_V2),
+    "vmamba_tiny_s2l5": dict(depths=(2, 2, 5, 2), dims=96, expand=2.0, drop_path_rate=0.2, **_V2),
+    "vmamba_small_s2l15": dict(depths=(2, 2, 15, 2), dims=96, expand=2.0, drop_path_rate=0.3, **_V2),
+    "vmamba_base_s2l15": dict(depths=(2, 2, 15, 2), dims=128, expand=2.0, drop_path_rate=0.6, **_V2),
+    "vmamba_small_s1l20": dict(depths=(2, 2, 20, 2), dims=96, expand=1.0, drop_path_rate=0.3, **_V2),
+    "vmamba_base_s1l20": dict(depths=(2, 2, 20, 2), dims=128, expand=1.0, drop_path_rate=0.5, **_V2),
+    "vmamba_tiny_v0": dict(depths=(2, 2, 9, 2), dims=96, drop_path_rate=0.2, **_V0),
+    "vmamba_small_v0": dict(depths=(2, 2, 27, 2), dims=96, drop_path_rate=0.3, **_V0),
+    "vmamba_base_v0": dict(depths=(2, 2, 27, 2), dims=128, drop_path_rate=0.6, **_V0),
+    "test_vmamba": dict(depths=(1, 1, 2, 1), dims=16, expand=1.0, **_V2),
+}
+
+default_cfgs = generate_default_cfgs(
+    {
+        "vmamba_tiny.in1k": _cfg(_RELEASES + "%23v2cls/vssm1_tiny_0230s_ckpt_epoch_264.pth"),
+        "vmamba_small.in1k": _cfg(_RELEASES + "%23v2cls/vssm_small_0229_ckpt_epoch_222.pth"),
+        "vmamba_base.in1k": _cfg(_RELEASES + "%23v2cls/vssm_base_0229_ckpt_epoch_237.pth"),
+        "vmamba_tiny_s1l8.in1k": _cfg(_RELEASES + "%23v2cls/vssm1_tiny_0230s_ckpt_epoch_264.pth"),
+        "vmamba_tiny_s2l5.in1k": _cfg(_RELEASES + "%23v2cls/vssm_tiny_0230_ckpt_epoch_262.pth"),
+        "vmamba_small_s1l20.in1k": _cfg(_RELEASES + "%23v2cls/vssm1_small_0229s_ckpt_epoch_240.pth"),
+        "vmamba_base_s1l20.in1k": _cfg(_RELEASES + "%23v2cls/vssm1_base_0229s_ckpt_epoch_225.pth"),
+        "vmamba_tiny_v0.in1k": _cfg(_RELEASES + "%23v0cls/vssmtiny_dp01_ckpt_epoch_292.pth"),
+        "vmamba_small_v0.in1k": _cfg(_RELEASES + "%23v0cls/vssmsmall_dp03_ckpt_epoch_238.pth"),
+        "vmamba_base_v0.in1k": _cfg(_RELEASES + "%23v0cls/vssmbase_dp06_ckpt_epoch_241.pth"),
+        "test_vmamba.untrained": _cfg(input_size=(3, 64, 64), pool_size=(2, 2)),
+    }
+)
+
+
+def _build(name: str, variant: str, pretrained: bool, kwargs: dict) -> VMamba:
+    return _create_vmamba(name, pretrained, **dict(_VARIANTS[variant], **kwargs))
+
+
+@register_model
+def vmamba_tiny(pretrained: bool = False, **kwargs) -> VMamba:
+    """VMamba-T[s1l8], the README's tiny model: 30.2M parameters, 82.6 top-1."""
+    return _build("vmamba_tiny", "vmamba_tiny_s1l8", pretrained, kwargs)
+
+
+@register_model
+def vmamba_small(pretrained: bool = False, **kwargs) -> VMamba:
+    """VMamba-S[s2l15]: 50.1M parameters, 83.6 top-1."""
+    return _build("vmamba_small", "vmamba_small_s2l15", pretrained, kwargs)
+
+
+@register_model
+def vmamba_base(pretrained: bool = False, **kwargs) -> VMamba:
+    """VMamba-B[s2l15]: 88.6M parameters, 83.9 top-1."""
+    return _build("vmamba_base", "vmamba_base_s2l15", pretrained, kwargs)
+
+
+@register_model
+def vmamba_tiny_s1l8(pretrained: bool = False, **kwargs) -> VMamba:
+    """VMamba-T[s1l8] (`vmambav2v_tiny_224`)."""
+    return _build("vmamba_tiny_s1l8", "vmamba_tiny_s1l8", pretrained, kwargs)
+
+
+@register_model
+def vmamba_tiny_s2l5(pretrained: bool = False, **kwargs) -> VMamba:
+    """VMamba-T[s2l5] (`vmambav2_tiny_224`, the detection configs' `tiny1`): 30.7M parameters, 82.5 top-1."""
+    return _build("vmamba_tiny_s2l5", "vmamba_tiny_s2l5", pretrained, kwargs)
+
+
+@register_model
+def vmamba_small_s1l20(pretrained: bool = False, **kwargs) -> VMamba:
+    """VMamba-S[s1l20] (`vmambav2v_small_224`): 49.0M parameters, 83.3 top-1."""
+    return _build("vmamba_small_s1l20", "vmamba_small_s1l20", pretrained, kwargs)
+
+
+@register_model
+def vmamba_base_s1l20(pretrained: bool = False, **kwargs) -> VMamba:
+    """VMamba-B[s1l20] (`vmambav2v_base_224`): 86.6M parameters, 83.8 top-1."""
+    return _build("vmamba_base_s1l20", "vmamba_base_s1l20", pretrained, kwargs)
+
+
+@register_model
+def vmamba_tiny_v0(pretrained: bool = False, **kwargs) -> VMamba:
+    """Vanilla VMamba-T (`vmambav0_tiny_224`): 22.9M parameters, 82.2 top-1."""
+    return _build("vmamba_tiny_v0", "vmamba_tiny_v0", pretrained, kwargs)
+
+
+@register_model
+def vmamba_small_v0(pretrained: bool = False, **kwargs) -> VMamba:
+    """Vanilla VMamba-S (`vmambav0_small_224`): 44.4M parameters, 83.5 top-1."""
+    return _build("vmamba_small_v0", "vmamba_small_v0", pretrained, kwargs)
+
+
+@register_model
+def vmamba_base_v0(pretrained: bool = False, **kwargs) -> VMamba:
+    """Vanilla VMamba-B (`vmambav0_base_224`): 76.3M parameters, 83.7 top-1."""
+    return _build("vmamba_base_v0", "vmamba_base_v0", pretrained, kwargs)
+
+
+@register_model
+def test_vmamba(pretrained: bool = False, **kwargs) -> VMamba:
+    """A tiny v2 model (T[s1l8] switches, depths 1-1-2-1, dims 16) for fast tests; the golden fixture's shape."""
+    return _build("test_vmamba", "test_vmamba", pretrained, kwargs)

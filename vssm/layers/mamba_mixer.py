@@ -1,0 +1,113 @@
+"""The Mamba-1 sequence mixer over K scan routes (Vim's bimamba v2 for K = 2, stock Mamba for K = 1).
+
+    x (B, L, D) -> in_proj -> [x ; z] (B, E, L) each
+                -> gather each route                      (B, K, E, L')   the causal conv runs along the route
+                -> per-route causal depthwise conv1d + SiLU
+                -> per-route x_proj, dt_proj, A, D: one batched selective scan, gated by silu(z)   (`SSMCore`)
+                -> merge: outputs written back to their tokens, summed over routes (/ routes with `RouteMerge.MEAN`)
+                -> out_proj                                (B, L, D)
+
+in_proj and out_proj are shared by the routes. Families that process each route's output before the merge
+(LocalVim's per-direction attention) call `route_outputs` and `merge` themselves.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .ssm_core import RouteNaming, SSMConfig, SSMCore
+from .token_routes import SequenceRoutes
+
+
+class RouteMerge(enum.Enum):
+    """How the routes' outputs at one token are combined."""
+
+    SUM = "sum"  # LocalMamba, VMamba
+    MEAN = "mean"  # Vim's `if_divide_out`: the sum divided by the number of routes that visit the token
+
+
+class MambaMixer(SSMCore):
+    """Mamba-1 mixer with one parameter set per scan route.
+
+    Args:
+        d_model: token width D.
+        num_routes: K; must equal the `routes` given to `forward`.
+        config: `SSMConfig` (d_state, d_conv, expand, dt_rank, ...); `d_conv` must be >= 1 here.
+        naming: parameter names of route k (`RouteNaming.BACKWARD_SUFFIX` gives Vim's / stock Mamba's keys).
+        merge: how route outputs are combined at each token.
+
+    State-dict keys (K = 2, Vim): in_proj.weight, conv1d.{weight,bias}, x_proj.weight, dt_proj.{weight,bias}, A_log, D,
+    conv1d_b.*, x_proj_b.weight, dt_proj_b.*, A_b_log, D_b, out_proj.weight.
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        num_routes: int = 1,
+        config: SSMConfig | None = None,
+        naming: RouteNaming = RouteNaming.BACKWARD_SUFFIX,
+        merge: RouteMerge = RouteMerge.MEAN,
+        *,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__(d_model, num_routes, config, naming, device=device, dtype=dtype)
+        cfg = self.config
+        if cfg.d_conv < 1:
+            raise ValueError(f"MambaMixer needs a causal convolution: expected config.d_conv >= 1, got {cfg.d_conv}")
+        dd = {"device": device, "dtype": dtype}
+        self.merge_mode = RouteMerge(merge)
+        self.in_proj = nn.Linear(d_model, 2 * self.d_inner, bias=cfg.proj_bias, **dd)
+        for k in range(num_routes):
+            conv = nn.Conv1d(
+                self.d_inner,
+                self.d_inner,
+                kernel_size=cfg.d_conv,
+                groups=self.d_inner,
+                padding=cfg.d_conv - 1,
+                bias=cfg.conv_bias,
+                **dd,
+            )
+            self.add_module(naming.name("conv1d", k), conv)
+        self.out_proj = nn.Linear(self.d_inner, d_model, bias=cfg.proj_bias, **dd)
+
+    def causal_conv(self, x: Tensor) -> Tensor:
+        """x: (B, K, E, L') routes in visit order -> SiLU(causal depthwise conv along each route), same shape."""
+        batch, routes, channels, steps = x.shape
+        convs = self.route_params("conv1d")
+        weight = self._cat([c.weight for c in convs])
+        bias = self._cat([c.bias for c in convs]) if self.config.conv_bias else None
+        # Symmetric padding d_conv - 1 and keeping the first L' outputs = left (causal) padding.
+        y = F.conv1d(x.reshape(batch, routes * channels, steps), weight, bias, padding=self.config.d_conv - 1,
+                     groups=routes * channels)
+        return F.silu(y[..., :steps]).view(batch, routes, channels, steps)
+
+    def route_outputs(self, x: Tensor, routes: SequenceRoutes) -> Tensor:
+        """x: (B, L, D) -> y: (B, K, E, L') each route's gated SSM output, in the route's visit order."""
+        if x.ndim != 3 or x.shape[-1] != self.d_model:
+            raise ValueError(f"MambaMixer expects x of shape (B, L, D={self.d_model}), got {tuple(x.shape)}")
+        if routes.num_routes != self.num_routes or routes.length != x.shape[1]:
+            raise ValueError(
+                f"MambaMixer has {self.num_routes} route parameter sets for sequences of length {x.shape[1]}, got "
+                f"{routes.num_routes} routes over {routes.length} tokens"
+            )
+        # (E2, D) @ (B, D, L): the (B, 2E, L) layout the routes are gathered in, as mamba_ssm computes it.
+        xz = torch.matmul(self.in_proj.weight, x.transpose(1, 2))
+        if self.in_proj.bias is not None:
+            xz = xz + self.in_proj.bias[:, None]
+        x_in, z = xz.chunk(2, dim=1)
+        u = self.causal_conv(routes.gather(x_in))
+        return self.ssm(u, routes.gather(z))
+
+    def merge(self, ys: Tensor, routes: SequenceRoutes) -> Tensor:
+        """ys: (B, K, E, L') -> (B, L, D): routes merged back to token order, then out_proj."""
+        y = routes.merge(ys, mean=self.merge_mode is RouteMerge.MEAN)
+        return self.out_proj(y.transpose(1, 2))
+
+    def forward(self, x: Tensor, routes: SequenceRoutes) -> Tensor:
+        """x: (B, L, D), routes: K routes through the L tokens -> (B, L, D)."""
+        return self.merge(self.route_outputs(x, routes), routes)

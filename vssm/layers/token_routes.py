@@ -1,0 +1,141 @@
+"""Scan routes through a model's token sequence (grid tokens, optionally one class token), ready for a mixer.
+
+A `ScanOrder` routes the H·W tokens of a grid. A plain (isotropic) model's sequence may also carry a class token at
+position p; `token_routes` turns the order into routes through that (H·W + 1)-token sequence. Two rules exist in the
+original models, chosen by `ClassTokenRouting`:
+
+* IN_SEQUENCE (Vim): the class token is just a token of the sequence. The order routes the whole sequence as a
+  1 × (H·W + 1) strip, so Vim's backward route (the sequence flipped) meets the class token at step H·W - p. Only
+  meaningful for orders that are 1-D, i.e. route an H × W grid exactly as its 1 × H·W strip (raster, bidirectional).
+* FIXED_STEP (LocalMamba): the token is taken out, the grid is routed, and the token is inserted at step p of every
+  route (`scans.tokens.WithToken`).
+
+For even H·W and the bidirectional order both rules give the same routes; Vim's stride-8 models (27 × 27 = 729
+tokens) need IN_SEQUENCE.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from scans import ScanOrder
+from scans.functional import gather_routes, scatter_routes, sink_index
+from scans.tokens import TokenPlacement, WithToken
+
+
+class ClassTokenRouting(enum.Enum):
+    """Where routes visit the class token (see the module docstring)."""
+
+    IN_SEQUENCE = "in_sequence"
+    FIXED_STEP = "fixed_step"
+
+
+@dataclass(frozen=True, eq=False)
+class SequenceRoutes:
+    """K routes through a sequence of `length` tokens, and their merge back.
+
+    gather_index / merge_index: (K, L') int64 on the model's device, padding steps mapped to `length` (an extra zero
+    slot). `coverage` is the number of routes whose merge writes each token: an int when it is the same for every
+    token (K for most orders, 1 for `atrous`), else an (L,) tensor.
+    """
+
+    gather_index: Tensor
+    merge_index: Tensor
+    length: int
+    padded: bool
+    coverage: int | Tensor
+
+    @classmethod
+    def build(cls, route: Tensor, merge_route: Tensor, length: int, what: str = "the scan order") -> SequenceRoutes:
+        """From (K, L') visit lists (-1 = padding) over a sequence of `length` tokens; every token must be merged."""
+        padded = bool((route < 0).any()) or bool((merge_route < 0).any())
+        merge_index = sink_index(merge_route, length)
+        counts = torch.zeros(length + 1, dtype=torch.int64, device=route.device)
+        counts.index_add_(0, merge_index.reshape(-1), torch.ones_like(merge_index.reshape(-1)))
+        counts = counts[:length]
+        missing = (counts == 0).nonzero().flatten()
+        if missing.numel():
+            raise ValueError(
+                f"{what} cannot serve a plain model: every one of the {length} tokens must be visited by at least one "
+                f"route, but {missing.numel()} are not (first: {missing[:5].tolist()})"
+            )
+        uniform = bool((counts == counts[0]).all())
+        coverage = int(counts[0]) if uniform else counts
+        return cls(sink_index(route, length), merge_index, length, padded, coverage)
+
+    @property
+    def num_routes(self) -> int:
+        return self.gather_index.shape[0]
+
+    @property
+    def steps(self) -> int:
+        """L', the common (padded) route length."""
+        return self.gather_index.shape[1]
+
+    def gather(self, x: Tensor) -> Tensor:
+        """x: (B, C, L) tokens in sequence order -> (B, K, C, L') each route's tokens in visit order (0 at pads)."""
+        return gather_routes(x, self.gather_index, self.padded)
+
+    def merge(self, ys: Tensor, mean: bool = True) -> Tensor:
+        """ys: (B, K, C, L') -> (B, C, L): each route's outputs written back to their tokens, summed over routes, and
+        with `mean` divided by the number of routes that wrote each token (Vim's `if_divide_out`)."""
+        y = scatter_routes(ys, self.merge_index, self.length, self.padded)
+        if not mean:
+            return y
+        if isinstance(self.coverage, int):
+            return y if self.coverage == 1 else y / self.coverage
+        return y / self.coverage.to(y.dtype)
+
+
+def is_sequence_order(order: ScanOrder, height: int, width: int) -> bool:
+    """True if `order` routes an H × W grid exactly as it routes the 1 × H·W strip (a 1-D order, e.g. raster)."""
+    grid = order.route(height, width)
+    strip = order.route(1, height * width)
+    return grid.shape == strip.shape and bool((grid == strip).all())
+
+
+@functools.lru_cache(maxsize=256)
+def token_routes(
+    order: ScanOrder,
+    height: int,
+    width: int,
+    device: torch.device,
+    class_token: bool = False,
+    routing: ClassTokenRouting | None = None,
+) -> SequenceRoutes:
+    """Routes of `order` through the sequence of an H × W grid, with a class token at p = H·W // 2 if `class_token`.
+
+    `routing=None` picks IN_SEQUENCE for 1-D orders and FIXED_STEP for 2-D ones (Vim's rule for its bidirectional
+    order, LocalMamba's for its windowed ones). Cached per (order, H, W, device, class_token, routing); the tensors
+    are shared, treat them as read-only.
+    Raises ValueError if the order leaves a token unvisited (it cannot serve a plain model).
+    """
+    what = f"scan order {order!r} on a {height} × {width} grid"
+    if not class_token:
+        return SequenceRoutes.build(
+            order.route(height, width, device), order.merge_route(height, width, device), height * width, what
+        )
+    if routing is None:
+        sequence = is_sequence_order(order, height, width)
+        routing = ClassTokenRouting.IN_SEQUENCE if sequence else ClassTokenRouting.FIXED_STEP
+    routing = ClassTokenRouting(routing)
+    if routing is ClassTokenRouting.IN_SEQUENCE:
+        if not is_sequence_order(order, height, width):
+            raise ValueError(
+                f"{what}: class-token routing {routing.value!r} needs a 1-D order (one that routes the grid as its "
+                f"1 × H·W strip); use {ClassTokenRouting.FIXED_STEP.value!r} for 2-D orders"
+            )
+        length = height * width + 1
+        return SequenceRoutes.build(order.route(1, length, device), order.merge_route(1, length, device), length, what)
+    with_token = WithToken(order, TokenPlacement.MIDDLE)
+    return SequenceRoutes.build(
+        with_token.route(height, width, device),
+        with_token.merge_route(height, width, device),
+        height * width + 1,
+        what,
+    )

@@ -19,8 +19,10 @@ from .functional import PAD, gather_routes, scatter_routes
 DeviceLike = torch.device | str | None
 
 # Route tables of every order instance, keyed by (order, H, W, device, table). Orders are frozen dataclasses, so
-# equal orders share tables. Bounded because detection/segmentation inputs come in many sizes.
-_CACHE_ENTRIES = 512
+# equal orders share tables. Bounded because detection/segmentation inputs come in many sizes; one forward of
+# LocalVMamba-S (33 distinct direction sets, ~6 tables each, CPU + GPU copies) needs ~400 entries, so 2048 keeps a few
+# input sizes warm without evicting inside a forward.
+_CACHE_ENTRIES = 2048
 _cache: OrderedDict[tuple[Hashable, ...], object] = OrderedDict()
 
 

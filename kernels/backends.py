@@ -89,7 +89,9 @@ def supports(backend: Backend, device: torch.device, dtype: torch.dtype) -> str 
     if backend is Backend.CPU:
         if device.type != "cpu":
             return f"backend 'cpu' needs CPU tensors, got device {device}"
-        return "backend 'cpu' is not built yet"
+        from kernels import cpu
+
+        return cpu.unavailable_reason()
     if not triton_available():
         return "backend 'triton' needs the triton package"
     if device.type == "cuda" or (device.type == "cpu" and triton_interpret()):

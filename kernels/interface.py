@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import torch
 
-from kernels.backends import Backend, select_backend
-from kernels.reference import selective_scan_ref
-from kernels.validation import check_inputs, check_route_values
+import kernels.op  # noqa: F401  (registers vssm::selective_scan)
+from kernels.backends import select_backend
+from kernels.validation import check_inputs
+
+
+@torch.compiler.assume_constant_result
+def _backend_name(device: torch.device, dtype: torch.dtype) -> str:
+    # Evaluated once while torch.compile traces (env var, context manager, compiler probe), constant in the graph.
+    return select_backend(device, dtype).value
 
 
 def selective_scan(
@@ -42,13 +48,10 @@ def selective_scan(
 
     The backend is chosen by device (see `kernels.backends`), overridable by `VSSM_SCAN_BACKEND` or `use_backend`.
     """
-    shape = check_inputs(u, delta, A, B, C, D, z, delta_bias, route)
-    if route is not None:
-        check_route_values(route, shape.length)
-    backend = select_backend(u.device, u.dtype)
-    if backend is not Backend.REFERENCE:
-        raise NotImplementedError(f"selective_scan: backend {backend.value!r} is not available yet")
-    y, last_state = selective_scan_ref(
-        u, delta, A, B, C, D, z, delta_bias, delta_softplus, True, out_float32, route
+    check_inputs(u, delta, A, B, C, D, z, delta_bias, route)
+    if B.dim() == 3:
+        B, C = B.unsqueeze(1), C.unsqueeze(1)
+    y, last_state, _ = torch.ops.vssm.selective_scan(
+        u, delta, A, B, C, D, z, delta_bias, route, delta_softplus, out_float32, _backend_name(u.device, u.dtype)
     )
     return (y, last_state.detach()) if return_last_state else y

@@ -1,0 +1,201 @@
+"""`vssm::selective_scan` as a torch.library custom op: autograd, fake (meta) kernels, FLOP formula, fvcore handle.
+
+Two ops, both opaque to torch.compile (the CPU backends are a compiled C loop and a reference loop):
+
+    vssm::selective_scan(u, delta, A, B, C, D?, z?, delta_bias?, route?, delta_softplus, out_float32, backend)
+        -> (out, last_state, saved)        B, C: (batch, G, N, L); `saved` is what the backend keeps for backward
+    vssm::selective_scan_backward(grad_out, ..., saved, delta_softplus, backend) -> [du, ddelta, dA, dB, dC, dD, dz,
+                                                                                    ddelta_bias]  (empty if absent)
+
+`backend` is the value of a `kernels.Backend`, resolved by `kernels.selective_scan` before the call, so a compiled
+graph keeps the backend it was traced with.
+
+FLOPs (FlopCounterMode and fvcore): 9·batch·L'·KD·N for the scan (L' = scanned steps, = L without a route) plus
+batch·KD·L when D is given; the backward counts twice the forward (FlopCounterMode's convention for matmuls).
+Use the fvcore handle as `FlopCountAnalysis(model, x).set_op_handle(**kernels.fvcore_handles())`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch.utils.flop_counter import register_flop_formula
+
+from kernels import cpu
+from kernels.backends import Backend
+from kernels.reference import compute_dtype, selective_scan_ref
+from kernels.validation import check_route_values
+
+GRAD_COUNT = 8  # du, ddelta, dA, dB, dC, dD, dz, ddelta_bias
+
+
+def saved_shape(backend: Backend, batch: int, channels: int, steps: int, state: int) -> tuple[int, ...]:
+    """Shape of the float32 tensor a backend keeps for its backward (chunk-start states; nothing for reference)."""
+    if backend is Backend.CPU:
+        return (batch, channels, -(-steps // cpu.chunk_size(state)) - 1, state)
+    if backend is Backend.TRITON:
+        from kernels.triton_scan import saved_shape as triton_saved_shape
+
+        return triton_saved_shape(batch, channels, steps, state)
+    return (0,)
+
+
+def _steps(u: torch.Tensor, route: torch.Tensor | None) -> int:
+    return u.shape[-1] if route is None else route.shape[1]
+
+
+@torch.library.custom_op("vssm::selective_scan", mutates_args=())
+def selective_scan_op(
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None,
+    z: torch.Tensor | None,
+    delta_bias: torch.Tensor | None,
+    route: torch.Tensor | None,
+    delta_softplus: bool,
+    out_float32: bool,
+    backend: str,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    chosen = Backend(backend)
+    if route is not None:
+        check_route_values(route, u.shape[-1])
+    if chosen is Backend.CPU:
+        return cpu.selective_scan_cpu_fwd(u, delta, A, B, C, D, z, delta_bias, route, delta_softplus, out_float32)
+    if chosen is Backend.TRITON:
+        from kernels.triton_scan import selective_scan_triton_fwd
+
+        return selective_scan_triton_fwd(u, delta, A, B, C, D, z, delta_bias, route, delta_softplus, out_float32)
+    y, last_state = selective_scan_ref(
+        u, delta, A, B, C, D, z, delta_bias, delta_softplus, True, out_float32, route
+    )
+    return y.contiguous(), last_state.contiguous(), u.new_empty(0, dtype=torch.float32)
+
+
+@selective_scan_op.register_fake
+def _(u, delta, A, B, C, D, z, delta_bias, route, delta_softplus, out_float32, backend):
+    batch, channels, _ = u.shape
+    cdt = compute_dtype(u.dtype)
+    out = u.new_empty(u.shape, dtype=cdt if out_float32 else u.dtype)
+    last_state = u.new_empty(batch, channels, A.shape[1], dtype=cdt)
+    saved = u.new_empty(saved_shape(Backend(backend), batch, channels, _steps(u, route), A.shape[1]),
+                        dtype=torch.float32)
+    return out, last_state, saved
+
+
+def _reference_backward(grad_out, u, delta, A, B, C, D, z, delta_bias, route, delta_softplus):
+    # torch.func.vjp, not torch.autograd.grad: an op's kernel runs below the autograd dispatch key.
+    inputs = [u, delta, A, B, C, D, z, delta_bias]
+    present = [i for i, t in enumerate(inputs) if t is not None]
+
+    def scan(*tensors: torch.Tensor) -> torch.Tensor:
+        args = list(inputs)
+        for i, t in zip(present, tensors, strict=True):
+            args[i] = t
+        return selective_scan_ref(*args[:5], D=args[5], z=args[6], delta_bias=args[7],
+                                  delta_softplus=delta_softplus, route=route)
+
+    y, vjp = torch.func.vjp(scan, *[inputs[i] for i in present])
+    grads = iter(vjp(grad_out.to(y.dtype)))
+    return [next(grads) if t is not None else None for t in inputs]
+
+
+@torch.library.custom_op("vssm::selective_scan_backward", mutates_args=())
+def selective_scan_backward_op(
+    grad_out: torch.Tensor,
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None,
+    z: torch.Tensor | None,
+    delta_bias: torch.Tensor | None,
+    route: torch.Tensor | None,
+    saved: torch.Tensor,
+    delta_softplus: bool,
+    backend: str,
+) -> list[torch.Tensor]:
+    chosen = Backend(backend)
+    if chosen is Backend.CPU:
+        grads = cpu.selective_scan_cpu_bwd(grad_out, u, delta, A, B, C, D, z, delta_bias, route, saved,
+                                           delta_softplus)
+    elif chosen is Backend.TRITON:
+        from kernels.triton_scan import selective_scan_triton_bwd
+
+        grads = selective_scan_triton_bwd(grad_out, u, delta, A, B, C, D, z, delta_bias, route, saved,
+                                          delta_softplus)
+    else:
+        grads = _reference_backward(grad_out, u, delta, A, B, C, D, z, delta_bias, route, delta_softplus)
+    return [u.new_empty(0) if g is None else g.contiguous() for g in grads]
+
+
+@selective_scan_backward_op.register_fake
+def _(grad_out, u, delta, A, B, C, D, z, delta_bias, route, saved, delta_softplus, backend):
+    like = [u, delta, A, B, C, D, z, delta_bias]
+    return [u.new_empty(0) if t is None else torch.empty_like(t, memory_format=torch.contiguous_format)
+            for t in like]
+
+
+def _setup_context(ctx: Any, inputs: tuple, output: tuple) -> None:
+    u, delta, A, B, C, D, z, delta_bias, route, delta_softplus, _, backend = inputs
+    ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, route, output[2])
+    ctx.delta_softplus, ctx.backend = delta_softplus, backend
+    ctx.present = [t is not None for t in (D, z, delta_bias)]
+
+
+def _backward(ctx: Any, grad_out: torch.Tensor, _grad_last: torch.Tensor, _grad_saved: torch.Tensor) -> tuple:
+    u, delta, A, B, C, D, z, delta_bias, route, saved = ctx.saved_tensors
+    grads = torch.ops.vssm.selective_scan_backward(
+        grad_out, u, delta, A, B, C, D, z, delta_bias, route, saved, ctx.delta_softplus, ctx.backend
+    )
+    du, ddelta, dA, dB, dC, dD, dz, ddelta_bias = grads
+    has_D, has_z, has_bias = ctx.present
+    return (du, ddelta, dA, dB, dC, dD if has_D else None, dz if has_z else None,
+            ddelta_bias if has_bias else None, None, None, None, None)
+
+
+selective_scan_op.register_autograd(_backward, setup_context=_setup_context)
+
+
+def scan_flops(batch: int, channels: int, length: int, steps: int, state: int, has_D: bool) -> int:
+    """9·batch·L'·KD·N for the recurrence and read-out, plus batch·KD·L for the D skip term."""
+    return 9 * batch * steps * channels * state + (batch * channels * length if has_D else 0)
+
+
+def _flops_from_shapes(u: Sequence[int], A: Sequence[int], D: Sequence[int] | None,
+                       route: Sequence[int] | None) -> int:
+    batch, channels, length = u
+    steps = length if route is None else route[1]
+    return scan_flops(batch, channels, length, steps, A[1], D is not None)
+
+
+@register_flop_formula(torch.ops.vssm.selective_scan)
+def _forward_flops(u_shape, delta_shape, A_shape, B_shape, C_shape, D_shape, z_shape, bias_shape, route_shape,
+                   *args, out_shape=None, **kwargs) -> int:
+    return _flops_from_shapes(u_shape, A_shape, D_shape, route_shape)
+
+
+@register_flop_formula(torch.ops.vssm.selective_scan_backward)
+def _backward_flops(grad_shape, u_shape, delta_shape, A_shape, B_shape, C_shape, D_shape, z_shape, bias_shape,
+                    route_shape, *args, out_shape=None, **kwargs) -> int:
+    return 2 * _flops_from_shapes(u_shape, A_shape, D_shape, route_shape)
+
+
+def selective_scan_fvcore_handle(inputs: list, outputs: list) -> int:
+    """fvcore op handle for `vssm::selective_scan` (jit values in schema order); same count as the FLOP formula."""
+    from fvcore.nn.jit_handles import get_shape
+
+    def shape(i: int) -> list[int] | None:
+        return None if inputs[i].type().kind() == "NoneType" else get_shape(inputs[i])
+
+    return _flops_from_shapes(shape(0), shape(2), shape(5), shape(8))
+
+
+def fvcore_handles() -> dict[str, Callable[[list, list], int]]:
+    """`{op name: handle}` for fvcore: `FlopCountAnalysis(model, x).set_op_handle(**kernels.fvcore_handles())`."""
+    return {"vssm::selective_scan": selective_scan_fvcore_handle}

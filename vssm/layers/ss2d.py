@@ -12,12 +12,13 @@ Two ways to run the scan, equal up to rounding (tested forward and backward agai
 * route addressing (default): the projections run once in token order and `kernels.selective_scan(..., route=)`
   reads every route through its index table, writing each route's output back to token positions.
 * materialised: `order.scan` gathers K permuted copies, the op scans them, `order.merge` scatters and sums: the
-  reference path, and the one used for orders whose merge is not the adjoint of their scan.
+  reference path, and the one used for orders that route addressing cannot express (see `routable`).
 """
 
 from __future__ import annotations
 
 import enum
+import functools
 import math
 from dataclasses import dataclass
 
@@ -53,6 +54,19 @@ class SS2DForm(enum.Enum):
     @property
     def options(self) -> SS2DOptions:
         return self.value
+
+
+@functools.lru_cache(maxsize=1024)
+def routable(order: scans.ScanOrder, height: int, width: int) -> bool:
+    """Whether `route=` addressing reproduces `order` on an H × W grid.
+
+    The op scans every route over all L tokens and writes each step's output where the step read from. Orders whose
+    routes partition the grid (`atrous`) or whose merge writes elsewhere (LocalMamba's official `v` reverse on
+    H != W) run materialised.
+    """
+    tables = order.tables(height, width)
+    visits_all = bool(((tables.route >= 0).sum(dim=1) == height * width).all())
+    return visits_all and tables.merge_route is tables.route
 
 
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -173,15 +187,10 @@ class SS2D(nn.Module):
         The result is float32 (float64 for float64 input), whatever the activation dtype.
         """
         height, width = x.shape[-2:]
-        if self.route_addressing and self._merge_is_adjoint(height, width):
+        if self.route_addressing and routable(self.order, height, width):
             return self._ssm_routed(x)
         return self._ssm_materialised(x)
 
-    def _merge_is_adjoint(self, height: int, width: int) -> bool:
-        # With `route=` the op writes each step's output where the step read from; an order whose merge writes
-        # elsewhere (LocalMamba's official `v` reverse on H != W) needs the materialised path.
-        tables = self.order.tables(height, width)
-        return tables.merge_route is tables.route
 
     def _ssm_routed(self, x: torch.Tensor) -> torch.Tensor:
         batch, inner, height, width = x.shape

@@ -109,8 +109,9 @@ class VMamba(nn.Module):
         stem: `Stem.CONV` (v2) or `Stem.PATCH` (v1).
         downsample: `Downsample.CONV` (v3) or `Downsample.PATCH_MERGING` (v1).
         layout: `Layout.CHANNELS_FIRST` or `CHANNELS_LAST`; None = the original's (channel-last for v0 only).
-        scan: a scan order (or its registered name) used by every SS2D; its number of routes sets the parameter
-            groups. VMamba's own is `cross`.
+        scan: a scan order (or its registered name) for every SS2D, or a `scans.Schedule` giving block i (counted
+            over all stages) its order; an order's number of routes sets that block's parameter groups. VMamba's
+            own is `cross`.
         route_addressing: run the scans through the op's `route=` (default) or through materialised copies.
         in_chans, num_classes, global_pool ("avg" or ""), drop_rate (before the head), drop_path_rate (linear
             over all blocks): timm's meaning.
@@ -130,7 +131,7 @@ class VMamba(nn.Module):
         stem: Stem | str = Stem.CONV,
         downsample: Downsample | str = Downsample.CONV,
         layout: Layout | str | None = None,
-        scan: str | scans.ScanOrder = "cross",
+        scan: str | scans.ScanOrder | scans.Schedule = "cross",
         route_addressing: bool = True,
         in_chans: int = 3,
         num_classes: int = 1000,
@@ -153,10 +154,10 @@ class VMamba(nn.Module):
         if len(dims) != len(depths):
             raise ValueError(f"dims: expected one value per stage ({len(depths)} stages), got {dims}")
         self._check_global_pool(global_pool)
-        order = scans.get(scan)
+        schedule = scans.as_schedule(scan)
 
         self.depths, self.dims = depths, dims
-        self.form, self.layout, self.order = form, layout, order
+        self.form, self.layout, self.schedule = form, layout, schedule
         self.in_chans = in_chans
         self.num_classes = num_classes
         self.global_pool = global_pool
@@ -170,13 +171,14 @@ class VMamba(nn.Module):
         rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
         self.layers = nn.ModuleList()
         self.feature_info = []
-        for i, (depth, dim) in enumerate(zip(depths, dims)):
+        for i, dim in enumerate(dims):
             blocks = []
-            for _ in range(depth):
+            for block in range(sum(depths[:i]), sum(depths[: i + 1])):
+                order = schedule.for_layer(block)
                 op = SS2D(
                     dim, d_state, expand, dt_rank, d_conv, form, order, layout, route_addressing, **factory
                 )
-                blocks.append(VSSBlock(dim, op, mlp_ratio, rates.pop(0), layout, **factory))
+                blocks.append(VSSBlock(dim, op, mlp_ratio, rates[block], layout, **factory))
             last = i == len(depths) - 1
             down = nn.Identity() if last else downsample_cls(dim, dims[i + 1], layout, **factory)
             self.layers.append(VMambaStage(blocks, down))

@@ -9,7 +9,21 @@ comes back in the dtype of the incoming hidden states.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
+from timm.layers import RmsNorm
 from torch import Tensor, nn
+
+
+def _norm_in(norm: nn.Module, x: Tensor) -> Tensor:
+    """norm(x) with the norm's affine parameters cast to x's dtype (float32 math for low-precision weights)."""
+    if isinstance(norm, RmsNorm):
+        weight = None if norm.weight is None else norm.weight.to(x.dtype)
+        return F.rms_norm(x, norm.normalized_shape, weight, norm.eps)
+    if isinstance(norm, nn.LayerNorm):
+        weight = None if norm.weight is None else norm.weight.to(x.dtype)
+        bias = None if norm.bias is None else norm.bias.to(x.dtype)
+        return F.layer_norm(x, norm.normalized_shape, weight, bias, norm.eps)
+    return norm(x)
 
 
 def add_and_norm(
@@ -22,7 +36,7 @@ def add_and_norm(
     """
     compute = torch.promote_types(hidden.dtype, torch.float32)
     residual = hidden.to(compute) if residual is None else residual.to(compute) + hidden.to(compute)
-    normed = norm(residual).to(hidden.dtype)
+    normed = _norm_in(norm, residual).to(hidden.dtype)
     if not residual_in_fp32:
         residual = residual.to(hidden.dtype)
     return normed, residual

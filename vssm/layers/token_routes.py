@@ -8,7 +8,7 @@ original models, chosen by `ClassTokenRouting`:
   1 × (H·W + 1) strip, so Vim's backward route (the sequence flipped) meets the class token at step H·W - p. Only
   meaningful for orders that are 1-D, i.e. route an H × W grid exactly as its 1 × H·W strip (raster, bidirectional).
 * FIXED_STEP (LocalMamba): the token is taken out, the grid is routed, and the token is inserted at step p of every
-  route (`scans.tokens.WithToken`).
+  route (as `scans.WithToken`; a route shorter than 2p, as in orders that split the grid, gets it at its middle).
 
 For even H·W and the bidirectional order both rules give the same routes; Vim's stride-8 models (27 × 27 = 729
 tokens) need IN_SEQUENCE.
@@ -25,7 +25,6 @@ from torch import Tensor
 
 from scans import ScanOrder
 from scans.functional import gather_routes, scatter_routes, sink_index
-from scans.tokens import TokenPlacement, WithToken
 
 
 class ClassTokenRouting(enum.Enum):
@@ -132,10 +131,24 @@ def token_routes(
             )
         length = height * width + 1
         return SequenceRoutes.build(order.route(1, length, device), order.merge_route(1, length, device), length, what)
-    with_token = WithToken(order, TokenPlacement.MIDDLE)
+    position = height * width // 2
+    lengths = order.route_lengths(height, width)
     return SequenceRoutes.build(
-        with_token.route(height, width, device),
-        with_token.merge_route(height, width, device),
+        _insert_token(order.route(height, width, device), position, lengths),
+        _insert_token(order.merge_route(height, width, device), position, lengths),
         height * width + 1,
         what,
     )
+
+
+def _insert_token(route: Tensor, position: int, lengths: tuple[int, ...]) -> Tensor:
+    """(K, L') grid route -> (K, L' + 1) sequence route: grid token r becomes sequence position r + (r >= p), and the
+    class token (position p) is read at step p of each route, or at the route's middle step when the route is shorter
+    than 2p (orders that split the grid, e.g. atrous). Padding (-1) stays padding."""
+    shifted = torch.where(route >= position, route + 1, route)
+    rows = []
+    for k, length in enumerate(lengths):
+        step = min(position, length // 2)
+        token = shifted.new_full((1,), position)
+        rows.append(torch.cat([shifted[k, :step], token, shifted[k, step:]]))
+    return torch.stack(rows)

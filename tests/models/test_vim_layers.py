@@ -1,0 +1,171 @@
+"""The shared layers behind Vim: SSM core naming and batching, token routes, add + norm, patch embedding."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from timm.layers import RmsNorm
+from vim_spec_reference import _branch
+
+import kernels
+import scans
+from kernels.backends import Backend, supports
+from vssm.layers.add_norm import add_and_norm
+from vssm.layers.mamba_mixer import MambaMixer, RouteMerge
+from vssm.layers.ssm_core import RouteNaming, SSMConfig, SSMCore
+from vssm.layers.strided_patch_embed import StridedPatchEmbed
+from vssm.layers.token_routes import ClassTokenRouting, SequenceRoutes, token_routes
+
+
+def test_route_naming_gives_the_original_keys() -> None:
+    vim = SSMCore(16, num_routes=2, naming=RouteNaming.BACKWARD_SUFFIX, device="meta")
+    assert set(dict(vim.named_parameters())) == {
+        "x_proj.weight", "dt_proj.weight", "dt_proj.bias", "A_log", "D",
+        "x_proj_b.weight", "dt_proj_b.weight", "dt_proj_b.bias", "A_b_log", "D_b",
+    }
+    local = SSMCore(16, num_routes=3, naming=RouteNaming.INDEXED, device="meta")
+    assert {"A_log_2", "D_0", "x_proj_1.weight", "dt_proj_2.bias"} <= set(dict(local.named_parameters()))
+    with pytest.raises(ValueError, match="at most 2 routes, got num_routes=3"):
+        SSMCore(16, num_routes=3, naming=RouteNaming.BACKWARD_SUFFIX)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [(dict(d_state=0), "d_state"), (dict(dt_rank=0), "dt_rank"), (dict(expand=0), "expand"),
+     (dict(dt_min=0.2, dt_max=0.1), "dt_min")],
+)
+def test_ssm_config_rejects_bad_values(kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        SSMConfig(**kwargs)
+
+
+def test_ssm_init_follows_mamba() -> None:
+    core = SSMCore(32, num_routes=2, config=SSMConfig(d_state=8))
+    a = torch.log(torch.arange(1, 9, dtype=torch.float32)).expand(64, 8)
+    for k in ("A_log", "A_b_log"):
+        torch.testing.assert_close(getattr(core, k).detach(), a)
+    dt = F.softplus(core.dt_proj_b.bias.detach())
+    assert float(dt.min()) >= 1e-4 - 1e-9 and float(dt.max()) <= 0.1 + 1e-6
+    assert float(core.dt_proj.weight.detach().abs().max()) <= core.dt_rank**-0.5
+
+
+def _available_backends() -> list[str]:
+    return [b.value for b in Backend if supports(b, torch.device("cpu"), torch.float32) is None]
+
+
+@pytest.mark.parametrize("backend", _available_backends())
+def test_one_batched_scan_equals_one_scan_per_route(backend: str) -> None:
+    """K routes as K channel blocks with G = K groups: the numbers of K separate scans. Bitwise for the fast
+    backends; the reference's vectorised sum over N may round one ulp differently for a different batch shape."""
+    routes, inner, state, steps = 3, 48, 16, 11
+    u, delta, z = (torch.randn(2, routes * inner, steps) for _ in range(3))
+    a, d, bias = -torch.rand(routes * inner, state), torch.randn(routes * inner), torch.randn(routes * inner)
+    b, c = torch.randn(2, routes, state, steps), torch.randn(2, routes, state, steps)
+    with kernels.use_backend(backend):
+        batched = kernels.selective_scan(u, delta, a, b, c, d, z, bias, delta_softplus=True)
+        for k in range(routes):
+            s = slice(k * inner, (k + 1) * inner)
+            single = kernels.selective_scan(u[:, s], delta[:, s], a[s], b[:, k], c[:, k], d[s], z[:, s], bias[s],
+                                            delta_softplus=True)
+            if backend == "reference":
+                torch.testing.assert_close(single, batched[:, s], rtol=1e-6, atol=1e-6)
+            else:
+                assert torch.equal(single, batched[:, s]), f"route {k}"
+
+
+def test_core_routes_use_their_own_parameters() -> None:
+    torch.manual_seed(0)
+    core = SSMCore(24, num_routes=3, naming=RouteNaming.INDEXED).double()
+    u, z = torch.randn(2, 3, 48, 11, dtype=torch.float64), torch.randn(2, 3, 48, 11, dtype=torch.float64)
+    with torch.no_grad():
+        batched = core.ssm(u, z)
+        for k in range(3):
+            single = SSMCore(24, num_routes=1).double()
+            single.load_state_dict({_unindex(name, k): value for name, value in core.state_dict().items()
+                                    if name.split(".")[0].endswith(f"_{k}")})
+            torch.testing.assert_close(single.ssm(u[:, k:k + 1], z[:, k:k + 1])[:, 0], batched[:, k],
+                                       rtol=1e-12, atol=1e-12)
+
+
+def _unindex(name: str, route: int) -> str:
+    """'x_proj_2.weight' -> 'x_proj.weight' for route 2."""
+    head, dot, tail = name.partition(".")
+    return head.removesuffix(f"_{route}") + dot + tail
+
+
+def test_single_route_mixer_is_stock_mamba() -> None:
+    torch.manual_seed(1)
+    mixer = MambaMixer(16, num_routes=1).double()
+    x = torch.randn(2, 9, 16, dtype=torch.float64)
+    routes = token_routes(scans.Raster(), 3, 3, torch.device("cpu"))
+    sd = {k: v for k, v in mixer.state_dict().items()}
+    with torch.no_grad(), kernels.use_backend("reference"):
+        ours = mixer(x, routes)
+    xi, z = (x @ sd["in_proj.weight"].T).chunk(2, dim=-1)
+    ref = _branch(xi, z, sd, "", "", "A_log", "D") @ sd["out_proj.weight"].T
+    torch.testing.assert_close(ours, ref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("class_token", [False, True])
+@pytest.mark.parametrize("name", scans.list())
+def test_mean_merge_inverts_gather_for_every_order(name: str, class_token: bool) -> None:
+    routes = token_routes(scans.get(name), 5, 6, torch.device("cpu"), class_token)
+    x = torch.randn(2, 3, 30 + class_token)
+    torch.testing.assert_close(routes.merge(routes.gather(x), mean=True), x)
+    torch.testing.assert_close(routes.merge(routes.gather(x), mean=False) / routes.coverage, x)
+
+
+def test_vim_routes_flip_the_whole_sequence_at_odd_length() -> None:
+    routes = token_routes(scans.Bidirectional(), 7, 7, torch.device("cpu"), class_token=True)
+    seq = torch.arange(50.0).view(1, 1, 50)
+    gathered = routes.gather(seq)[0, :, 0]
+    assert torch.equal(gathered[0], seq[0, 0]) and torch.equal(gathered[1], seq[0, 0].flip(0))
+
+
+def test_two_dimensional_orders_visit_the_class_token_at_the_same_step() -> None:
+    routes = token_routes(scans.Cross(), 3, 5, torch.device("cpu"), class_token=True)  # 15 patches, token at 7
+    gathered = routes.gather(torch.arange(16.0).view(1, 1, 16))[0, :, 0]
+    assert (gathered[:, 7] == 7).all()
+    assert sorted(gathered[2].tolist()) == list(range(16))
+    with pytest.raises(ValueError, match="needs a 1-D order"):
+        token_routes(scans.Cross(), 3, 5, torch.device("cpu"), True, ClassTokenRouting.IN_SEQUENCE)
+
+
+def test_uneven_coverage_is_averaged_per_token() -> None:
+    # atrous partitions the grid (each patch once); the class token is visited by all 4 routes.
+    routes = token_routes(scans.Atrous(), 4, 4, torch.device("cpu"), class_token=True)
+    assert isinstance(routes.coverage, torch.Tensor)
+    assert routes.coverage[8] == 4 and (torch.cat([routes.coverage[:8], routes.coverage[9:]]) == 1).all()
+    sums = MambaMixer(8, num_routes=4, naming=RouteNaming.INDEXED, merge=RouteMerge.SUM)
+    assert sums.merge_mode is RouteMerge.SUM
+
+
+def test_sequence_routes_need_every_token() -> None:
+    with pytest.raises(ValueError, match="cannot serve a plain model"):
+        SequenceRoutes.build(torch.tensor([[0, 1, -1]]), torch.tensor([[0, 1, -1]]), 4)
+
+
+def test_add_and_norm_keeps_the_residual_in_float32() -> None:
+    norm = RmsNorm(8, eps=1e-5, dtype=torch.bfloat16)
+    hidden = torch.randn(2, 3, 8, dtype=torch.bfloat16)
+    normed, residual = add_and_norm(hidden, None, norm)
+    assert normed.dtype == torch.bfloat16 and residual.dtype == torch.float32
+    normed2, residual2 = add_and_norm(hidden, residual, norm)
+    torch.testing.assert_close(residual2, residual + hidden.float())
+    expected = residual2 * torch.rsqrt(residual2.pow(2).mean(-1, keepdim=True) + 1e-5) * norm.weight.float()
+    torch.testing.assert_close(normed2, expected.to(torch.bfloat16))
+    _, low = add_and_norm(hidden, residual, norm, residual_in_fp32=False)
+    assert low.dtype == torch.bfloat16
+
+
+def test_strided_patch_embed_grid_and_errors() -> None:
+    embed = StridedPatchEmbed(224, 16, 8, 3, 32)
+    assert embed.grid_size == (27, 27) and embed.num_patches == 729
+    assert embed(torch.randn(1, 3, 224, 224)).shape == (1, 27, 27, 32)
+    with pytest.raises(ValueError, match="expected 3 input channels, got 4"):
+        embed(torch.randn(1, 4, 224, 224))
+    loose = StridedPatchEmbed(224, 16, 8, 3, 32, strict_img_size=False)
+    assert loose(torch.randn(1, 3, 64, 72)).shape == (1, 7, 8, 32)
+    with pytest.raises(ValueError, match="width 70"):
+        loose(torch.randn(1, 3, 64, 70))

@@ -5,8 +5,9 @@ Original code and weights: https://github.com/MzeroMiko/VMamba (MIT), `classific
 
 Two released networks, both built here from shared layers and loading the original checkpoints strictly:
 
-* v2 (`vmamba_tiny_s1l8`, `..._s2l5`, `..._s2l15`, `..._s1l20`): conv stem, conv downsampling, VSS blocks of SS2D in
-  its "v05 no-z" form (d_state 1) plus an MLP, channel-first.
+* v2 (`vmamba_tiny_s1l8` = `vmamba_tiny`, `..._s2l5`, `..._s2l15` = `vmamba_small` / `vmamba_base`,
+  `..._s1l20`): conv stem, conv downsampling, VSS blocks of SS2D in its "v05 no-z" form (d_state 1) plus an MLP,
+  channel-first.
 * v0 "vanilla" (`vmamba_*_v0`): patch stem, patch merging, VSS blocks of gated SS2D (d_state 16) and no MLP,
   channel-last.
 
@@ -19,7 +20,9 @@ segmentation backbones normalise with their `outnorm{i}`).
 from __future__ import annotations
 
 import enum
+import os
 import re
+from collections import OrderedDict
 from collections.abc import Sequence
 
 import torch
@@ -27,7 +30,7 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import trunc_normal_
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
-from timm.models._manipulate import checkpoint_seq
+from timm.models._manipulate import adapt_input_conv, checkpoint_seq
 from torch import nn
 
 import scans
@@ -37,7 +40,7 @@ from vssm.layers.ss2d import SS2D, SS2DForm
 from vssm.layers.stem2d import ConvStem, PatchStem
 from vssm.layers.vss_block import VSSBlock
 
-__all__ = ["Downsample", "Stem", "VMamba", "checkpoint_filter_fn", "describe_checkpoint"]
+__all__ = ["Downsample", "Stem", "VMamba", "checkpoint_filter_fn", "describe_checkpoint", "load_checkpoint"]
 
 TOTAL_STRIDE = 32
 
@@ -191,6 +194,8 @@ class VMamba(nn.Module):
     def _init_weights(module: nn.Module) -> None:
         # The original's `_init_weights`: every linear (incl. the 1×1 `Linear2d`s) trunc-normal(0.02) with zero bias;
         # convs keep PyTorch's default; the SS2D parameters keep Mamba's init (they are raw parameters).
+        if isinstance(module, nn.Linear | nn.LayerNorm) and module.weight.is_meta:
+            return  # nothing to initialise (and trunc_normal_ is slow on meta tensors)
         if isinstance(module, nn.Linear):
             trunc_normal_(module.weight, std=0.02)
             if module.bias is not None:
@@ -242,6 +247,27 @@ class VMamba(nn.Module):
     def _check_global_pool(global_pool: str) -> None:
         if global_pool not in ("avg", ""):
             raise ValueError(f"global_pool: expected 'avg' or '' (no pooling), got {global_pool!r}")
+
+    @torch.jit.ignore
+    def load_pretrained(self, checkpoint_path: str | os.PathLike) -> None:
+        """Load an official (or our) checkpoint file; timm calls this for `pretrained=True` (`custom_load`).
+
+        Reads the file with `load_checkpoint` (weights only), takes its `'model'` weights, converts them with
+        `checkpoint_filter_fn` and loads them strictly, adapting the first conv to `in_chans` and dropping the head
+        when `num_classes` differs.
+        """
+        state_dict = checkpoint_filter_fn(load_checkpoint(checkpoint_path), self)
+        first_conv = state_dict["patch_embed.0.weight"]
+        if first_conv.shape[1] != self.in_chans:
+            state_dict["patch_embed.0.weight"] = adapt_input_conv(self.in_chans, first_conv)
+        ours = self.state_dict()
+        head = ("classifier.head.weight", "classifier.head.bias")
+        for key in head:
+            if key in state_dict and (key not in ours or state_dict[key].shape != ours[key].shape):
+                del state_dict[key]
+        result = self.load_state_dict(state_dict, strict=False)
+        if result.unexpected_keys or set(result.missing_keys) - set(head):
+            raise ValueError(f"checkpoint {checkpoint_path}: did not load strictly: {result}")
 
     # ----------------------------------------------------------------------------------------------- forward
 
@@ -350,6 +376,16 @@ _GROUPED_RENAMES = (
 _CHECKPOINT_KEYS = ("model", "model_ema", "state_dict_ema", "state_dict")
 
 
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """Read a checkpoint file with `torch.load(weights_only=True)`, including official training checkpoints.
+
+    Those carry the training config as a yacs `CfgNode` (a dict subclass), which the weights-only unpickler refuses;
+    it is read as a plain `OrderedDict` instead, so no code from the file runs.
+    """
+    with torch.serialization.safe_globals([(OrderedDict, "yacs.config.CfgNode")]):
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
 def _unwrap(checkpoint: dict) -> dict[str, torch.Tensor]:
     """The weights of an official training checkpoint (`{'model', 'model_ema', ...}`; 'model' first)."""
     for key in _CHECKPOINT_KEYS:
@@ -393,17 +429,24 @@ def describe_checkpoint(state_dict: dict[str, torch.Tensor]) -> dict:
     )
 
 
-def _architecture(model: VMamba) -> dict:
-    return describe_checkpoint(model.state_dict())
+def _variant_architecture(kwargs: dict) -> dict:
+    """`describe_checkpoint`'s answer for a registered variant's checkpoint, from its kwargs."""
+    depths = tuple(kwargs["depths"])
+    return dict(
+        depths=depths,
+        dims=tuple(kwargs["dims"] * 2**i for i in range(len(depths))),
+        d_state=kwargs["d_state"],
+        expand=kwargs["expand"],
+        mlp_ratio=kwargs["mlp_ratio"],
+        form=kwargs["form"],
+        stem=kwargs["stem"],
+        downsample=kwargs["downsample"],
+        num_routes=scans.Cross().num_routes,
+    )
 
 
 def _matching_variants(arch: dict) -> list[str]:
-    names = []
-    for name, kwargs in _VARIANTS.items():
-        model = VMamba(**kwargs, num_classes=0, device="meta")
-        if _architecture(model) == arch:
-            names.append(name)
-    return names
+    return [name for name, kwargs in _VARIANTS.items() if _variant_architecture(kwargs) == arch]
 
 
 def _describe(arch: dict) -> str:
@@ -430,7 +473,7 @@ def _check_matches(state_dict: dict[str, torch.Tensor], model: VMamba) -> None:
     if not (missing or unexpected or shapes):
         return
     ours = getattr(model, "pretrained_cfg", {}).get("architecture") or type(model).__name__
-    lines = [f"checkpoint does not fit {ours} ({_describe(_architecture(model))})."]
+    lines = [f"checkpoint does not fit {ours} ({_describe(describe_checkpoint(expected))})."]
     try:
         arch = describe_checkpoint(state_dict)
     except (KeyError, ValueError):
@@ -441,7 +484,7 @@ def _check_matches(state_dict: dict[str, torch.Tensor], model: VMamba) -> None:
         lines.append(f"The checkpoint is {_describe(arch)}{found}.")
     for title, items in (("shape mismatches", shapes), ("missing keys", missing), ("unexpected keys", unexpected)):
         if items:
-            lines.append(f"{len(items)} {title}, first: " + "; ".join(items[:3]))
+            lines.append(f"{len(items)} {title}, first: " + "; ".join(items[:3]) + ".")
     raise ValueError(" ".join(lines))
 
 
@@ -501,6 +544,10 @@ def _cfg(url: str = "", **kwargs) -> dict:
         "license": "mit",
         "paper_ids": "arXiv:2401.10166",
         "origin_url": "https://github.com/MzeroMiko/VMamba",
+        # The releases are training checkpoints (weights + optimizer + a yacs config): `VMamba.load_pretrained`
+        # reads them weights-only and takes 'model', the weights the original's validation reports. For a local
+        # copy pass `pretrained_cfg_overlay=dict(file=PATH, custom_load=True)` (timm resets it for user files).
+        "custom_load": True,
         **kwargs,
     }
 
@@ -531,6 +578,8 @@ default_cfgs = generate_default_cfgs(
         "vmamba_base.in1k": _cfg(_RELEASES + "%23v2cls/vssm_base_0229_ckpt_epoch_237.pth"),
         "vmamba_tiny_s1l8.in1k": _cfg(_RELEASES + "%23v2cls/vssm1_tiny_0230s_ckpt_epoch_264.pth"),
         "vmamba_tiny_s2l5.in1k": _cfg(_RELEASES + "%23v2cls/vssm_tiny_0230_ckpt_epoch_262.pth"),
+        "vmamba_small_s2l15.in1k": _cfg(_RELEASES + "%23v2cls/vssm_small_0229_ckpt_epoch_222.pth"),
+        "vmamba_base_s2l15.in1k": _cfg(_RELEASES + "%23v2cls/vssm_base_0229_ckpt_epoch_237.pth"),
         "vmamba_small_s1l20.in1k": _cfg(_RELEASES + "%23v2cls/vssm1_small_0229s_ckpt_epoch_240.pth"),
         "vmamba_base_s1l20.in1k": _cfg(_RELEASES + "%23v2cls/vssm1_base_0229s_ckpt_epoch_225.pth"),
         "vmamba_tiny_v0.in1k": _cfg(_RELEASES + "%23v0cls/vssmtiny_dp01_ckpt_epoch_292.pth"),
@@ -573,6 +622,18 @@ def vmamba_tiny_s1l8(pretrained: bool = False, **kwargs) -> VMamba:
 def vmamba_tiny_s2l5(pretrained: bool = False, **kwargs) -> VMamba:
     """VMamba-T[s2l5] (`vmambav2_tiny_224`, the detection configs' `tiny1`): 30.7M parameters, 82.5 top-1."""
     return _build("vmamba_tiny_s2l5", "vmamba_tiny_s2l5", pretrained, kwargs)
+
+
+@register_model
+def vmamba_small_s2l15(pretrained: bool = False, **kwargs) -> VMamba:
+    """VMamba-S[s2l15] (`vmambav2_small_224`), = `vmamba_small`."""
+    return _build("vmamba_small_s2l15", "vmamba_small_s2l15", pretrained, kwargs)
+
+
+@register_model
+def vmamba_base_s2l15(pretrained: bool = False, **kwargs) -> VMamba:
+    """VMamba-B[s2l15] (`vmambav2_base_224`), = `vmamba_base`."""
+    return _build("vmamba_base_s2l15", "vmamba_base_s2l15", pretrained, kwargs)
 
 
 @register_model

@@ -173,6 +173,14 @@ class SSMCore(nn.Module):
         """Parameter (or module) `base` of every route, in route order."""
         return [getattr(self, self.naming.name(base, k)) for k in range(self.num_routes)]
 
+    def delta_bias(self) -> Tensor:
+        """(K·E,) the bias the scan adds to delta before the softplus: every route's `dt_proj.bias`, in route order.
+
+        Mixers whose released checkpoints were trained with another effective bias override this (MambaVision's
+        mixer adds `dt_proj.bias` twice).
+        """
+        return self._cat([p.bias for p in self.route_params("dt_proj")])
+
     def _cat(self, tensors: list[Tensor]) -> Tensor:
         return tensors[0] if len(tensors) == 1 else torch.cat(tensors, dim=0)
 
@@ -212,7 +220,7 @@ class SSMCore(nn.Module):
             c,
             D=self._cat(self.route_params("D")).to(param_dtype),
             z=None if z is None else z.reshape(flat),
-            delta_bias=self._cat([p.bias for p in dt_proj]).to(param_dtype),
+            delta_bias=self.delta_bias().to(param_dtype),
             delta_softplus=True,
         )
         return y.view(batch, routes, channels, steps)

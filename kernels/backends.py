@@ -95,7 +95,7 @@ def supports(backend: Backend, device: torch.device, dtype: torch.dtype) -> str 
     if not triton_available():
         return "backend 'triton' needs the triton package"
     if device.type == "cuda" or (device.type == "cpu" and triton_interpret()):
-        return "backend 'triton' is not built yet"
+        return None
     return f"backend 'triton' needs CUDA tensors (or CPU tensors under TRITON_INTERPRET=1), got device {device}"
 
 

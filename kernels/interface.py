@@ -6,7 +6,7 @@ import torch
 
 import kernels.op  # noqa: F401  (registers vssm::selective_scan)
 from kernels.backends import select_backend
-from kernels.validation import check_inputs
+from kernels.validation import check_inputs, check_route_values
 
 
 @torch.compiler.assume_constant_result
@@ -48,7 +48,9 @@ def selective_scan(
 
     The backend is chosen by device (see `kernels.backends`), overridable by `VSSM_SCAN_BACKEND` or `use_backend`.
     """
-    check_inputs(u, delta, A, B, C, D, z, delta_bias, route)
+    shape = check_inputs(u, delta, A, B, C, D, z, delta_bias, route)
+    if route is not None and not torch.compiler.is_compiling():
+        check_route_values(route, shape.length)  # the opaque op checks again (cached) inside compiled graphs
     if B.dim() == 3:
         B, C = B.unsqueeze(1), C.unsqueeze(1)
     y, last_state, _ = torch.ops.vssm.selective_scan(

@@ -1,11 +1,15 @@
 """`vssm::selective_scan` as a torch.library custom op: autograd, fake (meta) kernels, FLOP formula, fvcore handle.
 
-Two ops, both opaque to torch.compile (the CPU backends are a compiled C loop and a reference loop):
+The public op and its backward are `torch.library.triton_op`s:
 
     vssm::selective_scan(u, delta, A, B, C, D?, z?, delta_bias?, route?, delta_softplus, out_float32, backend)
         -> (out, last_state, saved)        B, C: (batch, G, N, L); `saved` is what the backend keeps for backward
     vssm::selective_scan_backward(grad_out, ..., saved, delta_softplus, backend) -> [du, ddelta, dA, dB, dC, dD, dz,
                                                                                     ddelta_bias]  (empty if absent)
+
+With the triton backend they launch the kernels of `kernels.triton_scan` through `wrap_triton`, so torch.compile
+sees the kernels. The reference and cpu backends run inside `vssm::selective_scan_opaque(_backward)`, plain
+`custom_op`s that torch.compile and opcheck treat as opaque (a C loop and a Python loop cannot be traced).
 
 `backend` is the value of a `kernels.Backend`, resolved by `kernels.selective_scan` before the call, so a compiled
 graph keeps the backend it was traced with.
@@ -46,8 +50,8 @@ def _steps(u: torch.Tensor, route: torch.Tensor | None) -> int:
     return u.shape[-1] if route is None else route.shape[1]
 
 
-@torch.library.custom_op("vssm::selective_scan", mutates_args=())
-def selective_scan_op(
+@torch.library.custom_op("vssm::selective_scan_opaque", mutates_args=())
+def selective_scan_opaque(
     u: torch.Tensor,
     delta: torch.Tensor,
     A: torch.Tensor,
@@ -61,22 +65,17 @@ def selective_scan_op(
     out_float32: bool,
     backend: str,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    chosen = Backend(backend)
     if route is not None:
         check_route_values(route, u.shape[-1])
-    if chosen is Backend.CPU:
+    if Backend(backend) is Backend.CPU:
         return cpu.selective_scan_cpu_fwd(u, delta, A, B, C, D, z, delta_bias, route, delta_softplus, out_float32)
-    if chosen is Backend.TRITON:
-        from kernels.triton_scan import selective_scan_triton_fwd
-
-        return selective_scan_triton_fwd(u, delta, A, B, C, D, z, delta_bias, route, delta_softplus, out_float32)
     y, last_state = selective_scan_ref(
         u, delta, A, B, C, D, z, delta_bias, delta_softplus, True, out_float32, route
     )
     return y.contiguous(), last_state.contiguous(), u.new_empty(0, dtype=torch.float32)
 
 
-@selective_scan_op.register_fake
+@selective_scan_opaque.register_fake
 def _(u, delta, A, B, C, D, z, delta_bias, route, delta_softplus, out_float32, backend):
     batch, channels, _ = u.shape
     cdt = compute_dtype(u.dtype)
@@ -104,7 +103,63 @@ def _reference_backward(grad_out, u, delta, A, B, C, D, z, delta_bias, route, de
     return [next(grads) if t is not None else None for t in inputs]
 
 
-@torch.library.custom_op("vssm::selective_scan_backward", mutates_args=())
+@torch.library.custom_op("vssm::selective_scan_opaque_backward", mutates_args=())
+def selective_scan_opaque_backward(
+    grad_out: torch.Tensor,
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None,
+    z: torch.Tensor | None,
+    delta_bias: torch.Tensor | None,
+    route: torch.Tensor | None,
+    saved: torch.Tensor,
+    delta_softplus: bool,
+    backend: str,
+) -> list[torch.Tensor]:
+    if Backend(backend) is Backend.CPU:
+        grads = cpu.selective_scan_cpu_bwd(grad_out, u, delta, A, B, C, D, z, delta_bias, route, saved,
+                                           delta_softplus)
+    else:
+        grads = _reference_backward(grad_out, u, delta, A, B, C, D, z, delta_bias, route, delta_softplus)
+    return [u.new_empty(0) if g is None else g.contiguous() for g in grads]
+
+
+@selective_scan_opaque_backward.register_fake
+def _(grad_out, u, delta, A, B, C, D, z, delta_bias, route, saved, delta_softplus, backend):
+    like = [u, delta, A, B, C, D, z, delta_bias]
+    return [u.new_empty(0) if t is None else torch.empty_like(t, memory_format=torch.contiguous_format)
+            for t in like]
+
+
+@torch.library.triton_op("vssm::selective_scan", mutates_args=())
+def selective_scan_op(
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None,
+    z: torch.Tensor | None,
+    delta_bias: torch.Tensor | None,
+    route: torch.Tensor | None,
+    delta_softplus: bool,
+    out_float32: bool,
+    backend: str,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The one public op. Triton: kernels launched through wrap_triton (torch.compile sees them); otherwise the
+    opaque op above. Also serves as the fake implementation (triton_op traces it with fake tensors)."""
+    if Backend(backend) is Backend.TRITON:
+        from kernels.triton_scan import selective_scan_triton_fwd
+
+        return selective_scan_triton_fwd(u, delta, A, B, C, D, z, delta_bias, route, delta_softplus, out_float32)
+    return torch.ops.vssm.selective_scan_opaque(u, delta, A, B, C, D, z, delta_bias, route, delta_softplus,
+                                                out_float32, backend)
+
+
+@torch.library.triton_op("vssm::selective_scan_backward", mutates_args=())
 def selective_scan_backward_op(
     grad_out: torch.Tensor,
     u: torch.Tensor,
@@ -120,25 +175,14 @@ def selective_scan_backward_op(
     delta_softplus: bool,
     backend: str,
 ) -> list[torch.Tensor]:
-    chosen = Backend(backend)
-    if chosen is Backend.CPU:
-        grads = cpu.selective_scan_cpu_bwd(grad_out, u, delta, A, B, C, D, z, delta_bias, route, saved,
-                                           delta_softplus)
-    elif chosen is Backend.TRITON:
+    if Backend(backend) is Backend.TRITON:
         from kernels.triton_scan import selective_scan_triton_bwd
 
         grads = selective_scan_triton_bwd(grad_out, u, delta, A, B, C, D, z, delta_bias, route, saved,
                                           delta_softplus)
-    else:
-        grads = _reference_backward(grad_out, u, delta, A, B, C, D, z, delta_bias, route, delta_softplus)
-    return [u.new_empty(0) if g is None else g.contiguous() for g in grads]
-
-
-@selective_scan_backward_op.register_fake
-def _(grad_out, u, delta, A, B, C, D, z, delta_bias, route, saved, delta_softplus, backend):
-    like = [u, delta, A, B, C, D, z, delta_bias]
-    return [u.new_empty(0) if t is None else torch.empty_like(t, memory_format=torch.contiguous_format)
-            for t in like]
+        return [u.new_empty(0) if g is None else g for g in grads]
+    return torch.ops.vssm.selective_scan_opaque_backward(grad_out, u, delta, A, B, C, D, z, delta_bias, route, saved,
+                                                         delta_softplus, backend)
 
 
 def _setup_context(ctx: Any, inputs: tuple, output: tuple) -> None:

@@ -10,10 +10,15 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from kernels.reference import compute_dtype
+from kernels.tolerances import assert_all_close_3way
+
+if TYPE_CHECKING:
+    from kernels.backends import Backend
 
 GRAD_NAMES = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
 
@@ -59,6 +64,12 @@ class ScanInputs:
             D=cast(self.D, param),
             delta_bias=cast(self.delta_bias, param),
         )
+
+    def to_device(self, device: torch.device | str) -> ScanInputs:
+        return dataclasses.replace(self, **{
+            f.name: getattr(self, f.name).to(device) for f in dataclasses.fields(self)
+            if isinstance(getattr(self, f.name), torch.Tensor)
+        })
 
     def requires_grad_(self) -> ScanInputs:
         for t in self.tensors():
@@ -135,3 +146,45 @@ def run_with_grads(
     y.backward(grad_out.to(y.dtype))
     grads = [None if t is None else t.grad for t in leaves.tensors()]
     return y.detach(), last_state.detach(), grads
+
+
+def random_route(routes: int, length: int, pad: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """(K, L + pad) int64: each row a random permutation of 0..L-1 with `pad` padding steps (-1) at random places."""
+    rows = []
+    for _ in range(routes):
+        row = torch.full((length + pad,), -1, dtype=torch.int64)
+        places = torch.randperm(length + pad, generator=generator)[:length].sort().values
+        row[places] = torch.randperm(length, generator=generator)
+        rows.append(row)
+    return torch.stack(rows)
+
+
+def assert_matches_reference(
+    backend: Backend | str,
+    inputs: ScanInputs,
+    dtype: torch.dtype,
+    out_float32: bool = False,
+    device: torch.device | str = "cpu",
+) -> None:
+    """Three-way rule for y, last_state and every gradient: `backend` on `device` in `dtype` vs the reference in
+    `dtype` vs the reference in float64 (both on CPU). Also checks output and gradient dtypes and shapes."""
+    from kernels import selective_scan, use_backend
+
+    low = inputs.cast(dtype)
+    grad = torch.randn(low.u.shape, dtype=torch.float32)
+    with use_backend(backend):
+        fast = run_with_grads(selective_scan, low.to_device(device), grad.to(device), out_float32=out_float32)
+    with use_backend("reference"):
+        ref = run_with_grads(selective_scan, low, grad, out_float32=out_float32)
+        ref64 = run_with_grads(selective_scan, low.cast(torch.float64), grad.double())
+
+    def host(results: tuple) -> list[torch.Tensor | None]:
+        return [None if t is None else t.cpu() for t in (results[0], results[1], *results[2])]
+
+    names = ["y", "last_state", *(f"d{n}" for n in GRAD_NAMES)]
+    assert_all_close_3way(host(fast), host(ref), host(ref64), names, dtype=dtype)
+    assert fast[0].dtype == (torch.float32 if out_float32 else dtype)
+    for name, g, t in zip(GRAD_NAMES, fast[2], low.tensors(), strict=True):
+        if (g is None) != (t is None) or (g is not None and (g.dtype, g.shape) != (t.dtype, t.shape)):
+            raise AssertionError(f"d{name}: expected {None if t is None else (t.dtype, tuple(t.shape))}, got "
+                                 f"{None if g is None else (g.dtype, tuple(g.shape))}")

@@ -8,40 +8,9 @@ import torch
 
 import kernels
 from kernels.backends import Backend, supports
-from kernels.testing import GRAD_NAMES, ScanInputs, random_scan_inputs, run_with_grads
-from kernels.tolerances import assert_all_close_3way
+from kernels.testing import assert_matches_reference, random_route, random_scan_inputs, run_with_grads
 
 CPU_BACKENDS = [b for b in (Backend.REFERENCE, Backend.CPU) if supports(b, torch.device("cpu"), torch.float32) is None]
-
-
-def padded_routes(routes: int, length: int, pad: int, generator: torch.Generator) -> torch.Tensor:
-    rows = []
-    for _ in range(routes):
-        row = torch.full((length + pad,), -1, dtype=torch.int64)
-        places = torch.randperm(length + pad, generator=generator)[:length].sort().values
-        row[places] = torch.randperm(length, generator=generator)
-        rows.append(row)
-    return torch.stack(rows)
-
-
-def check_against_ref64(backend: Backend, inputs: ScanInputs, dtype: torch.dtype, out_float32: bool = False) -> None:
-    """fast (backend, dtype) vs reference (dtype) vs reference (float64), outputs, last state and gradients."""
-    low = inputs.cast(dtype)
-    i64 = low.cast(torch.float64)
-    grad = torch.randn(low.u.shape, dtype=torch.float32)
-    with kernels.use_backend(backend):
-        fast = run_with_grads(kernels.selective_scan, low, grad, out_float32=out_float32)
-    with kernels.use_backend(Backend.REFERENCE):
-        ref = run_with_grads(kernels.selective_scan, low, grad, out_float32=out_float32)
-        ref64 = run_with_grads(kernels.selective_scan, i64, grad.double())
-    names = ["y", "last_state", *(f"d{n}" for n in GRAD_NAMES)]
-    assert_all_close_3way([fast[0], fast[1], *fast[2]], [ref[0], ref[1], *ref[2]],
-                          [ref64[0], ref64[1], *ref64[2]], names, dtype=dtype)
-    assert fast[0].dtype == (torch.float32 if out_float32 else dtype)
-    for name, g, t in zip(GRAD_NAMES, fast[2], low.tensors(), strict=True):
-        assert (g is None) == (t is None), name
-        if g is not None:
-            assert g.dtype == t.dtype and g.shape == t.shape, name
 
 
 CASES = {
@@ -63,7 +32,7 @@ def test_fp32_matches_float64_reference(backend: Backend, case: str) -> None:
     batch, kd, length, state, groups, has_D, has_z, has_bias, softplus = CASES[case]
     inputs = random_scan_inputs(batch, kd, length, state, groups, has_D=has_D, has_z=has_z, has_delta_bias=has_bias,
                                 delta_softplus=softplus)
-    check_against_ref64(backend, inputs, torch.float32)
+    assert_matches_reference(backend, inputs, torch.float32)
 
 
 @pytest.mark.parametrize("backend", CPU_BACKENDS, ids=lambda b: b.value)
@@ -71,21 +40,21 @@ def test_fp32_matches_float64_reference(backend: Backend, case: str) -> None:
 @pytest.mark.parametrize("out_float32", [False, True])
 def test_low_precision_matches_float64_reference(backend: Backend, dtype: torch.dtype, out_float32: bool) -> None:
     inputs = random_scan_inputs(2, 16, 64, 8, 2)
-    check_against_ref64(backend, inputs, dtype, out_float32=out_float32)
+    assert_matches_reference(backend, inputs, dtype, out_float32=out_float32)
 
 
 @pytest.mark.parametrize("backend", CPU_BACKENDS, ids=lambda b: b.value)
 @pytest.mark.parametrize(("routes", "groups", "pad"), [(2, 2, 3), (4, 4, 0), (4, 1, 5), (2, 4, 2)])
 def test_routes_match_float64_reference(backend: Backend, routes: int, groups: int, pad: int) -> None:
     gen = torch.Generator().manual_seed(routes * 31 + groups * 7 + pad)
-    route = padded_routes(routes, 49, pad, gen)
+    route = random_route(routes, 49, pad, gen)
     inputs = random_scan_inputs(2, 16, 49, 4, groups, route=route, generator=gen)
-    check_against_ref64(backend, inputs, torch.float32)
+    assert_matches_reference(backend, inputs, torch.float32)
 
 
 def test_cpu_squeezed_B_C_gradients_keep_their_shape() -> None:
     inputs = random_scan_inputs(2, 8, 20, 4, 1, squeeze_groups=True)
-    check_against_ref64(Backend.CPU, inputs, torch.float32)
+    assert_matches_reference(Backend.CPU, inputs, torch.float32)
 
 
 @pytest.mark.skipif(Backend.CPU not in CPU_BACKENDS, reason="no C compiler")

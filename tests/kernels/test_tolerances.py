@@ -18,9 +18,18 @@ def test_bound_scales_with_reference_error() -> None:
     ref = ref64 + 1e-3
     err = three_way_error(ref64.float() + 2e-3, ref.float(), ref64)
     assert err.reference == pytest.approx(1e-3, rel=1e-3)
-    assert err.bound == pytest.approx(FACTOR * err.reference + ATOL[torch.float32])
+    scale = max(1.0, float(ref64.abs().max()))
+    assert err.bound == pytest.approx(FACTOR * err.reference + ATOL[torch.float32] * scale)
     assert err.ok
     assert not three_way_error(ref64.float() + 3e-3, ref.float(), ref64).ok
+
+
+def test_slack_grows_with_magnitude() -> None:
+    ref64 = torch.tensor([300.0, -2.0], dtype=torch.float64)
+    fast = ref64.float() + torch.tensor([2e-3, 0.0])
+    assert three_way_error(fast, ref64.float(), ref64).ok
+    small = ref64 / 1000
+    assert not three_way_error(small.float() + torch.tensor([2e-3, 0.0]), small.float(), small).ok
 
 
 def test_non_finite_fails() -> None:

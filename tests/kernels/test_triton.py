@@ -1,0 +1,119 @@
+"""The Triton backend under TRITON_INTERPRET=1 on CPU tensors: tiny shapes, chunk 8, few programs (kernel.md §7).
+
+Same three-way rule against the float64 reference as the other backends. The interpreter must be on before triton is
+first imported (its standard library is decorated then), and importing `kernels` imports triton, so without
+TRITON_INTERPRET=1 in the environment this file re-runs itself in a subprocess that has it. GPU-only behaviour
+(lowering, speed, non-determinism) cannot be reproduced by the interpreter; `gpu` tests cover CUDA tensors.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import kernels
+from kernels.backends import Backend
+from kernels.testing import assert_matches_reference, random_route, random_scan_inputs
+
+triton = pytest.importorskip("triton")
+
+
+def _interpreted() -> bool:
+    from triton.runtime.interpreter import InterpretedFunction
+
+    return isinstance(triton.language.standard.cdiv, InterpretedFunction)
+
+
+INTERPRETED = _interpreted()
+interpreter_only = pytest.mark.skipif(not INTERPRETED, reason="runs in the TRITON_INTERPRET=1 subprocess")
+
+
+@pytest.mark.skipif(INTERPRETED, reason="already inside the interpreter run")
+def test_interpreter_suite_in_subprocess() -> None:
+    env = {**os.environ, "TRITON_INTERPRET": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", str(Path(__file__)), "-q", "-p", "no:cacheprovider", "-m", "not gpu"],
+        capture_output=True, text=True, env=env, cwd=Path(__file__).parents[2], timeout=900,
+    )
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    assert " passed" in result.stdout, result.stdout[-2000:]
+
+
+CASES = {
+    # name: (batch, KD, L, N, G, has_D, has_z, has_delta_bias, softplus); the interpreter's chunk is 8 steps
+    "all_flags_3_chunks": (1, 4, 20, 4, 1, True, True, True, True),
+    "groups_eq_k": (2, 8, 12, 2, 4, True, False, True, True),
+    "no_flags_one_chunk": (1, 4, 8, 3, 1, False, False, False, False),
+    "state_1_length_1": (2, 4, 1, 1, 2, True, True, True, True),
+}
+
+
+@interpreter_only
+@pytest.mark.parametrize("case", list(CASES))
+def test_fp32_matches_float64_reference(case: str) -> None:
+    batch, kd, length, state, groups, has_D, has_z, has_bias, softplus = CASES[case]
+    inputs = random_scan_inputs(batch, kd, length, state, groups, has_D=has_D, has_z=has_z, has_delta_bias=has_bias,
+                                delta_softplus=softplus)
+    assert_matches_reference(Backend.TRITON, inputs, torch.float32)
+
+
+@interpreter_only
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+def test_low_precision_matches_float64_reference(dtype: torch.dtype) -> None:
+    inputs = random_scan_inputs(1, 4, 11, 2, 2)
+    assert_matches_reference(Backend.TRITON, inputs, dtype, out_float32=dtype == torch.bfloat16)
+
+
+@interpreter_only
+@pytest.mark.parametrize(("routes", "groups", "pad"), [(2, 2, 3), (4, 1, 0)])
+def test_routes_with_padding_match_float64_reference(routes: int, groups: int, pad: int) -> None:
+    gen = torch.Generator().manual_seed(routes + pad)
+    route = random_route(routes, 9, pad, gen)
+    inputs = random_scan_inputs(1, 8, 9, 2, groups, route=route, generator=gen)
+    assert_matches_reference(Backend.TRITON, inputs, torch.float32)
+
+
+@interpreter_only
+def test_backward_is_deterministic() -> None:
+    inputs = random_scan_inputs(2, 8, 10, 2, 2).requires_grad_()
+    grads = []
+    for _ in range(2):
+        with kernels.use_backend(Backend.TRITON):
+            y = kernels.selective_scan(inputs.u, inputs.delta, inputs.A, inputs.B, inputs.C, inputs.D, inputs.z,
+                                       inputs.delta_bias, delta_softplus=True)
+        grads.append(torch.autograd.grad(y.square().sum(), [inputs.u, inputs.A, inputs.B, inputs.D]))
+    for a, b in zip(*grads, strict=True):
+        assert torch.equal(a, b)
+
+
+@interpreter_only
+def test_saves_only_chunk_states() -> None:
+    inputs = random_scan_inputs(1, 4, 20, 2, 1)
+    _, _, saved = torch.ops.vssm.selective_scan(
+        inputs.u, inputs.delta, inputs.A, inputs.B, inputs.C, None, None, None, None, True, False, "triton"
+    )
+    assert saved.shape == (1, 4, 2, 2)  # chunks start at steps 8 and 16
+
+
+@interpreter_only
+def test_opcheck_triton_op() -> None:
+    inputs = random_scan_inputs(1, 4, 9, 2, 2).requires_grad_()
+    route = torch.stack([torch.arange(9), torch.arange(8, -1, -1)])
+    args = (inputs.u, inputs.delta, inputs.A, inputs.B, inputs.C, inputs.D, inputs.z, inputs.delta_bias, route, True,
+            False, "triton")
+    # test_faketensor is left out: the interpreter cannot run a kernel on fake tensors (on a GPU the triton_op's
+    # fake path is the wrap_triton HOP, exercised by torch.compile there)
+    torch.library.opcheck(torch.ops.vssm.selective_scan.default, args,
+                          test_utils=("test_schema", "test_autograd_registration"))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+def test_cuda_matches_float64_reference(dtype: torch.dtype) -> None:
+    gen = torch.Generator().manual_seed(0)
+    route = random_route(4, 196, 8, gen)
+    inputs = random_scan_inputs(2, 64, 196, 16, 4, route=route, generator=gen)
+    assert_matches_reference(Backend.TRITON, inputs, dtype, device="cuda")

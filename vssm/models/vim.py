@@ -39,6 +39,7 @@ from vssm.layers.token_pos_embed import (
     resample_pos_embed_with_middle_token,
 )
 from vssm.layers.token_routes import SequenceRoutes, token_routes
+from vssm.models._checkpoint import check_fits
 
 __all__ = ["VimBlock", "VisionMamba", "checkpoint_filter_fn"]
 
@@ -415,23 +416,8 @@ def checkpoint_filter_fn(state_dict: dict[str, Any], model: VisionMamba) -> dict
         state_dict["pos_embed"] = resample_pos_embed_with_middle_token(
             pos, model.patch_embed.grid_size, _grid_of(pos.shape[1], model.has_class_token), model.has_class_token
         )
-    _check_fits(state_dict, model, variant)
+    check_fits(state_dict, model, f"checkpoint ({_describe(state_dict)}) does not fit {variant}")
     return state_dict
-
-
-def _check_fits(state_dict: dict[str, Tensor], model: nn.Module, variant: str) -> None:
-    """ValueError naming the variant and the first missing / unexpected / mis-shaped keys (classifier excluded)."""
-    ours = {k: v.shape for k, v in model.state_dict().items() if not k.startswith("head.")}
-    theirs = {k: v.shape for k, v in state_dict.items() if not k.startswith("head.")}
-    missing = [k for k in ours if k not in theirs]
-    unexpected = [k for k in theirs if k not in ours]
-    shapes = [f"{k} {tuple(theirs[k])} vs {tuple(ours[k])}" for k in ours if k in theirs and theirs[k] != ours[k]]
-    if missing or unexpected or shapes:
-        found = (("missing", missing), ("unexpected", unexpected), ("shape (ckpt vs model)", shapes))
-        parts = [f"{what}: {items[:5]}{' ...' if len(items) > 5 else ''}" for what, items in found if items]
-        raise ValueError(
-            f"checkpoint ({_describe(state_dict)}) does not fit {variant}: " + "; ".join(parts)
-        )
 
 
 # ---------------------------------------------------------------------------------------------------- registry

@@ -116,6 +116,15 @@ def test_mean_merge_inverts_gather_for_every_order(name: str, class_token: bool)
     torch.testing.assert_close(routes.merge(routes.gather(x), mean=False) / routes.coverage, x)
 
 
+def test_raster_routes_are_views() -> None:
+    routes = token_routes(scans.Raster(), 3, 4, torch.device("cpu"), class_token=True)
+    assert routes.identity and not token_routes(scans.Bidirectional(), 3, 4, torch.device("cpu")).identity
+    x = torch.randn(2, 5, 13)
+    gathered = routes.gather(x)
+    assert gathered.shape == (2, 1, 5, 13) and gathered.data_ptr() == x.data_ptr()
+    assert torch.equal(routes.merge(gathered), x)
+
+
 def test_vim_routes_flip_the_whole_sequence_at_odd_length() -> None:
     routes = token_routes(scans.Bidirectional(), 7, 7, torch.device("cpu"), class_token=True)
     seq = torch.arange(50.0).view(1, 1, 50)

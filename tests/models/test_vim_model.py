@@ -146,3 +146,26 @@ def test_no_class_token_variant_pools_by_mean() -> None:
     assert model.pos_embed.shape == (1, 16, 64) and model.cls_token is None
     with torch.no_grad():
         assert model(torch.randn(1, 3, 64, 64)).shape == (1, 1000)
+
+
+@pytest.mark.parametrize(
+    ("name", "count"),
+    [("vim_tiny", 7_148_008), ("vim_tiny_stride8", 7_250_344), ("vim_small", 25_796_584),
+     ("vim_small_stride8", 26_001_256), ("vim_base", 97_598_440)],
+)
+def test_parameter_counts_equal_the_originals(name: str, count: int) -> None:
+    model = timm.create_model(name, device="meta")
+    assert sum(p.numel() for p in model.parameters()) == count
+
+
+def test_test_variant_at_full_depth_trains_and_checkpoints() -> None:
+    torch.manual_seed(0)
+    model = timm.create_model("test_vim", depth=24, drop_path_rate=0.1, num_classes=5).train()
+    x = torch.randn(2, 3, 64, 64)
+    model(x).logsumexp(-1).mean().backward()
+    assert all(p.grad is not None for p in model.parameters())
+    model.eval()
+    with torch.no_grad():
+        plain = model(x)
+        model.set_grad_checkpointing(True)
+        torch.testing.assert_close(model(x), plain, rtol=0, atol=0)

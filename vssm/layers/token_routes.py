@@ -48,6 +48,7 @@ class SequenceRoutes:
     length: int
     padded: bool
     coverage: int | Tensor
+    identity: bool = False  # one route visiting the tokens in sequence order: gather and merge are views
 
     @classmethod
     def build(cls, route: Tensor, merge_route: Tensor, length: int, what: str = "the scan order") -> SequenceRoutes:
@@ -65,7 +66,9 @@ class SequenceRoutes:
             )
         uniform = bool((counts == counts[0]).all())
         coverage = int(counts[0]) if uniform else counts
-        return cls(sink_index(route, length), merge_index, length, padded, coverage)
+        in_order = torch.arange(length, device=route.device)
+        identity = route.shape == (1, length) and bool(((route[0] == in_order) & (merge_route[0] == in_order)).all())
+        return cls(sink_index(route, length), merge_index, length, padded, coverage, identity)
 
     @property
     def num_routes(self) -> int:
@@ -78,11 +81,15 @@ class SequenceRoutes:
 
     def gather(self, x: Tensor) -> Tensor:
         """x: (B, C, L) tokens in sequence order -> (B, K, C, L') each route's tokens in visit order (0 at pads)."""
+        if self.identity:
+            return x.unsqueeze(1)
         return gather_routes(x, self.gather_index, self.padded)
 
     def merge(self, ys: Tensor, mean: bool = True) -> Tensor:
         """ys: (B, K, C, L') -> (B, C, L): each route's outputs written back to their tokens, summed over routes, and
         with `mean` divided by the number of routes that wrote each token (Vim's `if_divide_out`)."""
+        if self.identity:
+            return ys[:, 0]
         y = scatter_routes(ys, self.merge_index, self.length, self.padded)
         if not mean:
             return y

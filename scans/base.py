@@ -31,7 +31,10 @@ def cached_table(key: tuple[Hashable, ...], build: Callable[[], object]) -> obje
         _cache.move_to_end(key)
         return _cache[key]
     except KeyError:
-        value = build()
+        # Cached tables outlive the call: built inside `torch.inference_mode` they would be inference tensors, which
+        # autograd refuses to save (gather's index) when the same model later trains.
+        with torch.inference_mode(False):
+            value = build()
         _cache[key] = value
         if len(_cache) > _CACHE_ENTRIES:
             _cache.popitem(last=False)

@@ -157,3 +157,15 @@ def test_bfloat16_autocast_trains() -> None:
     out.float().square().mean().backward()
     assert all(torch.isfinite(p.grad).all() for p in model.parameters())
     assert (out.float() - reference).norm() / reference.norm() < 0.05
+
+
+@pytest.mark.parametrize("route_addressing", [True, False], ids=["route", "materialised"])
+def test_inference_mode_first_then_training(route_addressing: bool) -> None:
+    """Route tables first built under `torch.inference_mode` must still serve autograd later (scans' cache)."""
+    scans.clear_route_cache()
+    model = timm.create_model("test_vmamba", route_addressing=route_addressing)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.inference_mode():
+        model.eval()(x)
+    model.train()(x).sum().backward()
+    assert all(p.grad is not None for p in model.parameters())

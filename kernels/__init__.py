@@ -5,12 +5,28 @@
     with use_backend("reference"):
         y64 = selective_scan(u.double(), ...)
 
-Backends: `reference` (sequential PyTorch, float64 capable), `cpu` (compiled loop), `triton` (GPU).
-Tolerances for every numerical test of the project: `kernels.tolerances`.
+Backends (kernels.backends): `reference` (sequential PyTorch, float64 capable, the ground truth), `cpu` (a C loop
+compiled on first use, the default for CPU tensors), `triton` (the default for CUDA tensors). Override with
+`VSSM_SCAN_BACKEND=reference|cpu|triton` or the `use_backend` context manager.
+
+The op is `torch.ops.vssm.selective_scan` (kernels.op): autograd, fake kernels, torch.compile(fullgraph=True),
+FlopCounterMode (9·batch·L·KD·N + batch·KD·L with D) and fvcore via
+`FlopCountAnalysis(model, x).set_op_handle(**kernels.fvcore_handles())`.
+Tolerances for every numerical test of the project: `kernels.tolerances`; random inputs and the backend-vs-reference
+check: `kernels.testing`.
 """
 
 from kernels.backends import Backend, requested_backend, select_backend, use_backend
 from kernels.interface import selective_scan
+from kernels.op import fvcore_handles
 from kernels.reference import selective_scan_ref
 
-__all__ = ["Backend", "requested_backend", "select_backend", "selective_scan", "selective_scan_ref", "use_backend"]
+__all__ = [
+    "Backend",
+    "fvcore_handles",
+    "requested_backend",
+    "select_backend",
+    "selective_scan",
+    "selective_scan_ref",
+    "use_backend",
+]

@@ -113,6 +113,29 @@ def _load_steps(route_ptr, route_row, t, steps, HAS_ROUTE: tl.constexpr):
 
 
 @triton.jit
+def _chunk_states(u_ptr, delta_ptr, B_ptr, C_ptr, route_ptr, route_row, t, steps, row, bc_row, n_ok, bias, A2, h0,
+                  HAS_ROUTE: tl.constexpr, SOFTPLUS: tl.constexpr):
+    """Load one chunk along the route and scan it from state h0: the states of every step (D, N, CHUNK), the
+    inputs delta * u * B that drove them, and the loaded tiles (u, pre-softplus x, delta, B, C) with their offsets."""
+    tok, inside = _load_steps(route_ptr, route_row, t, steps, HAS_ROUTE)
+    valid = (tok >= 0)[None, :]
+    off = row[:, None] + tok[None, :]
+    u = tl.load(u_ptr + off, mask=valid, other=0.0).to(tl.float32)
+    x = tl.load(delta_ptr + off, mask=valid, other=0.0).to(tl.float32) + bias[:, None]
+    dt = _softplus(x) if SOFTPLUS else x
+    dt = tl.where(inside[None, :], dt, 0.0)  # steps past the end are the identity (mamba#368)
+    bc_off = bc_row[:, None] + tok[None, :]
+    bc_ok = n_ok[:, None] & (tok >= 0)[None, :]
+    Bv = tl.load(B_ptr + bc_off, mask=bc_ok, other=0.0).to(tl.float32)
+    Cv = tl.load(C_ptr + bc_off, mask=bc_ok, other=0.0).to(tl.float32)
+    decay = tl.exp2(dt[:, None, :] * A2[:, :, None])
+    drive = (dt * u)[:, None, :] * Bv[None, :, :]
+    decay_run, states = tl.associative_scan((decay, drive), axis=2, combine_fn=_combine)
+    states = decay_run * h0[:, :, None] + states
+    return states, drive, u, x, dt, Bv, Cv, tok, inside, off, valid, bc_ok
+
+
+@triton.jit
 def _selective_scan_fwd_kernel(
     u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, route_ptr,
     out_ptr, last_ptr, saved_ptr,
@@ -139,21 +162,9 @@ def _selective_scan_fwd_kernel(
         saved_off = ((b * channels + d[:, None]) * (n_chunks - 1) + c - 1) * state + n[None, :]
         tl.store(saved_ptr + saved_off, h, mask=n_ok[None, :] & (c > 0))
         t = c * CHUNK + tl.arange(0, CHUNK)
-        tok, inside = _load_steps(route_ptr, route_row, t, steps, HAS_ROUTE)
-        valid = (tok >= 0)[None, :]
-        off = row[:, None] + tok[None, :]
-        u = tl.load(u_ptr + off, mask=valid, other=0.0).to(tl.float32)
-        x = tl.load(delta_ptr + off, mask=valid, other=0.0).to(tl.float32) + bias[:, None]
-        dt = _softplus(x) if SOFTPLUS else x
-        dt = tl.where(inside[None, :], dt, 0.0)
-        bc_off = bc_row[:, None] + tok[None, :]
-        bc_ok = n_ok[:, None] & (tok >= 0)[None, :]
-        Bv = tl.load(B_ptr + bc_off, mask=bc_ok, other=0.0).to(tl.float32)
-        Cv = tl.load(C_ptr + bc_off, mask=bc_ok, other=0.0).to(tl.float32)
-        decay = tl.exp2(dt[:, None, :] * A2[:, :, None])
-        drive = (dt * u)[:, None, :] * Bv[None, :, :]
-        decay_run, states = tl.associative_scan((decay, drive), axis=2, combine_fn=_combine)
-        states = decay_run * h[:, :, None] + states
+        states, _, u, _, _, _, Cv, _, _, off, valid, _ = _chunk_states(
+            u_ptr, delta_ptr, B_ptr, C_ptr, route_ptr, route_row, t, steps, row, bc_row, n_ok, bias, A2, h,
+            HAS_ROUTE, SOFTPLUS)
         y = tl.sum(states * Cv[None, :, :], axis=1) + Dv[:, None] * u
         h = _column(states, CHUNK - 1, CHUNK)
         if HAS_Z:
@@ -198,27 +209,14 @@ def _selective_scan_bwd_kernel(
             saved_off = ((b * channels + d[:, None]) * (n_chunks - 1) + c - 1) * state + n[None, :]
             h0 = tl.load(saved_ptr + saved_off, mask=n_ok[None, :] & (c > 0), other=0.0)
             t = c * CHUNK + tl.arange(0, CHUNK)
-            tok, inside = _load_steps(route_ptr, route_row, t, steps, HAS_ROUTE)
+            states, drive, u, x, dt, Bv, Cv, tok, inside, off, valid, bc_ok = _chunk_states(
+                u_ptr, delta_ptr, B_ptr, C_ptr, route_ptr, route_row, t, steps, row, bc_row, n_ok, bias, A2, h0,
+                HAS_ROUTE, SOFTPLUS)
             tok_next, inside_next = _load_steps(route_ptr, route_row, t + 1, steps, HAS_ROUTE)
-            valid = (tok >= 0)[None, :]
-            off = row[:, None] + tok[None, :]
-            u = tl.load(u_ptr + off, mask=valid, other=0.0).to(tl.float32)
-            x = tl.load(delta_ptr + off, mask=valid, other=0.0).to(tl.float32) + bias[:, None]
-            dt = _softplus(x) if SOFTPLUS else x
-            dt = tl.where(inside[None, :], dt, 0.0)
             x_next = tl.load(delta_ptr + row[:, None] + tok_next[None, :], mask=(tok_next >= 0)[None, :],
                              other=0.0).to(tl.float32) + bias[:, None]
             dt_next = _softplus(x_next) if SOFTPLUS else x_next
             g = tl.load(grad_ptr + off, mask=valid, other=0.0).to(tl.float32)
-            bc_off = bc_row[:, None] + tok[None, :]
-            bc_ok = n_ok[:, None] & (tok >= 0)[None, :]
-            Bv = tl.load(B_ptr + bc_off, mask=bc_ok, other=0.0).to(tl.float32)
-            Cv = tl.load(C_ptr + bc_off, mask=bc_ok, other=0.0).to(tl.float32)
-
-            decay = tl.exp2(dt[:, None, :] * A2[:, :, None])
-            drive = (dt * u)[:, None, :] * Bv[None, :, :]
-            decay_run, states = tl.associative_scan((decay, drive), axis=2, combine_fn=_combine)
-            states = decay_run * h0[:, :, None] + states
             if HAS_Z:
                 zv = tl.load(z_ptr + off, mask=valid, other=0.0).to(tl.float32)
                 s = _sigmoid(zv)

@@ -93,5 +93,7 @@ class MapMamba(nn.Module):
                 t = x.reshape(batch, channels, positions)  # (B, L = C, ∏S)
             y = self.mamba(self.norm(t), self._routes(x, t.shape[1]))
             if self.tokens is MapTokens.PATCH:
-                y = y.transpose(1, 2)
+                # Back to the channels-first layout the convolutions after this layer expect (the transposed view
+                # would be channels-last, a slower path for them).
+                y = y.transpose(1, 2).contiguous()
             return y.reshape(batch, channels, *spatial)

@@ -1,6 +1,6 @@
 """A residual block of two convolutions with instance norm, for 2D and 3D maps (nnU-Net's residual encoders).
 
-    y = LReLU(IN(conv_k,stride(x)));  y = IN(conv_k(y));  return LReLU(y + skip(x))
+    y = LReLU(IN(conv_k,stride(x)));  y = IN(conv_k(y));  return LReLU(drop_path(y) + skip(x))
     skip = 1×1 conv with the same stride when `project`, else identity
 
 This is both of U-Mamba's blocks: its `BasicResBlock` (always projected) and dynamic_network_architectures'
@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from timm.layers import DropPath
 from torch import Tensor, nn
 
 _CONV = {2: nn.Conv2d, 3: nn.Conv3d}
@@ -43,6 +44,7 @@ class ResidualConvBlock(nn.Module):
         project: skip through a 1×1 conv (with the stride); without it the block needs in_chs == out_chs, stride 1.
         ndim: 2 or 3 spatial dimensions.
         negative_slope, eps: LeakyReLU slope and InstanceNorm epsilon (nnU-Net: 0.01, 1e-5).
+        drop_path: stochastic-depth rate of the residual branch (U-Mamba: 0).
 
     x: (B, in_chs, *S) -> (B, out_chs, *(S / stride)).
     """
@@ -57,6 +59,7 @@ class ResidualConvBlock(nn.Module):
         ndim: int = 2,
         negative_slope: float = 0.01,
         eps: float = 1e-5,
+        drop_path: float = 0.0,
         *,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
@@ -80,10 +83,18 @@ class ResidualConvBlock(nn.Module):
         self.conv2 = conv(out_chs, out_chs, kernel, padding=padding, **dd)
         self.norm2 = norm(out_chs, eps=eps, affine=True, **dd)
         self.skip_conv = conv(in_chs, out_chs, 1, stride=stride, **dd) if project else None
+        self.strided = any(s != 1 for s in stride)
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.act = nn.LeakyReLU(negative_slope, inplace=True)
 
     def forward(self, x: Tensor) -> Tensor:
         y = self.act(self.norm1(self.conv1(x)))
-        y = self.norm2(self.conv2(y))
-        skip = x if self.skip_conv is None else self.skip_conv(x)
+        y = self.drop_path(self.norm2(self.conv2(y)))
+        if self.skip_conv is None:
+            skip = x
+        elif self.strided and x.device.type == "cpu":
+            # torch 2.14's oneDNN backward of a strided 1×1 conv crashes (SIGSEGV) on a channels-last CPU input.
+            skip = self.skip_conv(x.contiguous())
+        else:
+            skip = self.skip_conv(x)
         return self.act(y + skip)

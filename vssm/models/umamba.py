@@ -84,12 +84,20 @@ def _init_convs(module: nn.Module) -> None:
 
 
 def _stage(
-    in_chs: int, out_chs: int, kernel: Sequence[int], stride: Sequence[int], blocks: int, ndim: int, **dd: Any
+    in_chs: int,
+    out_chs: int,
+    kernel: Sequence[int],
+    stride: Sequence[int],
+    blocks: int,
+    ndim: int,
+    drop_path: Sequence[float] | None = None,
+    **dd: Any,
 ) -> nn.Sequential:
     """A projected (possibly strided) block, then `blocks - 1` identity-skip blocks."""
+    rates = [0.0] * blocks if drop_path is None else drop_path
     return nn.Sequential(
-        ResidualConvBlock(in_chs, out_chs, kernel, stride, project=True, ndim=ndim, **dd),
-        *[ResidualConvBlock(out_chs, out_chs, kernel, ndim=ndim, **dd) for _ in range(blocks - 1)],
+        ResidualConvBlock(in_chs, out_chs, kernel, stride, project=True, ndim=ndim, drop_path=rates[0], **dd),
+        *[ResidualConvBlock(out_chs, out_chs, kernel, ndim=ndim, drop_path=rates[k], **dd) for k in range(1, blocks)],
     )
 
 
@@ -106,6 +114,7 @@ class UMambaEncoder(nn.Module):
         num_classes: classifier outputs on the pooled bottleneck (0: `forward` returns the pooled features).
         global_pool: 'avg' or '' (no pooling, only with num_classes=0).
         drop_rate: dropout before the classifier.
+        drop_path_rate: stochastic depth of the encoder's residual blocks, rising linearly to this rate (U-Mamba: 0).
         img_size: overrides the plan's patch size (timm's name for it); an int means the same size on every axis.
         scan: scan order of the Mamba layers (2D: any; 3D: a 1-D order). The original: `raster`.
         block_surgery: apply U-Mamba's encoder block-count surgery.
@@ -122,6 +131,7 @@ class UMambaEncoder(nn.Module):
         num_classes: int = 0,
         global_pool: str = "avg",
         drop_rate: float = 0.0,
+        drop_path_rate: float = 0.0,
         img_size: int | Sequence[int] | None = None,
         scan: str | ScanOrder = "raster",
         block_surgery: bool = True,
@@ -154,11 +164,19 @@ class UMambaEncoder(nn.Module):
         self.block_surgery = block_surgery
         self.grad_checkpointing = False
 
-        self.stem = _stage(in_chans, features[0], plan.kernel_sizes[0], (1,) * ndim, blocks[0], ndim, **dd)
-        stages = []
+        total = blocks[0] + sum(blocks)
+        rates = [drop_path_rate * i / max(total - 1, 1) for i in range(total)]
+        self.stem = _stage(
+            in_chans, features[0], plan.kernel_sizes[0], (1,) * ndim, blocks[0], ndim, rates[: blocks[0]], **dd
+        )
+        stages, first = [], blocks[0]
         for s in range(plan.n_stages):
             in_chs = features[max(s - 1, 0)]
-            stages.append(_stage(in_chs, features[s], plan.kernel_sizes[s], plan.strides[s], blocks[s], ndim, **dd))
+            stage_rates = rates[first : first + blocks[s]]
+            first += blocks[s]
+            stages.append(
+                _stage(in_chs, features[s], plan.kernel_sizes[s], plan.strides[s], blocks[s], ndim, stage_rates, **dd)
+            )
         self.stages = nn.ModuleList(stages)
         self.mamba_tokens = self._mamba_tokens()
         self.mamba_layers = nn.ModuleList(

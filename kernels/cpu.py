@@ -163,9 +163,10 @@ def _args(u, delta, A, B, C, D, z, delta_bias, route, delta_softplus) -> tuple[_
     return args, keep
 
 
-def _items(args: _Args, per_item_blocks: int) -> int:
+def _items_per_row(args: _Args, per_item_blocks: int) -> int:
+    """Work items per batch row: segments x ceil(blocks per segment / blocks per item)."""
     blocks = -(-(args.channels // args.segments) // LANES)
-    return args.batch * args.segments * -(-blocks // per_item_blocks)
+    return args.segments * -(-blocks // per_item_blocks)
 
 
 def selective_scan_cpu_fwd(
@@ -192,7 +193,7 @@ def selective_scan_cpu_fwd(
     last_state = torch.empty(batch, channels, args.state, dtype=torch.float32)
     chunk_states = torch.empty(batch, channels, n_chunks - 1, args.state, dtype=torch.float32)
     args.out, args.last_state, args.chunk_states = out.data_ptr(), last_state.data_ptr(), chunk_states.data_ptr()
-    _run(lib.scan_forward, args, _items(args, 1), LANES * args.steps * args.state)
+    _run(lib.scan_forward, args, batch * _items_per_row(args, 1), LANES * args.steps * args.state)
     del keep
     return out.to(torch.float32 if out_float32 else u.dtype), last_state, chunk_states
 
@@ -217,7 +218,7 @@ def selective_scan_cpu_bwd(
     args, keep = _args(u, delta, A, B, C, D, z, delta_bias, route, delta_softplus)
     batch, channels, length = u.shape
     state, groups = args.state, args.groups
-    parts = _items(args, BLOCKS_PER_PART) // batch
+    parts = _items_per_row(args, BLOCKS_PER_PART)
     f32 = dict(dtype=torch.float32)
     g = grad_out.to(torch.float32).contiguous()
     du, ddelta = torch.empty(batch, channels, length, **f32), torch.empty(batch, channels, length, **f32)

@@ -285,12 +285,12 @@ def selective_scan_triton_fwd(u, delta, A, B, C, D, z, delta_bias, route, delta_
     out = torch.empty_like(u, dtype=torch.float32 if out_float32 else u.dtype)
     last_state = u.new_empty(batch, channels, state, dtype=torch.float32)
     saved = u.new_empty(saved_shape(batch, channels, steps, state), dtype=torch.float32)
-    grid = (channels // cfg.block_d, batch)
-    torch.library.wrap_triton(_selective_scan_fwd_kernel)[grid](
-        u, delta, A, B, C, D, z, delta_bias, route, out, last_state, saved,
-        channels, length, steps, state, groups, routes,
-        **_flags(D, z, delta_bias, route, delta_softplus, state, cfg),
-    )
+    if batch > 0:
+        torch.library.wrap_triton(_selective_scan_fwd_kernel)[(channels // cfg.block_d, batch)](
+            u, delta, A, B, C, D, z, delta_bias, route, out, last_state, saved,
+            channels, length, steps, state, groups, routes,
+            **_flags(D, z, delta_bias, route, delta_softplus, state, cfg),
+        )
     return out, last_state, saved
 
 
@@ -308,13 +308,14 @@ def selective_scan_triton_bwd(grad_out, u, delta, A, B, C, D, z, delta_bias, rou
     dD, dbias = torch.empty(batch, channels, **f32), torch.empty(batch, channels, **f32)
     dB_part = torch.empty(programs, batch, state, length, **f32)
     dC_part = torch.empty(programs, batch, state, length, **f32)
-    torch.library.wrap_triton(_selective_scan_bwd_kernel)[(programs, batch)](
-        grad_out.contiguous(), u, delta, A, B, C, D, z, delta_bias, route, saved.contiguous(),
-        du, ddelta, dz, dA, dB_part, dC_part, dD, dbias,
-        batch, channels, length, steps, state, groups, routes,
-        BLOCKS_PER_PROGRAM=cfg.blocks_per_program,
-        **_flags(D, z, delta_bias, route, delta_softplus, state, cfg),
-    )
+    if batch > 0:
+        torch.library.wrap_triton(_selective_scan_bwd_kernel)[(programs, batch)](
+            grad_out.contiguous(), u, delta, A, B, C, D, z, delta_bias, route, saved.contiguous(),
+            du, ddelta, dz, dA, dB_part, dC_part, dD, dbias,
+            batch, channels, length, steps, state, groups, routes,
+            BLOCKS_PER_PROGRAM=cfg.blocks_per_program,
+            **_flags(D, z, delta_bias, route, delta_softplus, state, cfg),
+        )
     per_group = programs // groups
     dB = dB_part.view(groups, per_group, batch, state, length).sum(1).transpose(0, 1).to(B.dtype)
     dC = dC_part.view(groups, per_group, batch, state, length).sum(1).transpose(0, 1).to(C.dtype)

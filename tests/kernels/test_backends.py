@@ -88,3 +88,14 @@ def test_cpu_is_the_default_on_cpu_tensors() -> None:
     expected = Backend.CPU if Backend.CPU in CPU_BACKENDS else Backend.REFERENCE
     assert kernels.select_backend(torch.device("cpu"), torch.float32) is expected
     assert kernels.select_backend(torch.device("cpu"), torch.bfloat16) is expected
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS, ids=lambda b: b.value)
+def test_empty_batch(backend: Backend) -> None:
+    inputs = random_scan_inputs(0, 8, 5, 4, 2).requires_grad_()
+    with kernels.use_backend(backend):
+        y = kernels.selective_scan(inputs.u, inputs.delta, inputs.A, inputs.B, inputs.C, inputs.D, inputs.z,
+                                   inputs.delta_bias, delta_softplus=True)
+        y.sum().backward()
+    assert y.shape == (0, 8, 5)
+    assert torch.equal(inputs.A.grad, torch.zeros_like(inputs.A))

@@ -117,3 +117,13 @@ def test_cuda_matches_float64_reference(dtype: torch.dtype) -> None:
     route = random_route(4, 196, 8, gen)
     inputs = random_scan_inputs(2, 64, 196, 16, 4, route=route, generator=gen)
     assert_matches_reference(Backend.TRITON, inputs, dtype, device="cuda")
+
+
+@interpreter_only
+def test_empty_batch() -> None:
+    inputs = random_scan_inputs(0, 4, 5, 2, 1).requires_grad_()
+    with kernels.use_backend(Backend.TRITON):
+        y = kernels.selective_scan(inputs.u, inputs.delta, inputs.A, inputs.B, inputs.C, inputs.D, inputs.z,
+                                   inputs.delta_bias, delta_softplus=True)
+        y.sum().backward()
+    assert y.shape == (0, 4, 5) and torch.equal(inputs.A.grad, torch.zeros_like(inputs.A))

@@ -27,12 +27,14 @@ get one parameter set per route); 3D networks take 1-D orders (raster, bidirecti
 from __future__ import annotations
 
 import enum
+import json
 import math
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
@@ -55,6 +57,7 @@ __all__ = [
     "UMambaEncoder",
     "UMambaPlan",
     "checkpoint_filter_fn",
+    "load_nnunet_checkpoint",
     "num_segmentation_heads",
 ]
 
@@ -444,6 +447,8 @@ class UMamba(nn.Module):
         placement: `MambaPlacement.BOT` or `.ENC`.
         deep_supervision: return every decoder stage's logits (highest resolution first).
         scan, block_surgery: as `UMambaEncoder`.
+        allow_autocast: False runs the whole network with autocast off, in its parameters' dtype (the original's
+            NoAMP training); the Mamba layers always run with autocast off.
 
     x: (B, in_chans, *S) -> logits (B, num_classes, *S) (a list with deep supervision). State-dict keys:
     `encoder.*` (`UMambaEncoder`) and `decoder.*` (`UMambaDecoder`).
@@ -458,6 +463,7 @@ class UMamba(nn.Module):
         deep_supervision: bool = False,
         scan: str | ScanOrder = "raster",
         block_surgery: bool = True,
+        allow_autocast: bool = True,
         *,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
@@ -465,6 +471,7 @@ class UMamba(nn.Module):
         super().__init__()
         plan = _as_plan(plan)
         dd = {"device": device, "dtype": dtype}
+        self.allow_autocast = allow_autocast
         self.encoder = UMambaEncoder(plan, placement, in_chans, num_classes=0, scan=scan, block_surgery=block_surgery,
                                      **dd)
         self.decoder = UMambaDecoder(plan, num_classes, deep_supervision, block_surgery, **dd)
@@ -493,7 +500,11 @@ class UMamba(nn.Module):
         return self.decoder.forward_features(self.forward_features(x))[::-1]
 
     def forward(self, x: Tensor) -> Tensor | list[Tensor]:
-        return self.decoder(self.forward_features(x))
+        if self.allow_autocast:
+            return self.decoder(self.forward_features(x))
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            x = x.to(self.encoder.stem[0].conv1.weight.dtype)
+            return self.decoder(self.forward_features(x))
 
     @classmethod
     def from_nnunet_plans(
@@ -514,10 +525,56 @@ class UMamba(nn.Module):
         return cls(plan, num_segmentation_heads(dataset), len(channels), placement, **kwargs)
 
 
+    @classmethod
+    def from_nnunet_checkpoint(
+        cls,
+        path: str | Path,
+        placement: MambaPlacement | str | None = None,
+        plans: Mapping[str, Any] | str | Path | None = None,
+        dataset_json: Mapping[str, Any] | str | Path | None = None,
+        configuration: str | None = None,
+        **kwargs: Any,
+    ) -> UMamba:
+        """Rebuild the network of an nnU-Net U-Mamba checkpoint (`checkpoint_final.pth` of the original's trainers or
+        of `vssm.nnunet`'s) and load its weights strictly.
+
+        The plan, dataset and configuration default to the checkpoint's own `init_args` (nnU-Net saves them; the
+        plans.json and dataset.json next to the training output hold the same), the placement to its trainer name
+        (`nnUNetTrainerUMambaBot...` / `nnUNetTrainerUMambaEnc...`). Loaded with `weights_only=True`.
+        """
+        checkpoint = load_nnunet_checkpoint(path)
+        init_args = checkpoint.get("init_args") or {}
+        if placement is None:
+            trainer = str(checkpoint.get("trainer_name", ""))
+            found = [p for p in MambaPlacement if trainer.startswith(f"nnUNetTrainerUMamba{p.value.capitalize()}")]
+            if not found:
+                raise ValueError(f"{path}: trainer {trainer!r} is not a U-Mamba trainer; pass placement='bot' or 'enc'")
+            placement = found[0]
+        sources = {"plans": plans, "dataset_json": dataset_json, "configuration": configuration}
+        for name, value in sources.items():
+            if value is None and name not in init_args:
+                raise ValueError(f"{path}: the checkpoint has no init_args[{name!r}]; pass {name}=")
+            sources[name] = init_args[name] if value is None else value
+        model = cls.from_nnunet_plans(
+            sources["plans"], sources["configuration"], sources["dataset_json"], placement, **kwargs
+        )
+        model.load_state_dict(checkpoint_filter_fn(checkpoint, model), strict=True)
+        return model
+
+
+def load_nnunet_checkpoint(path: str | Path) -> dict[str, Any]:
+    """torch.load(weights_only=True) of an nnU-Net checkpoint, whose training log holds numpy scalars."""
+    core = getattr(np, "_core", None) or np.core
+    numpy_scalars = [core.multiarray.scalar, np.dtype, *(getattr(np.dtypes, n) for n in _NUMPY_DTYPES)]
+    with torch.serialization.safe_globals(numpy_scalars):
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
+_NUMPY_DTYPES = ("Float16DType", "Float32DType", "Float64DType", "Int32DType", "Int64DType", "BoolDType")
+
+
 def _json(value: Mapping[str, Any] | str | Path) -> Mapping[str, Any]:
     if isinstance(value, (str, Path)):
-        import json
-
         return json.loads(Path(value).read_text())
     return value
 

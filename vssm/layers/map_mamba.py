@@ -22,7 +22,7 @@ import scans
 from scans import ScanOrder
 
 from .mamba_mixer import MambaMixer, RouteMerge
-from .ssm_core import SSMConfig
+from .ssm_core import RouteNaming, SSMConfig
 from .token_routes import SequenceRoutes, token_routes
 
 
@@ -43,7 +43,8 @@ class MapMamba(nn.Module):
         config: the Mamba hyper-parameters (U-Mamba: d_state 16, d_conv 4, expand 2, the defaults).
 
     x: (B, C, *S) -> (B, C, *S) in the parameters' dtype. State-dict keys: `norm.*`, `mamba.*` (stock Mamba's names
-    for one route: in_proj, conv1d, x_proj, dt_proj, A_log, D, out_proj).
+    for one route: in_proj, conv1d, x_proj, dt_proj, A_log, D, out_proj; Vim's `*_b` for two; `*_k` for more). The
+    routes' outputs are averaged.
     """
 
     def __init__(
@@ -62,7 +63,10 @@ class MapMamba(nn.Module):
         self.tokens = MapTokens(tokens)
         self.order = scans.get(scan)
         self.norm = nn.LayerNorm(d_model, **dd)
-        self.mamba = MambaMixer(d_model, self.order.num_routes, config, merge=RouteMerge.MEAN, **dd)
+        routes = self.order.num_routes
+        # One route keeps stock Mamba's keys (`A_log`, `conv1d`, ...); more get LocalMamba's indexed names.
+        naming = RouteNaming.BACKWARD_SUFFIX if routes <= 2 else RouteNaming.INDEXED
+        self.mamba = MambaMixer(d_model, routes, config, naming, merge=RouteMerge.MEAN, **dd)
 
     def extra_repr(self) -> str:
         return f"tokens={self.tokens.value}, scan={self.order!r}"

@@ -107,6 +107,13 @@ def _library() -> ctypes.CDLL | str:
     return lib
 
 
+def _loaded() -> ctypes.CDLL:
+    lib = _library()
+    if isinstance(lib, str):
+        raise RuntimeError(lib)
+    return lib
+
+
 def unavailable_reason() -> str | None:
     """None when the compiled library is ready, else why the `cpu` backend cannot run."""
     lib = _library()
@@ -184,8 +191,7 @@ def selective_scan_cpu_fwd(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Forward. B, C: (batch, G, N, L). Returns y (batch, KD, L), last_state (batch, KD, N) float32 and the
     chunk-start states (batch, KD, n_chunks - 1, N) float32 for `selective_scan_cpu_bwd`."""
-    lib = _library()
-    assert not isinstance(lib, str), lib
+    lib = _loaded()
     args, keep = _args(u, delta, A, B, C, D, z, delta_bias, route, delta_softplus)
     batch, channels, length = u.shape
     n_chunks = -(-args.steps // args.chunk)
@@ -213,8 +219,7 @@ def selective_scan_cpu_bwd(
     delta_softplus: bool,
 ) -> tuple[torch.Tensor | None, ...]:
     """Backward; B, C: (batch, G, N, L). Returns du, ddelta, dA, dB, dC, dD, dz, ddelta_bias (None if absent)."""
-    lib = _library()
-    assert not isinstance(lib, str), lib
+    lib = _loaded()
     args, keep = _args(u, delta, A, B, C, D, z, delta_bias, route, delta_softplus)
     batch, channels, length = u.shape
     state, groups = args.state, args.groups

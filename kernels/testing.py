@@ -183,7 +183,9 @@ def assert_matches_reference(
 
     names = ["y", "last_state", *(f"d{n}" for n in GRAD_NAMES)]
     assert_all_close_3way(host(fast), host(ref), host(ref64), names, dtype=dtype)
-    assert fast[0].dtype == (torch.float32 if out_float32 else dtype)
+    expected = torch.float32 if out_float32 else dtype
+    if fast[0].dtype != expected:
+        raise AssertionError(f"y: expected dtype {expected}, got {fast[0].dtype}")
     for name, g, t in zip(GRAD_NAMES, fast[2], low.tensors(), strict=True):
         if (g is None) != (t is None) or (g is not None and (g.dtype, g.shape) != (t.dtype, t.shape)):
             raise AssertionError(f"d{name}: expected {None if t is None else (t.dtype, tuple(t.shape))}, got "

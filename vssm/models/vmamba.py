@@ -39,6 +39,7 @@ from vssm.layers.layout import Layout, layer_norm
 from vssm.layers.ss2d import SS2D, SS2DForm
 from vssm.layers.stem2d import ConvStem, PatchStem
 from vssm.layers.vss_block import VSSBlock
+from vssm.models._checkpoint import check_fits
 
 __all__ = ["Downsample", "Stem", "VMamba", "checkpoint_filter_fn", "describe_checkpoint", "load_checkpoint"]
 
@@ -461,31 +462,16 @@ def _check_matches(state_dict: dict[str, torch.Tensor], model: VMamba) -> None:
 
     The first conv and the classifier head may differ (timm adapts in_chans and num_classes after filtering).
     """
-    expected = model.state_dict()
-    skip = ("patch_embed.0.weight", "classifier.head.weight", "classifier.head.bias")
-    missing = [k for k in expected if k not in state_dict and k not in skip]
-    unexpected = [k for k in state_dict if k not in expected and k not in skip]
-    shapes = [
-        f"{k}: checkpoint {tuple(v.shape)}, model {tuple(expected[k].shape)}"
-        for k, v in state_dict.items()
-        if k in expected and k not in skip and v.shape != expected[k].shape
-    ]
-    if not (missing or unexpected or shapes):
-        return
     ours = getattr(model, "pretrained_cfg", {}).get("architecture") or type(model).__name__
-    lines = [f"checkpoint does not fit {ours} ({_describe(describe_checkpoint(expected))})."]
+    what = f"checkpoint does not fit {ours} ({_describe(describe_checkpoint(model.state_dict()))})"
     try:
         arch = describe_checkpoint(state_dict)
     except (KeyError, ValueError):
         arch = None
     if arch is not None:
         variants = _matching_variants(arch)
-        found = f" = {', '.join(variants)}" if variants else ""
-        lines.append(f"The checkpoint is {_describe(arch)}{found}.")
-    for title, items in (("shape mismatches", shapes), ("missing keys", missing), ("unexpected keys", unexpected)):
-        if items:
-            lines.append(f"{len(items)} {title}, first: " + "; ".join(items[:3]) + ".")
-    raise ValueError(" ".join(lines))
+        what += f"; the checkpoint is {_describe(arch)}" + (f" = {', '.join(variants)}" if variants else "")
+    check_fits(state_dict, model, what, ignore=("classifier.head.", "patch_embed.0.weight"))
 
 
 def checkpoint_filter_fn(checkpoint: dict, model: VMamba) -> dict[str, torch.Tensor]:

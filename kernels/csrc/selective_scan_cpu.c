@@ -5,7 +5,8 @@
  *
  * Channels are processed in blocks of LANES consecutive channels that share one route and one B/C group; a block's
  * values live in `vf` vectors (GCC/Clang vector extensions), one lane per channel, so every step is a handful of
- * vector instructions, the exponential included (`vexp` below, branch-free; libm's expf is scalar).
+ * vector instructions, the exponential included (`vexp2` below, branch-free; libm's expf is scalar). Decays are
+ * exp2(delta * A * log2 e) with A pre-scaled once per block, which saves the range-reduction multiply-adds.
  *
  * The forward saves the state at the start of every chunk of T steps but the first: (batch, KD, n_chunks - 1, N).
  * The backward walks chunks in reverse; for each chunk it recomputes states and decays from the saved start (one
@@ -56,6 +57,26 @@ static inline vf vexp(vf x) {
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
+    return p * (vf)((ni + 127) << 23);
+}
+
+/* 2^x, about 2 ulp: x = n + f with |f| <= 1/2, 2^f by its degree-6 Taylor polynomial (error < 1.2e-7). Clamped
+ * like vexp, so 2^-1000 gives 1.2e-38. */
+static inline vf vexp2(vf x) {
+    x = vsel(x < -126.0f, splat(-126.0f), x);
+    x = vsel(x > 127.0f, splat(127.0f), x);
+    const vf magic = splat(12582912.0f);
+    vf shifted = x + magic;
+    vf n = shifted - magic;
+    vi ni = (vi)shifted - (vi)magic;
+    vf f = x - n;
+    vf p = splat(1.5403530393381609e-4f);
+    p = p * f + 1.3333558146428443e-3f;
+    p = p * f + 9.6181291076284772e-3f;
+    p = p * f + 5.5504108664821580e-2f;
+    p = p * f + 2.4022650695910071e-1f;
+    p = p * f + 6.9314718055994531e-1f;
+    p = p * f + 1.0f;
     return p * (vf)((ni + 127) << 23);
 }
 
@@ -130,7 +151,7 @@ static inline int64_t chunk_state_index(const ScanArgs *a, const Block *k, int64
 
 /* Per-block parameters: A as N vectors, bias and D as one vector each; lanes past k->lanes are zero. */
 typedef struct {
-    vf *A;
+    vf *A, *A2; /* A and A * log2(e): decays are exp2(delta * A2) */
     vf bias, D;
 } Params;
 
@@ -141,6 +162,10 @@ static void load_params(const ScanArgs *a, const Block *k, Params *p) {
     for (int64_t j = 0; j < k->lanes; j++) {
         int64_t d = k->d0 + j;
         for (int64_t n = 0; n < N; n++) p->A[n][j] = a->A[d * N + n];
+    }
+    for (int64_t n = 0; n < N; n++) p->A2[n] = p->A[n] * 1.44269504088896341f;
+    for (int64_t j = 0; j < k->lanes; j++) {
+        int64_t d = k->d0 + j;
         if (a->delta_bias) p->bias[j] = a->delta_bias[d];
         if (a->D) p->D[j] = a->D[d];
     }
@@ -211,14 +236,14 @@ static void load_chunk(const ScanArgs *a, const Block *k, const Params *p, int64
 int scan_forward(const ScanArgs *a, int64_t begin, int64_t end) {
     const int64_t N = a->state, T = a->chunk, L = a->length, n_chunk = n_chunks(a);
     const int64_t per_seg = blocks_per_segment(a);
-    vf *mem = alloc(sizeof(vf) * (size_t)(2 * N + T));
+    vf *mem = alloc(sizeof(vf) * (size_t)(3 * N + T));
     Chunk c;
     if (!mem || alloc_chunk(&c, T, N)) {
         free(mem);
         return -1;
     }
-    Params p = {.A = mem};
-    vf *h = mem + N, *y = h + N;
+    Params p = {.A = mem, .A2 = mem + N};
+    vf *h = mem + 2 * N, *y = h + N;
     for (int64_t item = begin; item < end; item++) {
         int64_t b = item / (a->segments * per_seg), rest = item % (a->segments * per_seg);
         Block k = block_of(a, b, rest / per_seg, rest % per_seg);
@@ -237,13 +262,13 @@ int scan_forward(const ScanArgs *a, int64_t begin, int64_t end) {
                 vf y0 = {0}, y1 = {0}; /* two accumulators halve the add chain over n */
                 int64_t n = 0;
                 for (; n + 1 < N; n += 2) {
-                    h[n] = vexp(dt * p.A[n]) * h[n] + dtu * Bt[n];
-                    h[n + 1] = vexp(dt * p.A[n + 1]) * h[n + 1] + dtu * Bt[n + 1];
+                    h[n] = vexp2(dt * p.A2[n]) * h[n] + dtu * Bt[n];
+                    h[n + 1] = vexp2(dt * p.A2[n + 1]) * h[n + 1] + dtu * Bt[n + 1];
                     y0 += Ct[n] * h[n];
                     y1 += Ct[n + 1] * h[n + 1];
                 }
                 if (n < N) {
-                    h[n] = vexp(dt * p.A[n]) * h[n] + dtu * Bt[n];
+                    h[n] = vexp2(dt * p.A2[n]) * h[n] + dtu * Bt[n];
                     y0 += Ct[n] * h[n];
                 }
                 vf out = y0 + y1 + p.D * c.u[t];
@@ -291,7 +316,7 @@ static void backward_chunk(const ScanArgs *a, const Block *k, const Params *p, i
         vf y0 = {0}, y1 = {0};
         int64_t n = 0;
         for (; n + 1 < N; n += 2) {
-            vf e0 = vexp(dt * p->A[n]), e1 = vexp(dt * p->A[n + 1]);
+            vf e0 = vexp2(dt * p->A2[n]), e1 = vexp2(dt * p->A2[n + 1]);
             h[n] = e0 * h[n] + dtu * Bt[n];
             h[n + 1] = e1 * h[n + 1] + dtu * Bt[n + 1];
             dect[n] = e0, dect[n + 1] = e1;
@@ -300,7 +325,7 @@ static void backward_chunk(const ScanArgs *a, const Block *k, const Params *p, i
             y1 += Ct[n + 1] * h[n + 1];
         }
         if (n < N) {
-            vf e0 = vexp(dt * p->A[n]);
+            vf e0 = vexp2(dt * p->A2[n]);
             h[n] = e0 * h[n] + dtu * Bt[n];
             dect[n] = e0, hst[n] = h[n];
             y0 += Ct[n] * h[n];
@@ -362,8 +387,8 @@ int scan_backward(const ScanArgs *a, int64_t begin, int64_t end) {
     const int64_t per_seg = blocks_per_segment(a), per_part = a->blocks_per_part;
     const int64_t parts_per_seg = (per_seg + per_part - 1) / per_part;
     const size_t TN = (size_t)(T * N);
-    /* per block: A, carry, dA (N each); shared: h (N), dec, hs, dBl, dCl (T*N each), dy, sB, sD (T each) */
-    vf *mem = alloc(sizeof(vf) * ((size_t)(3 * per_part + 1) * N + 4 * TN + 3 * (size_t)T));
+    /* per block: A, A2, carry, dA (N each); shared: h (N), dec, hs, dBl, dCl (T*N each), dy, sB, sD (T each) */
+    vf *mem = alloc(sizeof(vf) * ((size_t)(4 * per_part + 1) * N + 4 * TN + 3 * (size_t)T));
     BlockGrad *bgs = alloc(sizeof(BlockGrad) * (size_t)per_part);
     Params *ps = alloc(sizeof(Params) * (size_t)per_part);
     Chunk c;
@@ -373,11 +398,12 @@ int scan_backward(const ScanArgs *a, int64_t begin, int64_t end) {
         free(ps);
         return -1;
     }
-    vf *h = mem + 3 * per_part * N, *dec = h + N, *hs = dec + TN, *dBl = hs + TN, *dCl = dBl + TN;
+    vf *h = mem + 4 * per_part * N, *dec = h + N, *hs = dec + TN, *dBl = hs + TN, *dCl = dBl + TN;
     vf *dy = dCl + TN, *sB = dy + T, *sD = sB + T;
     for (int64_t i = 0; i < per_part; i++) {
-        ps[i].A = mem + 3 * i * N;
-        bgs[i].carry = ps[i].A + N;
+        ps[i].A = mem + 4 * i * N;
+        ps[i].A2 = ps[i].A + N;
+        bgs[i].carry = ps[i].A2 + N;
         bgs[i].dA = bgs[i].carry + N;
     }
     for (int64_t item = begin; item < end; item++) {

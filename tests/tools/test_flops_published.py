@@ -1,0 +1,78 @@
+"""The originals' published FLOP counts, reproduced under their own counters (`Convention.PUBLISHED`).
+
+Default run: the headline variants (Vim-S, VMamba-T[s1l8], MambaVision-T); `-m slow` runs every variant with a
+published count. Models are built at full size on CPU; the counter runs the matmuls on the meta device.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+import vssm
+from vssm.analysis import zoo
+from vssm.analysis.flops import Convention, count_flops
+from vssm.analysis.published import PUBLISHED_COUNTS, agreement, counter_for, round_to, significant_digits
+
+HEADLINE = ["vim_small", "vmamba_tiny_s1l8", "mambavision_tiny"]
+REGISTERED = set(vssm.list_models())
+OTHERS = sorted(n for n in PUBLISHED_COUNTS if n in REGISTERED and n not in HEADLINE
+                and counter_for(zoo.family_of(n)) is not None)
+# The spec (mambavision.md §7) finds ptflops' Conv + Linear MACs within 0.5 % of MambaVision's README for every
+# variant but T (README 4.4 G, count 4.46 G): the README's rounding is not reproducible from its own code.
+PRINTED_DIFFERS = {"mambavision_tiny"}
+PRINTED_TOLERANCE = 0.005
+
+
+def _published(name: str) -> int:
+    model = zoo.create(name)
+    return count_flops(model, zoo.default_input_size(name), Convention.PUBLISHED).total
+
+
+def _check(name: str) -> None:
+    ours = _published(name)
+    expected = PUBLISHED_COUNTS[name]
+    verdict = agreement(ours, expected)
+    assert verdict != "differs", f"{name}: ours {ours / 1e9:.6f} G, published {expected.reference} G"
+    assert verdict == "exact" or int(verdict.split()[0]) >= 3
+    if name not in PRINTED_DIFFERS:  # the printed value: ours rounded to its digits, or within the spec's 0.5 %
+        printed, digits = float(expected.printed), significant_digits(expected.printed)
+        assert round_to(ours / 1e9, digits) == printed or ours / 1e9 == pytest.approx(printed, rel=PRINTED_TOLERANCE)
+
+
+def test_vim_small_reproduces_vmambas_count_exactly() -> None:
+    # VMamba's analyze_for_vim: patch conv + 24 x (in_proj + out_proj + 2 x (9 L E N + 2 L E)) + head = 5.3015 G.
+    tokens, dim, inner, state, depth = 197, 384, 768, 16, 24
+    analytic = (196 * dim * 3 * 16 * 16 + dim * 1000
+                + depth * (tokens * dim * 2 * inner + tokens * inner * dim + 2 * (9 * tokens * inner * state
+                                                                               + 2 * tokens * inner)))
+    assert analytic == 5_301_500_928
+    assert _published("vim_small") == analytic
+    assert agreement(analytic, PUBLISHED_COUNTS["vim_small"]) == "5 digits"
+
+
+def test_vmamba_tiny_s1l8_reproduces_the_code_comment_exactly() -> None:
+    assert _published("vmamba_tiny_s1l8") == 4_905_609_984
+    assert PUBLISHED_COUNTS["vmamba_tiny_s1l8"].exact == 4_905_609_984
+
+
+def test_mambavision_tiny_reproduces_ptflops_conv_linear_count() -> None:
+    _check("mambavision_tiny")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", OTHERS)
+def test_every_published_count_is_reproduced(name: str) -> None:
+    _check(name)
+
+
+def test_agreement_reads_published_digits() -> None:
+    count = PUBLISHED_COUNTS["mambavision_tiny2"]  # derived '5.10': three digits, trailing zero included
+    assert significant_digits(count.reference) == 3
+    assert agreement(5_104_000_000, count) == "3 digits"
+    assert agreement(5_096_000_000, count) == "3 digits"
+    assert agreement(5_106_000_000, count) == "differs"
+    exact = PUBLISHED_COUNTS["vmamba_tiny"]
+    assert agreement(exact.exact, exact) == "exact" and agreement(exact.exact + 1, exact) == "differs"
+    assert math.isclose(float(exact.reference), 4.905609984)

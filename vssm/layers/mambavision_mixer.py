@@ -46,8 +46,8 @@ class MambaVisionMixer(SSMCore):
 
     Args:
         d_model: token width C (even: the two branches have C/2 channels each).
-        window_size: side w of the square window whose w·w tokens a sequence holds; only used to route orders other
-            than raster (None: any sequence length, raster order only).
+        window_size: side w of the square window whose w·w tokens a sequence holds, the grid `scan` routes (None: the
+            sequence is routed as a 1 × L strip, any length).
         scan: the order of the window's tokens along which the convolutions and the scan run (a `scans` name or
             order); its number of routes K sets the number of parameter sets. The original's is `raster`.
         d_state: SSM state size N.
@@ -82,12 +82,6 @@ class MambaVisionMixer(SSMCore):
             raise ValueError(f"MambaVisionMixer: d_conv must be >= 1, got {d_conv}")
         self.dt_bias = DtBias(dt_bias)
         self.order, self.window_size = order, window_size
-        # Raster over the window is the sequence itself: no gather/scatter (the original's, and the fast path).
-        self.in_sequence_order = order.num_routes == 1 and (
-            window_size is None or torch.equal(order.route(window_size, window_size)[0], torch.arange(window_size**2))
-        )
-        if window_size is None and not self.in_sequence_order:
-            raise ValueError(f"MambaVisionMixer: scan order {order!r} needs the window_size it routes")
         dd = {"device": device, "dtype": dtype}
         self.in_proj = nn.Linear(d_model, 2 * self.d_inner, bias=False, **dd)
         for k in range(self.num_routes):
@@ -108,6 +102,10 @@ class MambaVisionMixer(SSMCore):
         return F.silu(y).view(batch, routes, channels, steps)
 
     def _routes(self, length: int, device: torch.device) -> SequenceRoutes:
+        """The order's routes through a window (or, without window_size, the sequence as a 1 × L strip); raster's are
+        the identity, whose gather and merge are views."""
+        if self.window_size is None:
+            return token_routes(self.order, 1, length, device)
         if length != self.window_size**2:
             raise ValueError(
                 f"MambaVisionMixer routes {self.window_size}×{self.window_size} windows: expected sequences of "
@@ -119,13 +117,8 @@ class MambaVisionMixer(SSMCore):
         """x: (B, L, C) the tokens of B windows in raster order -> (B, L, C)."""
         if x.ndim != 3 or x.shape[-1] != self.d_model:
             raise ValueError(f"MambaVisionMixer expects x of shape (B, L, C={self.d_model}), got {tuple(x.shape)}")
-        xz = self.in_proj(x).transpose(1, 2)  # (B, C, L)
-        x_branch, z_branch = xz.chunk(2, dim=1)
-        if self.in_sequence_order:
-            y = self.ssm(self._conv(x_branch.unsqueeze(1), "conv1d_x"))[:, 0]
-            z = self._conv(z_branch.unsqueeze(1), "conv1d_z")[:, 0]
-        else:
-            routes = self._routes(x.shape[1], x.device)
-            y = routes.merge(self.ssm(self._conv(routes.gather(x_branch), "conv1d_x")), mean=True)
-            z = routes.merge(self._conv(routes.gather(z_branch), "conv1d_z"), mean=True)
+        routes = self._routes(x.shape[1], x.device)
+        x_branch, z_branch = self.in_proj(x).transpose(1, 2).chunk(2, dim=1)  # (B, E, L) each
+        y = routes.merge(self.ssm(self._conv(routes.gather(x_branch), "conv1d_x")), mean=True)
+        z = routes.merge(self._conv(routes.gather(z_branch), "conv1d_z"), mean=True)
         return self.out_proj(torch.cat([y, z], dim=1).transpose(1, 2))

@@ -36,6 +36,7 @@ from torch import nn
 import scans
 from vssm.layers.mambavision_mixer import DtBias, MambaVisionMixer
 from vssm.layers.window_partition import window_partition, window_reverse
+from vssm.models._checkpoint import check_fits
 
 __all__ = ["DtBias", "MambaVision", "checkpoint_filter_fn", "describe_checkpoint"]
 
@@ -493,31 +494,16 @@ def _check_matches(state_dict: dict[str, torch.Tensor], model: MambaVision) -> N
 
     The first conv and the classifier may differ (timm adapts in_chans and num_classes after filtering).
     """
-    expected = model.state_dict()
-    skip = ("patch_embed.conv_down.0.weight", "head.weight", "head.bias")
-    missing = [k for k in expected if k not in state_dict and k not in skip]
-    unexpected = [k for k in state_dict if k not in expected and k not in skip]
-    shapes = [
-        f"{k}: checkpoint {tuple(v.shape)}, model {tuple(expected[k].shape)}"
-        for k, v in state_dict.items()
-        if k in expected and k not in skip and v.shape != expected[k].shape
-    ]
-    if not (missing or unexpected or shapes):
-        return
     ours = getattr(model, "pretrained_cfg", {}).get("architecture") or type(model).__name__
-    lines = [f"checkpoint does not fit {ours} ({_describe(describe_checkpoint(expected))})."]
+    what = f"checkpoint does not fit {ours} ({_describe(describe_checkpoint(model.state_dict()))})"
     try:
         arch = describe_checkpoint(state_dict)
     except KeyError:
         arch = None
     if arch is not None:
         variants = _matching_variants(arch)
-        found = f" = {', '.join(variants)}" if variants else ""
-        lines.append(f"The checkpoint is {_describe(arch)}{found}.")
-    for title, items in (("shape mismatches", shapes), ("missing keys", missing), ("unexpected keys", unexpected)):
-        if items:
-            lines.append(f"{len(items)} {title}, first: " + "; ".join(items[:3]))
-    raise ValueError(" ".join(lines))
+        what += f"; the checkpoint is {_describe(arch)}" + (f" = {', '.join(variants)}" if variants else "")
+    check_fits(state_dict, model, what, ignore=("head.", "patch_embed.conv_down.0.weight"))
 
 
 def checkpoint_filter_fn(checkpoint: dict, model: MambaVision) -> dict[str, torch.Tensor]:

@@ -254,8 +254,25 @@ def format_count(value: float, unit: str = "") -> str:
 
 
 def module_rows(result: FlopCount, depth: int) -> list[tuple[str, int]]:
-    """(path, count) of modules at most `depth` levels deep, in model order; '' (the model) first."""
-    return [(path, n) for path, n in result.by_module.items() if path.count(".") < depth or path == ""]
+    """(path, count) of the modules at most `depth` levels deep, in the order the forward reached them; '' (the
+    model) first. Containers that never run a forward of their own (ModuleList) get the sum of their children."""
+    paths = result.by_module
+
+    def total(prefix: str) -> int:
+        if prefix in paths:
+            return paths[prefix]
+        level = prefix.count(".") + 1
+        children = dict.fromkeys(p.split(".")[level] for p in paths if p.startswith(prefix + "."))
+        return sum(total(f"{prefix}.{child}") for child in children)
+
+    rows: dict[str, int] = {"": paths.get("", 0)}
+    for path in paths:
+        parts = path.split(".") if path else []
+        for k in range(1, min(depth, len(parts)) + 1):
+            prefix = ".".join(parts[:k])
+            if prefix not in rows:
+                rows[prefix] = total(prefix)
+    return list(rows.items())
 
 
 __all__ = [
@@ -269,3 +286,50 @@ __all__ = [
     "fvcore_macs",
     "module_rows",
 ]
+
+
+@dataclass(frozen=True)
+class ModelFlops:
+    """A registered model's counts at one input size: every requested convention, the count its authors published
+    (`reference`, None when there is none for this variant and size) and how ours agrees with it, and fvcore's count
+    when asked."""
+
+    name: str
+    input_size: tuple[int, int, int]
+    results: dict[Convention, FlopCount]
+    reference: published.PublishedCount | None
+    agreement: str | None
+    fvcore: int | None = None
+
+    @property
+    def params(self) -> int:
+        return next(iter(self.results.values())).params
+
+
+def count_model(
+    name: str,
+    input_size: tuple[int, int, int] | None = None,
+    conventions: tuple[Convention | str, ...] = tuple(Convention),
+    *,
+    batch: int = 1,
+    backward: bool = False,
+    with_fvcore: bool = False,
+    model: nn.Module | None = None,
+) -> ModelFlops:
+    """Build a registered (or timm) model and count it; `published` is skipped for families without a counter.
+
+    The published count is compared only at the model's default input size (where it was published).
+    """
+    from vssm.analysis import zoo
+
+    size = tuple(input_size or zoo.default_input_size(name))
+    model = model if model is not None else zoo.create(name, size)  # type: ignore[arg-type]
+    wanted = tuple(Convention(c) for c in conventions)
+    if Convention.PUBLISHED in wanted and (backward or published.counter_for(zoo.family_of(name)) is None):
+        wanted = tuple(c for c in wanted if c is not Convention.PUBLISHED)
+    results = count_conventions(model, size, wanted, batch=batch, backward=backward)  # type: ignore[arg-type]
+    reference = published.PUBLISHED_COUNTS.get(name) if size == tuple(zoo.default_input_size(name)) else None
+    ours = results.get(Convention.PUBLISHED)
+    verdict = published.agreement(ours.total // batch, reference) if reference and ours and not backward else None
+    fvcore = fvcore_macs(model, size, batch)[0] if with_fvcore else None  # type: ignore[arg-type]
+    return ModelFlops(name, size, results, reference, verdict, fvcore)  # type: ignore[arg-type]

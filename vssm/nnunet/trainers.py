@@ -1,0 +1,90 @@
+"""nnU-Net trainers for U-Mamba: stock nnU-Net training (SGD, poly LR, Dice + CE, deep supervision, AMP on CUDA) of
+vssm's `UMamba`, built from the configuration's plan exactly as the original's `get_umamba_*_from_plans`.
+
+Needs nnunetv2 >= 2.7 (the `build_network_architecture(plans_manager, configuration_manager, ...)` signature, which
+nnU-Net also calls when it rebuilds the network for inference). See `vssm.nnunet` for making nnU-Net find them.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager, PlansManager
+
+from vssm.models.umamba import MambaPlacement, UMamba, UMambaPlan
+
+_CUDA = torch.device("cuda")  # nnU-Net's default device
+
+__all__ = ["network_from_plans", "nnUNetTrainerUMambaBot", "nnUNetTrainerUMambaEnc", "nnUNetTrainerUMambaEncNoAMP"]
+
+
+def network_from_plans(
+    configuration_manager: ConfigurationManager,
+    num_input_channels: int,
+    num_output_channels: int,
+    placement: MambaPlacement,
+    deep_supervision: bool = True,
+    allow_autocast: bool = True,
+) -> UMamba:
+    """The U-Mamba network of an nnU-Net configuration (features, kernels, strides, blocks and patch size)."""
+    plan = UMambaPlan.from_nnunet(configuration_manager.configuration)
+    return UMamba(
+        plan,
+        num_classes=num_output_channels,
+        in_chans=num_input_channels,
+        placement=placement,
+        deep_supervision=deep_supervision,
+        allow_autocast=allow_autocast,
+    )
+
+
+class _UMambaTrainer(nnUNetTrainer):
+    placement: ClassVar[MambaPlacement]
+    allow_autocast: ClassVar[bool] = True
+
+    @classmethod
+    def build_network_architecture(
+        cls,
+        plans_manager: PlansManager,
+        configuration_manager: ConfigurationManager,
+        num_input_channels: int,
+        num_output_channels: int,
+        enable_deep_supervision: bool = True,
+    ) -> UMamba:
+        return network_from_plans(
+            configuration_manager,
+            num_input_channels,
+            num_output_channels,
+            cls.placement,
+            enable_deep_supervision,
+            cls.allow_autocast,
+        )
+
+
+# Class names follow nnU-Net's (trainers are looked up by name, `-tr nnUNetTrainerUMambaBot`).
+class nnUNetTrainerUMambaBot(_UMambaTrainer):
+    """U-Mamba Bot: one Mamba layer on the bottleneck."""
+
+    placement = MambaPlacement.BOT
+
+
+class nnUNetTrainerUMambaEnc(_UMambaTrainer):
+    """U-Mamba Enc: Mamba layers after the encoder stages (channel tokens where a map has few positions)."""
+
+    placement = MambaPlacement.ENC
+
+
+class nnUNetTrainerUMambaEncNoAMP(_UMambaTrainer):
+    """U-Mamba Enc trained in fp32 (the original's answer to NaNs under AMP): the network ignores autocast and the
+    loss is not scaled; gradients are clipped at 12 as in every nnU-Net trainer."""
+
+    placement = MambaPlacement.ENC
+    allow_autocast = False
+
+    def __init__(
+        self, plans: dict, configuration: str, fold: int, dataset_json: dict, device: torch.device = _CUDA
+    ) -> None:
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.grad_scaler = None

@@ -107,6 +107,27 @@ def test_single_route_mixer_is_stock_mamba() -> None:
     torch.testing.assert_close(ours, ref, rtol=1e-12, atol=1e-12)
 
 
+def test_gating_after_the_merge_equals_gating_each_route() -> None:
+    torch.manual_seed(2)
+    mixer = MambaMixer(16, num_routes=4, naming=RouteNaming.INDEXED).double()
+    routes = token_routes(scans.Cross(), 3, 4, torch.device("cpu"), class_token=True)
+    x = torch.randn(2, 13, 16, dtype=torch.float64)
+    with torch.no_grad(), kernels.use_backend("reference"):
+        torch.testing.assert_close(mixer(x, routes), mixer.merge(mixer.route_outputs(x, routes), routes),
+                                   rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(("d_conv", "bias", "steps"), [(4, True, 9), (4, True, 2), (3, False, 7), (1, True, 5)])
+def test_causal_conv_is_a_left_padded_depthwise_conv(d_conv: int, bias: bool, steps: int) -> None:
+    mixer = MambaMixer(8, num_routes=2, config=SSMConfig(d_conv=d_conv, conv_bias=bias)).double()
+    x = torch.randn(3, 2, 16, steps, dtype=torch.float64)
+    convs = [mixer.conv1d, mixer.conv1d_b]
+    expected = torch.stack([F.silu(F.conv1d(F.pad(x[:, k], (d_conv - 1, 0)), c.weight, c.bias, groups=16))
+                            for k, c in enumerate(convs)], dim=1)
+    with torch.no_grad():
+        torch.testing.assert_close(mixer.causal_conv(x), expected, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("class_token", [False, True])
 @pytest.mark.parametrize("name", scans.list())
 def test_mean_merge_inverts_gather_for_every_order(name: str, class_token: bool) -> None:

@@ -3,12 +3,13 @@
     x (B, L, D) -> in_proj -> [x ; z] (B, E, L) each
                 -> gather each route                      (B, K, E, L')   the causal conv runs along the route
                 -> per-route causal depthwise conv1d + SiLU
-                -> per-route x_proj, dt_proj, A, D: one batched selective scan, gated by silu(z)   (`SSMCore`)
+                -> per-route x_proj, dt_proj, A, D: one batched selective scan   (`SSMCore`)
                 -> merge: outputs written back to their tokens, summed over routes (/ routes with `RouteMerge.MEAN`)
-                -> out_proj                                (B, L, D)
+                -> gate by silu(z) -> out_proj             (B, L, D)
 
-in_proj and out_proj are shared by the routes. Families that process each route's output before the merge
-(LocalVim's per-direction attention) call `route_outputs` and `merge` themselves.
+in_proj and out_proj are shared by the routes. Gating after the merge equals mamba_ssm's gating of each route (every
+route's output at a token meets the same z). Families that process each route's gated output before the merge
+(LocalVim's per-direction attention) call `route_outputs` (gated per route, as mamba_ssm does) and `merge`.
 """
 
 from __future__ import annotations
@@ -76,18 +77,28 @@ class MambaMixer(SSMCore):
         self.out_proj = nn.Linear(self.d_inner, d_model, bias=cfg.proj_bias, **dd)
 
     def causal_conv(self, x: Tensor) -> Tensor:
-        """x: (B, K, E, L') routes in visit order -> SiLU(causal depthwise conv along each route), same shape."""
+        """x: (B, K, E, L') routes in visit order -> SiLU(causal depthwise conv along each route), same shape.
+
+        y[t] = b + sum_j w[j] · x[t - (d_conv - 1) + j] with x[< 0] = 0, as shifted multiply-adds: 4x faster on CPU than
+        a grouped `F.conv1d` (measured 4.0 vs 16.8 ms for Vim-S at batch 8, one thread).
+        """
         batch, routes, channels, steps = x.shape
         convs = self.route_params("conv1d")
-        weight = self._cat([c.weight for c in convs])
-        bias = self._cat([c.bias for c in convs]) if self.config.conv_bias else None
-        # Symmetric padding d_conv - 1 and keeping the first L' outputs = left (causal) padding.
-        y = F.conv1d(x.reshape(batch, routes * channels, steps), weight, bias, padding=self.config.d_conv - 1,
-                     groups=routes * channels)
-        return F.silu(y[..., :steps]).view(batch, routes, channels, steps)
+        weight = self._cat([c.weight for c in convs])[:, 0]  # (K·E, d_conv)
+        x = x.reshape(batch, routes * channels, steps)
+        last = weight.shape[1] - 1
+        if self.config.conv_bias:
+            bias = self._cat([c.bias for c in convs])
+            y = torch.addcmul(bias[:, None], x, weight[:, last:])
+        else:
+            y = x * weight[:, last:]
+        for j in range(last):
+            shift = last - j
+            if shift < steps:
+                y[..., shift:].addcmul_(x[..., : steps - shift], weight[:, j : j + 1])
+        return F.silu(y).view(batch, routes, channels, steps)
 
-    def route_outputs(self, x: Tensor, routes: SequenceRoutes) -> Tensor:
-        """x: (B, L, D) -> y: (B, K, E, L') each route's gated SSM output, in the route's visit order."""
+    def _check(self, x: Tensor, routes: SequenceRoutes) -> None:
         if x.ndim != 3 or x.shape[-1] != self.d_model:
             raise ValueError(f"MambaMixer expects x of shape (B, L, D={self.d_model}), got {tuple(x.shape)}")
         if routes.num_routes != self.num_routes or routes.length != x.shape[1]:
@@ -95,19 +106,33 @@ class MambaMixer(SSMCore):
                 f"MambaMixer has {self.num_routes} route parameter sets for sequences of length {x.shape[1]}, got "
                 f"{routes.num_routes} routes over {routes.length} tokens"
             )
-        # (E2, D) @ (B, D, L): the (B, 2E, L) layout the routes are gathered in, as mamba_ssm computes it.
-        xz = torch.matmul(self.in_proj.weight, x.transpose(1, 2))
-        if self.in_proj.bias is not None:
-            xz = xz + self.in_proj.bias[:, None]
-        x_in, z = xz.chunk(2, dim=1)
-        u = self.causal_conv(routes.gather(x_in))
-        return self.ssm(u, routes.gather(z))
+
+    def project_in(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """x: (B, L, D) -> (x, z), each (B, E, L) (strided views of one (B, L, 2E) projection)."""
+        # F.linear and a transposed view: 21 ms against 32 ms for mamba_ssm's W @ x^T (Vim-S, batch 8, one thread).
+        xz = F.linear(x, self.in_proj.weight, self.in_proj.bias).transpose(1, 2)
+        return xz[:, : self.d_inner], xz[:, self.d_inner :]
+
+    def route_outputs(self, x: Tensor, routes: SequenceRoutes) -> Tensor:
+        """x: (B, L, D) -> y: (B, K, E, L') each route's SSM output gated by its silu(z), in the route's visit order
+        (for mixers that process each route before the merge)."""
+        self._check(x, routes)
+        x_in, z = self.project_in(x)
+        return self.ssm(self.causal_conv(routes.gather(x_in)), routes.gather(z))
 
     def merge(self, ys: Tensor, routes: SequenceRoutes) -> Tensor:
-        """ys: (B, K, E, L') -> (B, L, D): routes merged back to token order, then out_proj."""
+        """ys: (B, K, E, L') gated route outputs -> (B, L, D): routes merged back to token order, then out_proj."""
         y = routes.merge(ys, mean=self.merge_mode is RouteMerge.MEAN)
         return self.out_proj(y.transpose(1, 2))
 
     def forward(self, x: Tensor, routes: SequenceRoutes) -> Tensor:
-        """x: (B, L, D), routes: K routes through the L tokens -> (B, L, D)."""
-        return self.merge(self.route_outputs(x, routes), routes)
+        """x: (B, L, D), routes: K routes through the L tokens -> (B, L, D).
+
+        The gate silu(z) is applied once after the merge: every route's output at a token is gated by the same z, so
+        this equals gating each route (mamba_ssm's order) up to rounding, without gathering z along every route.
+        """
+        self._check(x, routes)
+        x_in, z = self.project_in(x)
+        ys = self.ssm(self.causal_conv(routes.gather(x_in)))
+        y = routes.merge(ys, mean=self.merge_mode is RouteMerge.MEAN) * F.silu(z)
+        return self.out_proj(y.transpose(1, 2))

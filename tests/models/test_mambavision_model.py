@@ -268,6 +268,16 @@ def test_a_schedule_gives_each_mamba_block_its_order() -> None:
     assert [m.num_routes for m in mixers] == [1, 4]
 
 
+@pytest.mark.parametrize("scan", ["raster", "cross", "atrous"])
+def test_forward_runs_on_the_meta_device(scan: str) -> None:
+    """Shape inference and FLOP counting without memory (the benchmark counts L3-512 this way)."""
+    model = timm.create_model("test_mambavision", scan=scan, device="meta").eval()
+    with torch.no_grad():
+        maps = model.forward_intermediates(torch.empty(2, 3, 80, 96, device="meta"), intermediates_only=True)
+    assert [tuple(m.shape) for m in maps] == [(2, 16, 20, 24), (2, 32, 10, 12), (2, 64, 5, 6), (2, 128, 3, 3)]
+    assert all(m.device.type == "meta" for m in maps)
+
+
 def test_unknown_scan_name_is_a_value_error() -> None:
     with pytest.raises(ValueError, match="unknown scan order"):
         timm.create_model("test_mambavision", scan="spiral", device="meta")

@@ -17,6 +17,7 @@ tokens and averaged over the routes that visit each token before the concatenati
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import math
 
@@ -105,13 +106,22 @@ class MambaVisionMixer(SSMCore):
         """The order's routes through a window (or, without window_size, the sequence as a 1 × L strip); raster's are
         the identity, whose gather and merge are views."""
         if self.window_size is None:
-            return token_routes(self.order, 1, length, device)
-        if length != self.window_size**2:
+            height, width = 1, length
+        elif length != self.window_size**2:
             raise ValueError(
                 f"MambaVisionMixer routes {self.window_size}×{self.window_size} windows: expected sequences of "
                 f"{self.window_size**2} tokens, got {length}"
             )
-        return token_routes(self.order, self.window_size, self.window_size, device)
+        else:
+            height = width = self.window_size
+        if device.type != "meta":
+            return token_routes(self.order, height, width, device)
+        # Route tables are data, built and checked on the CPU; a meta forward (FLOP counts, shapes) needs their shapes.
+        cpu = token_routes(self.order, height, width, torch.device("cpu"))
+        coverage = cpu.coverage if isinstance(cpu.coverage, int) else cpu.coverage.to(device)
+        return dataclasses.replace(
+            cpu, gather_index=cpu.gather_index.to(device), merge_index=cpu.merge_index.to(device), coverage=coverage
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         """x: (B, L, C) the tokens of B windows in raster order -> (B, L, C)."""

@@ -247,7 +247,7 @@ class MambaVision(nn.Module):
         self.num_features = self.head_hidden_size = dims[-1]
 
         self.patch_embed = Stem(in_chans, in_dim, dim, **factory)
-        rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        rates = torch.linspace(0, drop_path_rate, sum(depths), device="cpu").tolist()  # also under a meta context
         self.levels = nn.ModuleList()
         self.feature_info = []
         mamba_index = 0

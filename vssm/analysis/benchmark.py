@@ -1,0 +1,225 @@
+"""Throughput (images/s) and peak memory of a model: inference or one training step, CPU or CUDA.
+
+    settings = BenchSettings(mode=Mode.INFERENCE, batch=8, image_size=(224, 224), repeats=10)
+    measurement = measure(model, "vim_small", settings)
+
+Protocol: `warmup` untimed steps (which also absorb torch.compile's compilation), then `repeats` timed steps, each
+between device synchronisations; the median is reported with the fastest and slowest step as the spread. A training
+step is forward + backward of the output's mean + an SGD update. Peak memory is the CUDA allocator's high-water
+mark on CUDA; on CPU it is the growth of the process's peak resident set during the timed steps (Linux
+`/proc/self/clear_refs` resets it; None elsewhere).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import statistics
+import time
+import weakref
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
+
+
+class Mode(str, enum.Enum):
+    INFERENCE = "inference"
+    TRAIN = "train"
+
+
+AMP_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    """One benchmark configuration."""
+
+    mode: Mode = Mode.INFERENCE
+    batch: int = 1
+    image_size: tuple[int, int] = (224, 224)
+    in_chans: int = 3
+    amp_dtype: torch.dtype | None = None
+    channels_last: bool = False
+    compile: bool = False
+    warmup: int = 2
+    repeats: int = 5
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mode", Mode(self.mode))
+        for name in ("batch", "repeats", "in_chans"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"BenchSettings.{name}: expected >= 1, got {getattr(self, name)}")
+        if self.warmup < 0:
+            raise ValueError(f"BenchSettings.warmup: expected >= 0, got {self.warmup}")
+        if self.amp_dtype not in (None, *AMP_DTYPES.values()):
+            raise ValueError(f"BenchSettings.amp_dtype: expected None, float16 or bfloat16, got {self.amp_dtype}")
+
+    @property
+    def precision(self) -> str:
+        return "float32" if self.amp_dtype is None else f"amp {str(self.amp_dtype).removeprefix('torch.')}"
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Result of `measure`: step times in ms (median, fastest, slowest) and what they mean in images/s."""
+
+    model: str
+    mode: str
+    device: str
+    precision: str
+    channels_last: bool
+    compiled: bool
+    batch: int
+    height: int
+    width: int
+    repeats: int
+    ms_median: float
+    ms_min: float
+    ms_max: float
+    peak_memory_mb: float | None
+    params: int
+
+    @property
+    def images_per_s(self) -> float:
+        return self.batch / self.ms_median * 1e3
+
+    @property
+    def images_per_s_range(self) -> tuple[float, float]:
+        """(slowest step, fastest step) in images/s."""
+        return self.batch / self.ms_max * 1e3, self.batch / self.ms_min * 1e3
+
+    @property
+    def spread_pct(self) -> float:
+        """(slowest - fastest) / median step time, in percent."""
+        return 100.0 * (self.ms_max - self.ms_min) / self.ms_median
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class _LiveStorages(TorchDispatchMode):
+    """Tracks the bytes of every tensor storage alive (weights and inputs given up front, the rest as ops create
+    them; a storage leaves when freed) and the peak of their sum."""
+
+    def __init__(self, tensors: Iterable[Tensor]) -> None:
+        super().__init__()
+        self.live: dict[int, int] = {}
+        self.refs: dict[int, weakref.ref] = {}
+        self.current = self.peak = 0
+        for tensor in tensors:
+            self._add(tensor)
+
+    def _add(self, tensor: Tensor) -> None:
+        if tensor.is_meta:
+            return
+        storage = tensor.untyped_storage()
+        key = id(storage)
+        if key in self.live:
+            return
+        self.live[key] = storage.nbytes()
+        self.refs[key] = weakref.ref(storage, lambda _, key=key: self._drop(key))
+        self.current += self.live[key]
+        self.peak = max(self.peak, self.current)
+
+    def _drop(self, key: int) -> None:
+        self.current -= self.live.pop(key, 0)
+        self.refs.pop(key, None)
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        out = func(*args, **(kwargs or {}))
+        for tensor in tree_leaves(out):
+            if isinstance(tensor, Tensor):
+                self._add(tensor)
+        return out
+
+
+def tensor_peak_mb(step: Callable[[], None], model: nn.Module, inputs: Tensor) -> float:
+    """Most tensor memory (MB) alive at once while `step` runs, counting the model's weights and the input."""
+    with _LiveStorages([*model.parameters(), *model.buffers(), inputs]) as tracker:
+        step()
+    return tracker.peak / 2**20
+
+
+def _loss(out: object) -> Tensor:
+    return sum(t.float().mean() for t in tree_leaves(out) if isinstance(t, Tensor) and t.is_floating_point())
+
+
+def _step_fn(model: nn.Module, inputs: Tensor, settings: BenchSettings) -> Callable[[], None]:
+    device = inputs.device
+    autocast = (lambda: torch.autocast(device.type, dtype=settings.amp_dtype)) if settings.amp_dtype else (
+        contextlib.nullcontext)
+    if settings.mode is Mode.INFERENCE:
+        def infer() -> None:
+            with torch.inference_mode(), autocast():
+                model(inputs)
+
+        return infer
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(params, lr=1e-4, momentum=0.9)
+    scaler = torch.amp.GradScaler(device.type, enabled=settings.amp_dtype == torch.float16)
+
+    def train() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        with autocast():
+            loss = _loss(model(inputs))
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+
+    return train
+
+
+def measure(model: nn.Module, name: str, settings: BenchSettings) -> Measurement:
+    """Time `settings.repeats` steps of `model` (moved to the settings' device, eval or train mode) after warm-up."""
+    device = torch.device(settings.device)
+    model = model.to(device).train(settings.mode is Mode.TRAIN)
+    inputs = torch.randn(settings.batch, settings.in_chans, *settings.image_size, device=device)
+    if settings.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        inputs = inputs.contiguous(memory_format=torch.channels_last)
+    params = sum(p.numel() for p in model.parameters())
+    runner = torch.compile(model) if settings.compile else model
+    step = _step_fn(runner, inputs, settings)
+    peak = None
+    if device.type != "cuda" and not settings.compile:
+        peak = tensor_peak_mb(step, model, inputs)
+    for _ in range(settings.warmup):
+        step()
+    _sync(device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    times = []
+    for _ in range(settings.repeats):
+        _sync(device)
+        start = time.perf_counter()
+        step()
+        _sync(device)
+        times.append((time.perf_counter() - start) * 1e3)
+    if device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated(device) / 2**20
+    return Measurement(
+        model=name,
+        mode=settings.mode.value,
+        device=str(device),
+        precision=settings.precision,
+        channels_last=settings.channels_last,
+        compiled=settings.compile,
+        batch=settings.batch,
+        height=settings.image_size[0],
+        width=settings.image_size[1],
+        repeats=settings.repeats,
+        ms_median=statistics.median(times),
+        ms_min=min(times),
+        ms_max=max(times),
+        peak_memory_mb=peak,
+        params=params,
+    )

@@ -143,13 +143,15 @@ def main(argv: list[str] | None = None) -> int:
 
     error = check_backend(PAIRS[0][0], backend) if backend != "reference" else 0.0
     rows = [bench_pair(ours, baseline, args.batch, args.rounds, backend) for ours, baseline in PAIRS]
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     command = shlex.join(["python", "benchmarks/bench_vim.py", *(sys.argv[1:] if argv is None else argv)])
     header = (
         f"Machine: {args.machine}; torch {torch.__version__}, timm {timm.__version__}, {torch.get_num_threads()} "
         f"threads, Python {platform.python_version()}. Selective-scan backend: `{backend}` (max |logit| difference "
         f"to the reference backend on one image: {error:.1e}). Batch {args.batch}, 224², float32, eval, "
         f"inference_mode, random weights; median of {args.rounds} batches, models timed alternately. GFLOPs: fvcore "
-        f"per 224² image (1 multiply-add = 1 FLOP; selective scan 9·L·KD·N + L·KD by the kernels' handle).\n"
+        f"per 224² image (1 multiply-add = 1 FLOP; selective scan 9·L·KD·N + L·KD by the kernels' handle). "
+        f"Load average after the run (1, 5, 15 min): {load}.\n"
         f"Command: `{command}`"
     )
     text = f"# Vim CPU throughput\n\n{header}\n\n{table(rows)}\n"

@@ -134,5 +134,6 @@ class MambaMixer(SSMCore):
         self._check(x, routes)
         x_in, z = self.project_in(x)
         ys = self.ssm(self.causal_conv(routes.gather(x_in)))
-        y = routes.merge(ys, mean=self.merge_mode is RouteMerge.MEAN) * F.silu(z)
-        return self.out_proj(y.transpose(1, 2))
+        y = routes.merge(ys, mean=self.merge_mode is RouteMerge.MEAN)
+        # silu(z) first: its (B, L, E)-contiguous result sets the product's layout, so out_proj reads it without a copy.
+        return self.out_proj(F.silu(z.transpose(1, 2)) * y.transpose(1, 2))

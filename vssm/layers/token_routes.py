@@ -107,9 +107,10 @@ class SequenceRoutes:
             y = scatter_routes(ys, self.merge_index, self.length, self.padded)
         if not mean:
             return y
+        # y is a fresh sum here (one route reads everything only in the identity case above), so divide in place.
         if isinstance(self.coverage, int):
-            return y if self.coverage == 1 else y / self.coverage
-        return y / self.coverage.to(y.dtype)
+            return y if self.coverage == 1 else y.div_(self.coverage)
+        return y.div_(self.coverage.to(y.dtype))
 
 
 def is_sequence_order(order: ScanOrder, height: int, width: int) -> bool:

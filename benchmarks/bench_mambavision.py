@@ -10,11 +10,12 @@ logits are checked against the reference backend on one image.
 
 FLOPs (every registered variant at its pretrained input size, counted on the meta device with torch's
 FlopCounterMode, per image):
-* `paper` GMACs: convolutions and linear layers only, one multiply-add = 1, padded window tokens included. This is
-  the convention of the original README (ptflops hooks modules, so the functional selective scan and SDPA are not
-  seen).
-* `full` G: `paper` plus the attention products (Q·Kᵀ and A·V, MACs) plus the selective scan (9·L·E·N + L·E operations,
-  the kernels' formula).
+* `paper` GMACs: the Conv2d and Linear layers, one multiply-add = 1, padded window tokens included. This is the
+  convention of the original README: ptflops hooks modules, so it does not see what the original computes
+  functionally (the selective scan, SDPA, and the mixer's depthwise conv1d, called as `F.conv1d` on the modules'
+  weights).
+* `full` G: `paper` plus the attention products (Q·Kᵀ and A·V, MACs), the mixers' depthwise conv1d (MACs) and the
+  selective scan (9·L·E·N + L·E operations, the kernels' formula).
 Writes `mambavision_cpu.{md,csv}` and `mambavision_flops.{md,csv}` under `--out`.
 """
 
@@ -33,12 +34,14 @@ from pathlib import Path
 import timm
 import torch
 from timm.layers import Attention
+from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 from tqdm import tqdm
 
 import kernels
 import vssm
 from kernels.backends import select_backend
+from vssm.layers.mambavision_mixer import MambaVisionMixer
 
 OURS, BASELINE = "mambavision_tiny", "convnext_tiny"
 TARGET = 0.7  # ours / baseline images per second
@@ -52,11 +55,12 @@ class Flops:
     params: int
     paper_gmacs: float
     attention_gmacs: float
+    mixer_conv_gmacs: float
     scan_gops: float
 
     @property
     def full(self) -> float:
-        return self.paper_gmacs + self.attention_gmacs + self.scan_gops
+        return self.paper_gmacs + self.attention_gmacs + self.mixer_conv_gmacs + self.scan_gops
 
 
 def count_flops(name: str) -> Flops:
@@ -68,26 +72,35 @@ def count_flops(name: str) -> Flops:
     counts = counter.get_flop_counts()
     total = sum(counts["Global"].values())
     scan = sum(v for op, v in counts["Global"].items() if str(op) == SCAN_OP)
-    # SDPA runs as batched matmuls inside each attention module; its linear layers run as addmm.
-    attention = sum(
-        sum(v for op, v in counts.get(path, {}).items() if "bmm" in str(op) or "attention" in str(op))
-        for path, module in model.named_modules(prefix=type(model).__name__)
-        if isinstance(module, Attention)
-    )
+    modules = dict(model.named_modules(prefix=type(model).__name__))
+
+    def inside(kind: type[nn.Module], op_names: tuple[str, ...]) -> int:
+        return sum(
+            v
+            for path, module in modules.items()
+            if isinstance(module, kind)
+            for op, v in counts.get(path, {}).items()
+            if any(name in str(op) for name in op_names)
+        )
+
+    attention = inside(Attention, ("bmm", "attention"))  # SDPA; its linear layers run as addmm
+    mixer_conv = inside(MambaVisionMixer, ("convolution",))
     # FlopCounterMode counts 2 per multiply-add for products and the kernels' operation count for the scan.
-    return Flops(name, size[-1], sum(p.numel() for p in model.parameters()), (total - scan - attention) / 2e9,
-                 attention / 2e9, scan / 1e9)  # fmt: skip
+    paper = (total - scan - attention - mixer_conv) / 2e9
+    return Flops(name, size[-1], sum(p.numel() for p in model.parameters()), paper, attention / 2e9,
+                 mixer_conv / 2e9, scan / 1e9)  # fmt: skip
 
 
 def flops_table(rows: list[Flops]) -> str:
     lines = [
-        "| model | input | params | paper GMACs (conv + linear) | attention GMACs | scan G | full G |",
-        "|---|---|---|---|---|---|---|",
+        "| model | input | params | paper GMACs (Conv2d + Linear) | attention GMACs | mixer conv1d GMACs | scan G "
+        "| full G |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r.model} | {r.input_size}² | {r.params / 1e6:.2f}M | {r.paper_gmacs:.2f} | {r.attention_gmacs:.2f} | "
-            f"{r.scan_gops:.3f} | {r.full:.2f} |"
+            f"{r.mixer_conv_gmacs:.3f} | {r.scan_gops:.3f} | {r.full:.2f} |"
         )
     return "\n".join(lines)
 
@@ -145,18 +158,20 @@ def main(argv: list[str] | None = None) -> int:
     flops_text = (
         "# MambaVision FLOPs\n\n"
         "Per image at each model's pretrained input size, counted with torch's FlopCounterMode on the meta device. "
-        "`paper`: convolutions + linear layers in multiply-adds, padded window tokens included -- the original "
-        "README's ptflops convention, which does not see the functional selective scan or SDPA. `full`: `paper` "
-        "+ attention products Q·Kᵀ, A·V (multiply-adds) + selective scan (9·L·E·N + L·E operations).\n"
+        "`paper`: Conv2d + Linear layers in multiply-adds, padded window tokens included -- the original README's "
+        "ptflops convention, which does not see what the original computes functionally (selective scan, SDPA, the "
+        "mixers' depthwise conv1d). `full`: `paper` + attention products Q·Kᵀ, A·V + mixer conv1d (multiply-adds) "
+        "+ selective scan (9·L·E·N + L·E operations).\n"
         f"Command: `{command}`\n\n{flops_table(flops)}\n"
     )
     (args.out / "mambavision_flops.md").write_text(flops_text)
     with open(args.out / "mambavision_flops.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["model", "input_size", "params", "paper_gmacs", "attention_gmacs", "scan_gops", "full_g"])
+        writer.writerow(["model", "input_size", "params", "paper_gmacs", "attention_gmacs", "mixer_conv_gmacs",
+                         "scan_gops", "full_g"])  # fmt: skip
         for r in flops:
             writer.writerow([r.model, r.input_size, r.params, f"{r.paper_gmacs:.4f}", f"{r.attention_gmacs:.4f}",
-                             f"{r.scan_gops:.4f}", f"{r.full:.4f}"])  # fmt: skip
+                             f"{r.mixer_conv_gmacs:.4f}", f"{r.scan_gops:.4f}", f"{r.full:.4f}"])  # fmt: skip
     print(flops_text)
 
     error = check_backend(backend) if backend != "reference" else 0.0

@@ -9,7 +9,9 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import enum
+import functools
 import os
+import warnings
 from collections.abc import Iterator
 
 import torch
@@ -107,8 +109,18 @@ def select_backend(device: torch.device, dtype: torch.dtype) -> Backend:
         if reason is not None:
             raise ValueError(f"selective_scan: {reason}")
         return requested
-    candidates = (Backend.TRITON,) if device.type == "cuda" else (Backend.CPU,)
-    for candidate in candidates:
-        if supports(candidate, device, dtype) is None:
-            return candidate
+    if dtype == torch.float64:
+        return Backend.REFERENCE
+    preferred = Backend.TRITON if device.type == "cuda" else Backend.CPU
+    reason = supports(preferred, device, dtype)
+    if reason is None:
+        return preferred
+    if device.type in ("cpu", "cuda"):
+        _warn_fallback(reason)
     return Backend.REFERENCE
+
+
+@functools.cache
+def _warn_fallback(reason: str) -> None:
+    warnings.warn(f"selective_scan falls back to the slow 'reference' backend: {reason}", RuntimeWarning,
+                  stacklevel=3)

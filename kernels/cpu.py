@@ -92,13 +92,17 @@ def _library() -> ctypes.CDLL | str:
     key = hashlib.sha256("\0".join([SOURCE.read_text(), *_flags(), version, _cpu_identity()]).encode()).hexdigest()
     target = _cache_dir() / f"selective_scan_cpu_{key[:16]}.so"
     if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-            built = Path(tmp) / target.name
-            result = subprocess.run([cc, *_flags(), str(SOURCE), "-o", str(built)], capture_output=True, text=True)
-            if result.returncode != 0:
-                return f"backend 'cpu': compiling {SOURCE.name} with {cc} failed:\n{result.stderr[-2000:]}"
-            os.replace(built, target)  # atomic: parallel first uses never load a half-written file
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+                built = Path(tmp) / target.name
+                result = subprocess.run([cc, *_flags(), str(SOURCE), "-o", str(built)], capture_output=True,
+                                        text=True)
+                if result.returncode != 0:
+                    return f"backend 'cpu': compiling {SOURCE.name} with {cc} failed:\n{result.stderr[-2000:]}"
+                os.replace(built, target)  # atomic: parallel first uses never load a half-written file
+        except OSError as exc:
+            return f"backend 'cpu': cannot build in {target.parent} (set VSSM_CACHE_DIR): {exc}"
     lib = ctypes.CDLL(str(target))
     for name in ("scan_forward", "scan_backward"):
         fn = getattr(lib, name)

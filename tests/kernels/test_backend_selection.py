@@ -42,3 +42,13 @@ def test_unknown_context_value_is_rejected() -> None:
 def test_forcing_a_backend_that_cannot_run_raises() -> None:
     with kernels.use_backend("triton"), pytest.raises(ValueError, match="triton"):
         select_backend(torch.device("cpu"), torch.float64)
+
+
+def test_cpu_without_compiler_falls_back_to_reference_with_a_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kernels import cpu
+
+    monkeypatch.setattr(cpu, "unavailable_reason", lambda: "backend 'cpu' needs a C compiler (test)")
+    with pytest.warns(RuntimeWarning, match="falls back to the slow 'reference' backend.*C compiler"):
+        assert select_backend(torch.device("cpu"), torch.float32) is Backend.REFERENCE
+    with kernels.use_backend("cpu"), pytest.raises(ValueError, match="needs a C compiler"):
+        select_backend(torch.device("cpu"), torch.float32)

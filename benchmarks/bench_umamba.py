@@ -7,7 +7,8 @@ Target (issue 12): a 2D UMambaBot forward on 1 × 1 × 256 × 256 within 1.5x th
 (7 stages, 32..512 features: `umamba_bot_2d`'s default), 1 input channel, 4 classes, no deep supervision. Also timed
 for reference: UMambaEnc on the same plan (Mamba after stages 0, 2, 4, 6; full-resolution Mamba on 65,536 tokens).
 All networks are timed alternately in `torch.inference_mode`, eval mode, random weights; the median of `--rounds`
-forwards is reported, with fvcore GFLOPs and the Mamba layers' sequence sizes. Writes `umamba_cpu.md` and
+forwards is reported, with fvcore GFLOPs, the Mamba layers' sequence sizes and the activation memory training keeps
+(whole network and per Mamba layer). Writes `umamba_cpu.md` and
 `umamba_cpu.csv` under `--out`.
 """
 
@@ -22,6 +23,7 @@ import shlex
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +55,8 @@ BASELINE = "plain residual U-Net (same plan, no Mamba)"
 class Row:
     network: str
     gflops: float
+    saved_mib: float
+    mamba_saved_mib: str
     ms: float
     ratio: float
     target: str
@@ -87,6 +91,38 @@ def mamba_sizes(network: UMamba) -> str:
     return "; ".join(parts)
 
 
+def saved_mib(fn: Callable[[], object]) -> float:
+    """MiB of the tensors autograd saves for the backward of `fn()` (each storage counted once)."""
+    storages: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        storages[storage.data_ptr()] = max(storages.get(storage.data_ptr(), 0), storage.nbytes())
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    return sum(storages.values()) / 2**20
+
+
+def memory(network: UMamba, x: torch.Tensor) -> tuple[float, str]:
+    """Training activations saved for the backward (batch 1): the whole network, and each Mamba layer on its map."""
+    network.train()
+    total = saved_mib(lambda: network(x))
+    parts = []
+    with torch.no_grad():
+        h = network.encoder.stem(x)
+    for s, (stage, layer) in enumerate(zip(network.encoder.stages, network.encoder.mamba_layers)):
+        with torch.no_grad():
+            h = stage(h)
+        if isinstance(layer, MapMamba):
+            parts.append(f"s{s} {saved_mib(lambda layer=layer, h=h: layer(h)):.1f}")
+        with torch.no_grad():
+            h = layer(h)
+    network.eval()
+    return total, "; ".join(parts)
+
+
 def bench(rounds: int, backend: str) -> tuple[list[Row], dict[str, str]]:
     torch.manual_seed(0)
     networks = {
@@ -96,6 +132,8 @@ def bench(rounds: int, backend: str) -> tuple[list[Row], dict[str, str]]:
     }
     layers = {label: mamba_sizes(net) for label, net in networks.items()}
     x = torch.randn(1, 1, *PLAN.patch_size)
+    with kernels.use_backend(backend):
+        saved = {label: memory(net, x) for label, net in networks.items()}
     times: dict[str, list[float]] = {label: [] for label in networks}
     with torch.inference_mode(), kernels.use_backend(backend):
         for network in networks.values():  # warm-up: allocator, route tables, compiled scan library
@@ -110,8 +148,8 @@ def bench(rounds: int, backend: str) -> tuple[list[Row], dict[str, str]]:
     for label, network in networks.items():
         ms = statistics.median(times[label]) * 1e3
         target = label == "UMambaBot 2D"
-        rows.append(Row(label, gflops(network, x), ms, ms / base_ms, f"<= {TARGET}x baseline" if target else "-",
-                        ms / base_ms <= TARGET if target else None))  # fmt: skip
+        rows.append(Row(label, gflops(network, x), *saved[label], ms, ms / base_ms,
+                        f"<= {TARGET}x baseline" if target else "-", ms / base_ms <= TARGET if target else None))
     return rows, layers
 
 
@@ -135,15 +173,17 @@ def main(argv: list[str] | None = None) -> int:
         f"float32, eval, inference_mode, random weights, no deep supervision; median of {args.rounds} forwards, the "
         f"networks timed alternately in one run. Plan: nnU-Net's 2D plan for 256² (features "
         f"{list(PLAN.features_per_stage)}, 3 × 3 kernels, stride 2 below stage 0, 2 blocks per stage before U-Mamba's "
-        f"surgery). GFLOPs: fvcore (1 multiply-add = 1 FLOP; the scan by the kernels' handle).\n"
+        f"surgery). GFLOPs: fvcore (1 multiply-add = 1 FLOP; the scan by the kernels' handle). Saved MiB: the "
+        f"training activations autograd keeps for the backward at batch 1 (each storage once), for the whole "
+        f"network and for each Mamba layer alone (stage: MiB).\n"
         f"Command: `{command}`"
     )
-    lines = ["| network | GFLOPs | ms / forward | ratio to baseline | target | met | Mamba layers |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| network | GFLOPs | ms / forward | ratio to baseline | target | met | saved MiB | Mamba layers | "
+             "Mamba saved MiB |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         met = "-" if r.met is None else ("yes" if r.met else "no")
         lines.append(f"| {r.network} | {r.gflops:.2f} | {r.ms:.1f} | {r.ratio:.2f}x | {r.target} | {met} | "
-                     f"{layers[r.network] or '-'} |")  # fmt: skip
+                     f"{r.saved_mib:.0f} | {layers[r.network] or '-'} | {r.mamba_saved_mib or '-'} |")  # fmt: skip
     text = f"# U-Mamba CPU forward\n\n{header}\n\n" + "\n".join(lines) + "\n"
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -151,11 +191,11 @@ def main(argv: list[str] | None = None) -> int:
     with open(args.out / "umamba_cpu.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["machine", "backend", "threads", "network", "gflops", "ms_per_forward", "ratio_to_baseline",
-                         "baseline", "target", "met", "mamba_layers"])
+                         "baseline", "target", "met", "saved_mib", "mamba_layers", "mamba_saved_mib"])
         for r in rows:
             writer.writerow([args.machine, backend, torch.get_num_threads(), r.network, f"{r.gflops:.3f}",
                              f"{r.ms:.2f}", f"{r.ratio:.3f}", BASELINE, r.target, "" if r.met is None else r.met,
-                             layers[r.network]])  # fmt: skip
+                             f"{r.saved_mib:.1f}", layers[r.network], r.mamba_saved_mib])  # fmt: skip
     return 0 if all(r.met is not False for r in rows) else 1
 
 

@@ -8,8 +8,8 @@
                 -> gate by silu(z) -> out_proj             (B, L, D)
 
 in_proj and out_proj are shared by the routes. Gating after the merge equals mamba_ssm's gating of each route (every
-route's output at a token meets the same z). Families that process each route's gated output before the merge
-(LocalVim's per-direction attention) call `route_outputs` (gated per route, as mamba_ssm does) and `merge`.
+route's output at a token meets the same z). With a `route_mixer` (LocalVim's per-direction channel attention) each
+route's output is written back to token order on its own, gated, passed through the route mixer, and then summed.
 """
 
 from __future__ import annotations
@@ -40,6 +40,8 @@ class MambaMixer(SSMCore):
         config: `SSMConfig` (d_state, d_conv, expand, dt_rank, ...); `d_conv` must be >= 1 here.
         naming: parameter names of route k (`RouteNaming.BACKWARD_SUFFIX` gives Vim's / stock Mamba's keys).
         merge: how route outputs are combined at each token.
+        route_mixer: optional module applied to the gated per-route outputs in token order, (B, K, E, L) ->
+            (B, K, E, L), before they are combined (e.g. a per-route channel gate); None = plain merge.
 
     State-dict keys (K = 2, Vim): in_proj.weight, conv1d.{weight,bias}, x_proj.weight, dt_proj.{weight,bias}, A_log, D,
     conv1d_b.*, x_proj_b.weight, dt_proj_b.*, A_b_log, D_b, out_proj.weight.
@@ -52,6 +54,7 @@ class MambaMixer(SSMCore):
         config: SSMConfig | None = None,
         naming: RouteNaming = RouteNaming.BACKWARD_SUFFIX,
         merge: RouteMerge = RouteMerge.MEAN,
+        route_mixer: nn.Module | None = None,
         *,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
@@ -75,6 +78,7 @@ class MambaMixer(SSMCore):
             )
             self.add_module(naming.name("conv1d", k), conv)
         self.out_proj = nn.Linear(self.d_inner, d_model, bias=cfg.proj_bias, **dd)
+        self.route_mixer = route_mixer
 
     def causal_conv(self, x: Tensor) -> Tensor:
         """x: (B, K, E, L') routes in visit order -> SiLU(causal depthwise conv along each route), same shape.
@@ -134,6 +138,14 @@ class MambaMixer(SSMCore):
         self._check(x, routes)
         x_in, z = self.project_in(x)
         ys = self.ssm(self.causal_conv(routes.gather(x_in)))
+        if self.route_mixer is not None:
+            # Gated in token order: the same silu(z) meets every route's output at a token, as in mamba_ssm's
+            # per-route gate, without gathering z along the routes.
+            ys = self.route_mixer(routes.unmerge(ys) * F.silu(z).unsqueeze(1))
+            y = ys.sum(dim=1)
+            if self.merge_mode is RouteMerge.MEAN:
+                routes.divide_by_coverage_(y)
+            return self.out_proj(y.transpose(1, 2))
         y = routes.merge(ys, mean=self.merge_mode is RouteMerge.MEAN)
         # silu(z) first: its (B, L, E)-contiguous result sets the product's layout, so out_proj reads it without a copy.
         return self.out_proj(F.silu(z.transpose(1, 2)) * y.transpose(1, 2))

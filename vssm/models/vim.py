@@ -16,7 +16,7 @@ has one parameter set per route.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -38,7 +38,8 @@ from vssm.layers.token_pos_embed import (
     remove_token,
     resample_pos_embed_with_middle_token,
 )
-from vssm.layers.token_routes import SequenceRoutes, token_routes
+from vssm.layers.token_routes import ClassTokenRouting, SequenceRoutes, token_routes
+from vssm.layers.vision_rope import VisionRope
 from vssm.models._checkpoint import check_fits
 
 __all__ = ["VimBlock", "VisionMamba", "checkpoint_filter_fn"]
@@ -95,6 +96,12 @@ class VisionMamba(nn.Module):
         drop_rate, pos_drop_rate, drop_path_rate: head dropout, dropout after the position embedding, stochastic depth.
         norm_eps: RMSNorm epsilon. residual_in_fp32: keep the residual stream in float32 (Vim: yes).
         dynamic_img_size: accept any input size, resampling the position embedding around the class slot.
+        route_mixer_layer: optional factory `(E, device=, dtype=) -> module` of a per-route module each mixer applies
+            to its routes' gated outputs before combining them (LocalVim's channel attention); None = plain merge.
+        class_token_routing: where routes visit the class token (None: Vim's rule, by the order's shape).
+        route_naming: parameter names of route k (None: Vim's / stock Mamba's names up to 2 routes, else indexed).
+        rope, rope_residual: rotate the mixer input (and the residual stream) by a 2-D rotary position embedding
+            before every block (LocalVim; no class token).
     """
 
     def __init__(
@@ -120,6 +127,11 @@ class VisionMamba(nn.Module):
         norm_eps: float = 1e-5,
         residual_in_fp32: bool = True,
         dynamic_img_size: bool = False,
+        route_mixer_layer: Callable[..., nn.Module] | None = None,
+        class_token_routing: ClassTokenRouting | None = None,
+        route_naming: RouteNaming | None = None,
+        rope: bool = False,
+        rope_residual: bool = False,
         *,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
@@ -130,6 +142,10 @@ class VisionMamba(nn.Module):
             raise ValueError(f"global_pool: expected one of {GLOBAL_POOLS}, got {global_pool!r}")
         if global_pool == "token" and not class_token:
             raise ValueError("global_pool='token' needs class_token=True; use global_pool='avg' without a class token")
+        if rope and class_token:
+            raise ValueError("rope=True rotates grid tokens only: build it with class_token=False, global_pool='avg'")
+        if rope_residual and not rope:
+            raise ValueError("rope_residual=True needs rope=True")
         self.num_classes = num_classes
         self.global_pool = global_pool
         self.in_chans = in_chans
@@ -138,6 +154,8 @@ class VisionMamba(nn.Module):
         self.has_class_token = class_token
         self.residual_in_fp32 = residual_in_fp32
         self.dynamic_img_size = dynamic_img_size
+        self.class_token_routing = None if class_token_routing is None else ClassTokenRouting(class_token_routing)
+        self.rope_residual = rope_residual
         self.grad_checkpointing = False
 
         self.patch_embed = StridedPatchEmbed(
@@ -147,6 +165,7 @@ class VisionMamba(nn.Module):
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim, **dd)) if class_token else None
         self.pos_embed = nn.Parameter(torch.zeros(1, num_tokens, embed_dim, **dd))
         self.pos_drop = nn.Dropout(pos_drop_rate)
+        self.rope = VisionRope(embed_dim, self.patch_embed.grid_size, **dd) if rope else None
 
         self.schedule = scans.as_schedule(scan)
         self.layer_orders = tuple(self.schedule.for_layer(i) for i in range(depth))
@@ -157,8 +176,9 @@ class VisionMamba(nn.Module):
         self.layers = nn.ModuleList()
         for i, order in enumerate(self.layer_orders):
             routes = order.num_routes
-            naming = RouteNaming.BACKWARD_SUFFIX if routes <= 2 else RouteNaming.INDEXED
-            mixer = MambaMixer(embed_dim, routes, ssm, naming, route_merge, **dd)
+            naming = route_naming or (RouteNaming.BACKWARD_SUFFIX if routes <= 2 else RouteNaming.INDEXED)
+            route_mixer = None if route_mixer_layer is None else route_mixer_layer(ssm.inner_dim(embed_dim), **dd)
+            mixer = MambaMixer(embed_dim, routes, ssm, naming, route_merge, route_mixer, **dd)
             self.layers.append(VimBlock(embed_dim, mixer, block_rates[i], norm_eps, residual_in_fp32, **dd))
         self.drop_path = DropPath(drop_path_rate) if drop_path_rate > 0.0 else nn.Identity()
         self.norm_f = RmsNorm(embed_dim, eps=norm_eps, **dd)
@@ -233,7 +253,9 @@ class VisionMamba(nn.Module):
         built: dict[scans.ScanOrder, SequenceRoutes] = {}
         for order in self.layer_orders:
             if order not in built:
-                built[order] = token_routes(order, grid[0], grid[1], device, self.has_class_token)
+                built[order] = token_routes(
+                    order, grid[0], grid[1], device, self.has_class_token, self.class_token_routing
+                )
         return [built[order] for order in self.layer_orders]
 
     def _pos_embed(self, grid: tuple[int, int]) -> Tensor:
@@ -253,9 +275,23 @@ class VisionMamba(nn.Module):
         x = x + self._pos_embed((height, width))
         return self.pos_drop(x), (height, width)
 
+    def _rope_tables(self, grid: tuple[int, int]) -> tuple[Tensor, Tensor] | None:
+        """The rotary tables (cos, sin) for a grid, None without RoPE."""
+        return None if self.rope is None else self.rope.tables(grid)
+
     def _run_block(
-        self, block: VimBlock, hidden: Tensor, residual: Tensor | None, routes: SequenceRoutes
+        self,
+        block: VimBlock,
+        hidden: Tensor,
+        residual: Tensor | None,
+        routes: SequenceRoutes,
+        rope: tuple[Tensor, Tensor] | None = None,
     ) -> tuple[Tensor, Tensor]:
+        if rope is not None:
+            # LocalVim's RoPE: before every block, on the mixer output and (rope_residual) the residual stream.
+            hidden = self.rope(hidden, rope)
+            if residual is not None and self.rope_residual:
+                residual = self.rope(residual, rope)
         if self.grad_checkpointing and not torch.jit.is_scripting():
             return checkpoint(block, hidden, residual, routes, use_reentrant=False)
         return block(hidden, residual, routes)
@@ -269,9 +305,10 @@ class VisionMamba(nn.Module):
     def forward_features(self, x: Tensor) -> Tensor:
         """x: (B, C, H, W) -> normalised tokens (B, L, D), class token at `class_index(L)`."""
         x, grid = self.embed(x)
+        rope = self._rope_tables(grid)
         hidden, residual = x, None
         for block, routes in zip(self.layers, self._routes(grid, x.device)):
-            hidden, residual = self._run_block(block, hidden, residual, routes)
+            hidden, residual = self._run_block(block, hidden, residual, routes, rope)
         return self.final_norm(hidden, residual)
 
     def pool(self, x: Tensor) -> Tensor:
@@ -314,9 +351,10 @@ class VisionMamba(nn.Module):
         batch = x.shape[0]
         layers = self.layers[: max_index + 1] if stop_early or intermediates_only else self.layers
         intermediates = []
+        rope = self._rope_tables(grid)
         hidden, residual = x, None
         for i, (block, routes) in enumerate(zip(layers, self._routes(grid, x.device))):
-            hidden, residual = self._run_block(block, hidden, residual, routes)
+            hidden, residual = self._run_block(block, hidden, residual, routes, rope)
             if i not in take_indices:
                 continue
             stream = (residual + hidden).to(hidden.dtype)

@@ -35,12 +35,11 @@ class PublishedCounter:
 
 
 def _mamba_inner_fn(module: nn.Module, args: tuple, kwargs: dict, out: Any) -> int:
-    """mamba_inner_fn's fvcore handle in VMamba's analyze_for_vim: 9·B·L·E·N + 2·B·L·E per route."""
-    u = args[0]
-    z = args[1] if len(args) > 1 else kwargs.get("z")
-    batch, routes, inner, steps = u.shape
+    """mamba_inner_fn's fvcore handle in VMamba's analyze_for_vim: 9·B·L·E·N + 2·B·L·E per route (scan, D skip and
+    z gate: the original's inner function always gates, wherever our mixer applies the gate)."""
+    batch, routes, inner, steps = args[0].shape
     per_step = batch * routes * inner * steps
-    return 9 * per_step * module.d_state + per_step * (2 if z is not None else 1)
+    return 9 * per_step * module.d_state + 2 * per_step
 
 
 VMAMBA_FVCORE = PublishedCounter(

@@ -1,0 +1,171 @@
+"""The zoo report (`make report`): every variant's parameters and FLOPs, and for the measured variants a fast-path
+check and CPU throughput, as `reports/zoo.md` (+ CSV, PNG) and as the generated tables of the model cards."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+
+import timm
+
+from vssm.analysis import published, zoo
+from vssm.analysis.benchmark import BenchSettings, Measurement, measure
+from vssm.analysis.fastpath import FastPathCheck, check_fast_path, small_input_size
+from vssm.analysis.flops import CONVENTION_TEXT, Convention, count_conventions
+from vssm.analysis.tables import markdown_table
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One variant's row: counts at its default input size (MACs, FLOPs, MACs under its family's original counter),
+    the published count and how ours agrees, and, when measured, the fast-path check and CPU throughput."""
+
+    name: str
+    family: str
+    input_size: tuple[int, int, int]
+    params: int
+    macs: int
+    full: int
+    original: int | None
+    reference: published.PublishedCount | None
+    agreement: str | None
+    check: FastPathCheck | None = None
+    speed: Measurement | None = None
+
+
+def count_entry(name: str, cache: dict[tuple[str, tuple[int, int, int]], Entry] | None = None) -> Entry:
+    """Count one variant (weights allocated, not initialised); `cache` reuses the counts of an identical network
+    registered under another name (aliases such as vmamba_tiny / vmamba_tiny_s1l8, 1k / 21k heads)."""
+    size = zoo.default_input_size(name)
+    model = zoo.create_uninitialised(name, size)
+    key = (repr(model), size)
+    family = zoo.family_of(name)
+    reference = published.PUBLISHED_COUNTS.get(name)
+    if cache is not None and key in cache:
+        twin = cache[key]
+        agreement = published.agreement(twin.original, reference) if reference and twin.original else None
+        return replace(twin, name=name, reference=reference, agreement=agreement)
+    conventions = [Convention.MACS, Convention.FULL]
+    if published.counter_for(family) is not None:
+        conventions.append(Convention.PUBLISHED)
+    results = count_conventions(model, size, tuple(conventions))
+    original = results[Convention.PUBLISHED].total if Convention.PUBLISHED in results else None
+    entry = Entry(
+        name=name,
+        family=family,
+        input_size=size,
+        params=results[Convention.MACS].params,
+        macs=results[Convention.MACS].total,
+        full=results[Convention.FULL].total,
+        original=original,
+        reference=reference,
+        agreement=published.agreement(original, reference) if reference and original is not None else None,
+    )
+    if cache is not None:
+        cache[key] = entry
+    return entry
+
+
+def measure_entry(entry: Entry, settings: BenchSettings) -> Entry:
+    """Check the fast path on a small input, then time inference at the entry's input size."""
+    stride = zoo.stride_of(timm.create_model(entry.name, device="meta"))
+    small = small_input_size(stride, entry.input_size[0])
+    check = check_fast_path(zoo.create(entry.name, small), small)
+    model = zoo.create(entry.name, entry.input_size)
+    settings = replace(settings, image_size=entry.input_size[1:], in_chans=entry.input_size[0])
+    return replace(entry, check=check, speed=measure(model, entry.name, settings))
+
+
+def _g(value: int | None) -> str:
+    return "-" if value is None else f"{value / 1e9:.4g}"
+
+
+def _size(entry: Entry) -> str:
+    return f"{entry.input_size[1]}x{entry.input_size[2]}"
+
+
+def _check(entry: Entry) -> str:
+    if entry.check is None:
+        return "-"
+    verdict = "ok" if entry.check.ok else "FAILED"
+    return f"{verdict} ({entry.check.backend}: {entry.check.error:.1e} <= {entry.check.bound:.1e})"
+
+
+def _speed_cells(entry: Entry) -> list[str]:
+    m = entry.speed
+    if m is None:
+        return ["-", "-", "-"]
+    slow, fast = m.images_per_s_range
+    return [f"{m.images_per_s:.3g} ({slow:.3g}-{fast:.3g})", f"{m.ms_median / m.batch:.0f}",
+            "-" if m.peak_memory_mb is None else f"{m.peak_memory_mb:.0f}"]
+
+
+def choose_table(entries: Iterable[Entry]) -> str:
+    """The table a user chooses from: every variant, measured ones with throughput and the fast-path check."""
+    headers = ["family", "model", "input", "params (M)", "GMACs", "GFLOPs (full)", "CPU images/s (range)",
+               "ms / image", "peak MB", "fast path vs reference"]
+    rows = [[e.family, e.name, _size(e), f"{e.params / 1e6:.2f}", _g(e.macs), _g(e.full), *_speed_cells(e), _check(e)]
+            for e in entries]
+    return markdown_table(headers, rows, right=[False, False, True, True, True, True, True, True, True, False])
+
+
+def published_table(entries: Iterable[Entry]) -> str:
+    """Ours under each family's original counter against what the authors published."""
+    headers = ["model", "original counter", "ours (GMACs)", "published (printed)", "published (most precise)",
+               "agreement"]
+    rows = []
+    for e in entries:
+        counter = published.counter_for(e.family)
+        if counter is None:
+            continue
+        ref = e.reference
+        exact = f"{e.original:,}" if ref and ref.exact is not None else f"{e.original / 1e9:.6g}"
+        rows.append([e.name, counter.name, exact if e.original is not None else "-", ref.printed if ref else "-",
+                     ref.reference if ref else "-", e.agreement or "not published"])
+    return markdown_table(headers, rows, right=[False, False, True, True, True, False])
+
+
+def flops_card_table(entries: Iterable[Entry]) -> str:
+    """A card's `flops` block: every variant of one family."""
+    entries = list(entries)
+    counter = published.counter_for(entries[0].family) if entries else None
+    headers = ["model", "input", "params (M)", "GMACs (macs)", "GFLOPs (full)"]
+    if counter:
+        headers += ["GMACs (original counter)", "published", "agreement"]
+    rows = []
+    for e in entries:
+        row = [e.name, _size(e), f"{e.params / 1e6:.2f}", _g(e.macs), _g(e.full)]
+        if counter:
+            row += [_g(e.original), e.reference.printed if e.reference else "-", e.agreement or "not published"]
+        rows.append(row)
+    notes = [f"- `macs`: {CONVENTION_TEXT[Convention.MACS]}.", f"- `full`: {CONVENTION_TEXT[Convention.FULL]}."]
+    if counter:
+        notes.append(f"- original counter, {counter.name}: {counter.description}.")
+    return markdown_table(headers, rows, right=[False, *[True] * (len(headers) - 1)]) + "\n\n" + "\n".join(notes)
+
+
+def speed_card_table(entries: Iterable[Entry], machine: str, settings_text: str) -> str | None:
+    """A card's `speed` block: the family's measured variants (None when none was measured in this run)."""
+    measured = [e for e in entries if e.speed is not None]
+    if not measured:
+        return None
+    headers = ["model", "input", "batch", "CPU images/s (range)", "ms / image", "peak MB", "fast path vs reference"]
+    rows = [[e.name, _size(e), e.speed.batch, *_speed_cells(e), _check(e)] for e in measured]
+    table = markdown_table(headers, rows, right=[False, True, True, True, True, True, False])
+    return f"Machine: {machine}. {settings_text}\n\n{table}"
+
+
+def card_tables(entries: list[Entry], machine: str, settings_text: str) -> Callable[[str, str], str | None]:
+    """The `table(kind, family)` callback of `vssm.analysis.cards`; None for a kind or family it cannot fill."""
+
+    def table(kind: str, family: str) -> str | None:
+        mine = [e for e in entries if e.family == family]
+        if not mine:
+            return None
+        if kind == "flops":
+            return flops_card_table(mine)
+        if kind == "speed":
+            return speed_card_table(mine, machine, settings_text)
+        return None
+
+    return table

@@ -52,6 +52,14 @@ def test_ext_trainer_folder_holds_the_trainers() -> None:
     assert found is trainers.nnUNetTrainerUMambaBot
 
 
+def test_nnunet_finds_the_trainers_through_nnunet_ext_trainer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """nnU-Net >= 2.8 searches the folders of `nnUNet_extTrainer` when a trainer is not in its package."""
+    find_objects = pytest.importorskip("nnunetv2.utilities.find_objects", reason="nnU-Net < 2.8: no nnUNet_extTrainer")
+    monkeypatch.setenv("nnUNet_extTrainer", str(vssm.nnunet.EXT_TRAINER_DIR))
+    for name in TRAINERS:
+        assert find_objects.recursive_find_trainer_class_by_name(name) is getattr(trainers, name)
+
+
 def _plans(ndim: int) -> dict:
     if ndim == 2:
         patch, kernels, strides = [32, 32], [[3, 3]] * 4, [[1, 1], [2, 2], [2, 2], [2, 2]]
@@ -98,7 +106,8 @@ def test_trainers_build_our_network_from_the_plan(name: str, ndim: int) -> None:
 @pytest.mark.slow
 def test_plan_preprocess_and_train_bot_on_cpu(tmp_path: Path) -> None:
     """nnU-Net's own planning and preprocessing of a raw dataset, then nnUNetTrainerUMambaBot for a few iterations
-    (one epoch of 3 training and 1 validation iteration) on CPU, its checkpoint reloaded by vssm."""
+    (one epoch of 3 training and 1 validation iteration) on CPU, nnU-Net's sliding-window prediction with the trained
+    weights, and the checkpoint reloaded by vssm."""
     env = dict(os.environ)
     for name in ("raw", "preprocessed", "results"):
         (tmp_path / name).mkdir()
@@ -115,6 +124,9 @@ def test_plan_preprocess_and_train_bot_on_cpu(tmp_path: Path) -> None:
     patch = report["patch_size"]
     assert report["enc_outputs"][0] == [2, 3, *patch]
     assert "channel" in report["enc_tokens"], "the planned 2D Enc network should have a channel-token stage"
+    prediction = report["prediction"]  # sliding-window inference of the trained network on a raw volume
+    assert prediction["shape"] == prediction["input_shape"][1:]
+    assert set(prediction["labels"]) <= {0, 1, 2}
 
     model = UMamba.from_nnunet_checkpoint(report["checkpoint"]).eval()
     assert model.placement is MambaPlacement.BOT and model.plan.patch_size == tuple(patch)

@@ -108,7 +108,33 @@ def main(trainer_name: str, iterations: int) -> dict:
     with torch.no_grad():
         report["enc_outputs"] = [list(t.shape) for t in enc(probe)]
     report["enc_tokens"] = [None if spec is None else spec[0].value for spec in enc.encoder.mamba_tokens]
+    report["prediction"] = predict(trainer, trainer_class, Path(os.environ["nnUNet_raw"]) / dataset)
     return report
+
+
+def predict(trainer, trainer_class, raw: Path) -> dict:
+    """nnU-Net's sliding-window inference with the trained weights, on a network the trainer class builds for
+    inference (what `nnUNetv2_predict -tr ...` does once it has found the class)."""
+    import torch
+    from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
+    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+
+    from vssm.models.umamba import load_nnunet_checkpoint
+
+    checkpoint = load_nnunet_checkpoint(Path(trainer.output_folder) / "checkpoint_final.pth")
+    network = trainer_class.build_network_architecture(
+        trainer.plans_manager, trainer.configuration_manager, 1, trainer.label_manager.num_segmentation_heads,
+        enable_deep_supervision=False,
+    )
+    predictor = nnUNetPredictor(use_mirroring=False, perform_everything_on_device=False, device=torch.device("cpu"),
+                                allow_tqdm=False)
+    predictor.manual_initialization(network, trainer.plans_manager, trainer.configuration_manager,
+                                    [checkpoint["network_weights"]], trainer.dataset_json, trainer_class.__name__,
+                                    checkpoint["inference_allowed_mirroring_axes"])
+    image, properties = SimpleITKIO().read_images([str(raw / "imagesTr" / "case_000_0000.nii.gz")])
+    segmentation = predictor.predict_single_npy_array(image, properties)
+    return {"input_shape": list(image.shape), "shape": list(segmentation.shape),
+            "labels": sorted(int(v) for v in np.unique(segmentation))}
 
 
 if __name__ == "__main__":

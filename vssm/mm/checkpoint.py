@@ -1,0 +1,72 @@
+"""Reading the checkpoint a dense backbone starts from: a local file or a URL, weights only, any wrapper layout.
+
+The original repositories save training checkpoints that pickle a few harmless non-tensor objects next to the weights
+(Vim and timm's `train.py`: an `argparse.Namespace`; VMamba: a yacs `CfgNode`). They are allow-listed for
+`torch.load(weights_only=True)` (the CfgNode is read as the `OrderedDict` it subclasses), so no code from the file
+runs. The weights are then taken from the usual wrapper keys and, as mmengine's `Pretrained` init does, from under a
+key `prefix` (`'backbone.'` for a detector or segmentor checkpoint).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections import OrderedDict
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import urlparse
+
+import torch
+from torch import Tensor
+
+__all__ = ["is_url", "read_checkpoint", "resolve_checkpoint", "state_dict_of"]
+
+# Where the original training scripts and MMEngine's runner keep the model weights, most specific first.
+_WEIGHT_KEYS = ("state_dict", "model", "network_weights")
+_SAFE_GLOBALS = [argparse.Namespace, (OrderedDict, "yacs.config.CfgNode")]
+
+
+def is_url(source: str | os.PathLike) -> bool:
+    return urlparse(str(source)).scheme in ("http", "https")
+
+
+def resolve_checkpoint(source: str | os.PathLike) -> Path:
+    """A local path as is (FileNotFoundError if it does not exist), a URL downloaded once into torch hub's cache."""
+    if is_url(source):
+        cache = Path(torch.hub.get_dir()) / "checkpoints"
+        cache.mkdir(parents=True, exist_ok=True)
+        path = cache / Path(urlparse(str(source)).path).name
+        if not path.exists():
+            torch.hub.download_url_to_file(str(source), str(path), progress=True)
+        return path
+    path = Path(source).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"pretrained checkpoint {str(source)!r} does not exist (expected a file or a URL)")
+    return path
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict:
+    """`torch.load(path, weights_only=True)` with the original scripts' argparse/yacs objects allowed."""
+    with torch.serialization.safe_globals(_SAFE_GLOBALS):
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def state_dict_of(checkpoint: Mapping, prefix: str | None = None) -> dict[str, Tensor]:
+    """The tensors of a checkpoint: unwrapped from `state_dict` / `model` / `network_weights`, a DDP `module.` and a
+    common `model.` prefix stripped, and with `prefix` only the keys under it, the prefix removed (ValueError if none
+    is)."""
+    for key in _WEIGHT_KEYS:
+        if isinstance(checkpoint.get(key), Mapping):
+            checkpoint = checkpoint[key]
+            break
+    weights = {k.removeprefix("module."): v for k, v in checkpoint.items() if isinstance(v, Tensor)}
+    if weights and all(k.startswith("model.") for k in weights):
+        # Hugging Face trust_remote_code wrappers hold the network as `self.model` (MambaVision's releases).
+        weights = {k.removeprefix("model."): v for k, v in weights.items()}
+    if prefix:
+        selected = {k.removeprefix(prefix): v for k, v in weights.items() if k.startswith(prefix)}
+        if not selected:
+            raise ValueError(f"no checkpoint key starts with prefix {prefix!r}; its keys start with "
+                             f"{sorted({k.split('.')[0] + '.' for k in weights})[:8]}")
+        weights = selected
+    return weights

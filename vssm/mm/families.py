@@ -1,0 +1,166 @@
+"""The vssm families as MMEngine backbones: one `VSSMBackbone` subclass each, registered in mmengine's root MODELS
+registry (so mmdet's and mmseg's registries find them through their parent).
+
+Adding a family (e.g. LocalMamba) is one entry here plus its configs:
+
+    @MODELS.register_module()
+    class LocalVSSMBackbone(VSSMBackbone):
+        models = ("local_vssm_*", "test_local_vssm")           # the timm names it builds
+        checkpoint_filter = staticmethod(localmamba.checkpoint_filter_fn)
+
+and, for what differs from the timm feature contract, a class attribute or hook: `plain = True` (single-stride
+network: Vim's multi-scale adapter), `out_norm = False`, `out_norm_name = "outnorm_{}"` (LocalVim's keys),
+`default_kwargs`, `head_keys`, `network_features`, `build_network`, `feature_info`, `prune_network`,
+`network_group_matcher`, `network_no_weight_decay`, `read_checkpoint` (see `VSSMBackbone`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from types import MappingProxyType
+from typing import Any
+
+import timm
+import torch
+from mmengine.registry import MODELS
+from torch import Tensor, nn
+
+from vssm.layers.token_pos_embed import middle_index, remove_token
+from vssm.models import mambavision, umamba, vim, vmamba
+
+from .backbone import VSSMBackbone
+
+__all__ = ["MambaVisionBackbone", "UMambaBackbone", "VMambaBackbone", "VimBackbone"]
+
+
+# ---------------------------------------------------------------------------------------------------- Vim
+
+
+def _vim_checkpoint_filter(state_dict: dict[str, Tensor], net: vim.VisionMamba) -> dict[str, Tensor]:
+    """`vim.checkpoint_filter_fn`, after dropping a class token the dense network does not have: the token and its
+    position entry, which sits in the middle of the grid entries (the original segmentation wrapper dropped entry 0,
+    a grid position, for these middle-class-token checkpoints)."""
+    if not net.has_class_token and "cls_token" in state_dict:
+        state_dict = dict(state_dict)
+        del state_dict["cls_token"]
+        pos = state_dict.get("pos_embed")
+        if pos is not None:
+            state_dict["pos_embed"] = remove_token(pos, middle_index(pos.shape[1] - 1))[0]
+    return vim.checkpoint_filter_fn(state_dict, net)
+
+
+@MODELS.register_module()
+class VimBackbone(VSSMBackbone):
+    """Vim (hustvl/Vim) for dense prediction, as its segmentation backbone `VisionMambaSeg`: no class token, the
+    position embedding resampled to the input's grid, the mixer outputs of blocks `out_indices` (default [5, 11, 17,
+    23]) through the multi-scale adapter `fpn1..fpn4` (strides 4/8/16/32), no out norms. Pass `img_size` (the
+    training crop) so a 224-px checkpoint's position embedding is resampled once at load."""
+
+    models = ("vim_*", "test_vim")
+    plain = True
+    out_norm = False
+    default_kwargs = MappingProxyType({"class_token": False, "global_pool": "avg", "dynamic_img_size": True})
+    checkpoint_filter = staticmethod(_vim_checkpoint_filter)
+
+    def network_features(self, x: Tensor, indices: Sequence[int]) -> list[Tensor]:
+        """The mixer outputs h of the blocks in `indices` (the original's default, not the residual stream), NCHW."""
+        net = self._net
+        tokens, grid = net.embed(x)
+        hidden, residual, maps = tokens, None, []
+        for i, (block, routes) in enumerate(zip(net.layers, net._routes(grid, x.device))):
+            hidden, residual = net._run_block(block, hidden, residual, routes)
+            if i in indices:
+                h = remove_token(hidden, net.class_index(hidden.shape[1]))[0] if net.has_class_token else hidden
+                maps.append(h.transpose(1, 2).reshape(h.shape[0], -1, *grid))
+        return maps
+
+
+# ---------------------------------------------------------------------------------------------------- VMamba
+
+
+@MODELS.register_module()
+class VMambaBackbone(VSSMBackbone):
+    """VMamba (MzeroMiko/VMamba) as its `MM_VSSM`: the stage maps before each downsample through `outnorm{i}`."""
+
+    models = ("vmamba_*", "test_vmamba")
+    head_keys = ("norm.", "head.")  # the v0 checkpoints' names of classifier.norm / classifier.head
+    checkpoint_filter = staticmethod(vmamba.checkpoint_filter_fn)
+
+
+# ---------------------------------------------------------------------------------------------------- MambaVision
+
+
+@MODELS.register_module()
+class MambaVisionBackbone(VSSMBackbone):
+    """MambaVision (NVlabs/MambaVision) as its `MM_mamba_vision`: the level maps before each downsample through
+    `outnorm{i}`, the configured `drop_path_rate` honoured (the original wrapper dropped it: 0.2 whatever the
+    config said). The det/seg configs set `window_size` to cover a whole padded level map."""
+
+    models = ("mambavision_*", "test_mambavision")
+    checkpoint_filter = staticmethod(mambavision.checkpoint_filter_fn)
+
+
+# ---------------------------------------------------------------------------------------------------- U-Mamba
+
+
+def _under(matcher: dict, prefix: str) -> dict:
+    """A timm group matcher for a submodule, rewritten for the parent's parameter names (`^x` -> `^prefix\\.x`)."""
+    def rewrite(pattern: str) -> str:
+        return f"^{re.escape(prefix)}\\.{pattern.removeprefix('^')}"
+
+    out = {}
+    for group, spec in matcher.items():
+        if isinstance(spec, str):
+            out[group] = rewrite(spec)
+        else:
+            out[group] = [(rewrite(pattern), suffix) for pattern, suffix in spec]
+    return out
+
+
+@MODELS.register_module()
+class UMambaBackbone(VSSMBackbone):
+    """U-Mamba (bowang-lab/U-Mamba) as a whole network for mmseg: encoder (with its Mamba layers) and decoder; the
+    outputs are the decoder's maps, highest resolution first (strides 1, 2, 4, ... of the plan). With mmseg's
+    `FCNHead(num_convs=0)` on map 0 it is U-Mamba's network; more such heads on maps 1.. are its deep supervision.
+
+    `model` picks the placement and default plan (`umamba_bot_2d`, `umamba_enc_2d`, `test_umamba_*_2d`); `plan=`
+    (a `UMambaPlan` or its fields), `img_size` (the patch size), `in_chans` (default 1), `scan`, `block_surgery`
+    and `allow_autocast` are passed on. `init_cfg=dict(type='Pretrained', checkpoint=...)` loads an nnU-Net U-Mamba
+    checkpoint (the original's trainers or vssm.nnunet's) without its segmentation convs.
+    """
+
+    models = ("umamba_*", "test_umamba_*")
+    out_norm = False
+    checkpoint_filter = staticmethod(umamba.checkpoint_filter_fn)
+    read_checkpoint = staticmethod(umamba.load_nnunet_checkpoint)
+
+    @classmethod
+    def build_network(cls, model: str, kwargs: dict[str, Any]) -> umamba.UMamba:
+        encoder_kwargs = {key: kwargs.pop(key) for key in ("plan", "img_size") if key in kwargs}
+        with torch.device("meta"):  # only for the name's plan and placement
+            encoder = timm.create_model(model, pretrained=False, **encoder_kwargs)
+        kwargs.setdefault("in_chans", 1)
+        return umamba.UMamba(encoder.plan, num_classes=1, placement=encoder.placement, **kwargs)
+
+    def network_features(self, x: Tensor, indices: Sequence[int]) -> list[Tensor]:
+        maps = self._net.forward_decoder_features(x)
+        return [maps[i] for i in indices]
+
+    @staticmethod
+    def feature_info(net: umamba.UMamba) -> list[dict[str, Any]]:
+        plan, info, reduction = net.plan, [], 1
+        for s in range(plan.n_stages - 1):  # the decoder's maps, highest resolution first: encoder stage s's size
+            reduction *= min(plan.strides[s])
+            info.append({"num_chs": plan.features_per_stage[s], "reduction": reduction})
+        return info
+
+    @staticmethod
+    def prune_network(net: umamba.UMamba, indices: Sequence[int]) -> None:
+        net.decoder.seg_layers = nn.ModuleList()  # the segmentation convs are the mmseg heads' `conv_seg`
+
+    def network_group_matcher(self, coarse: bool) -> dict:
+        return _under(self._net.encoder.group_matcher(coarse=coarse), "encoder")
+
+    def network_no_weight_decay(self) -> set[str]:
+        return {f"encoder.{name}" for name in self._net.encoder.no_weight_decay()}

@@ -23,7 +23,7 @@ import enum
 import os
 import re
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
@@ -117,6 +117,8 @@ class VMamba(nn.Module):
             over all stages) its order; an order's number of routes sets that block's parameter groups. VMamba's
             own is `cross`.
         route_addressing: run the scans through the op's `route=` (default) or through materialised copies.
+        route_mixer_layer: optional factory `(E, device=, dtype=) -> module` of a per-route module every SS2D applies
+            to its routes' outputs before summing them (LocalVMamba's channel attention); None = plain sum.
         in_chans, num_classes, global_pool ("avg" or ""), drop_rate (before the head), drop_path_rate (linear
             over all blocks): timm's meaning.
         device, dtype: factory kwargs for every parameter.
@@ -137,6 +139,7 @@ class VMamba(nn.Module):
         layout: Layout | str | None = None,
         scan: str | scans.ScanOrder | scans.Schedule = "cross",
         route_addressing: bool = True,
+        route_mixer_layer: Callable[..., nn.Module] | None = None,
         in_chans: int = 3,
         num_classes: int = 1000,
         global_pool: str = "avg",
@@ -179,8 +182,10 @@ class VMamba(nn.Module):
             blocks = []
             for block in range(sum(depths[:i]), sum(depths[: i + 1])):
                 order = schedule.for_layer(block)
+                route_mixer = None if route_mixer_layer is None else route_mixer_layer(int(expand * dim), **factory)
                 op = SS2D(
-                    dim, d_state, expand, dt_rank, d_conv, form, order, layout, route_addressing, **factory
+                    dim, d_state, expand, dt_rank, d_conv, form, order, layout, route_addressing, route_mixer,
+                    **factory,
                 )
                 blocks.append(VSSBlock(dim, op, mlp_ratio, rates[block], layout, **factory))
             last = i == len(depths) - 1

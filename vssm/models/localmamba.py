@@ -1,0 +1,562 @@
+"""LocalMamba: Vision Mamba (LocalVim) and VMamba (LocalVMamba) with windowed scans and searched directions.
+
+Paper: "LocalMamba: Visual State Space Model with Windowed Selective Scan", Huang et al., arXiv:2403.09338.
+Original code and weights: https://github.com/hunto/LocalMamba (Apache-2.0), reproduced at commit 75e5d1f.
+
+Each layer scans its tokens along four directions chosen per layer by a search (`h` rows, `v` columns, `wK`
+K × K windows, each optionally reversed), with one parameter set per direction, gates each direction's output by
+a channel attention (`BiAttn`) and sums them. The searched lists of the released models are data
+(`_localmamba_directions`); `scans.Windowed` builds the routes, so `scan=` still takes any order.
+
+* LocalVim = the Vim skeleton (`vim.VisionMamba`): depth 20, RoPE before every layer (or a middle class token), mean
+  pool, `MambaMixer` with indexed per-direction parameters (`A_log_k`, `conv1d_k`, `x_proj_k`, `dt_proj_k`, `D_k`),
+  x and z scanned together, pads inside window routes go through the causal conv and the scan.
+* LocalVMamba = the VMamba v0 skeleton (`vmamba.VMamba`): gated SS2D whose K = 4 routes are the block's directions,
+  every route padded at its end to the longest and scanned in one grouped call.
+
+What the original does and we do not: all `A_log_k` of a LocalVim layer alias one tensor (loading a checkpoint on
+the CPU sets all four to `A_log_3`, LocalMamba#16); ours own their storage. `local_vim_small` is defined twice in the
+original; it is defined once here (model_cards/localmamba.md: which list and why). The original's `v` reverse on
+non-square grids is kept behind `v_reverse=VReverse.OFFICIAL` (default, for checkpoint faithfulness).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from timm.layers import trunc_normal_
+from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from torch import Tensor, nn
+
+import scans
+from scans import VReverse
+from vssm.layers.bi_attn import BiAttn
+from vssm.layers.layout import Layout
+from vssm.layers.mamba_mixer import RouteMerge
+from vssm.layers.ss2d import SS2DForm
+from vssm.layers.ssm_core import RouteNaming
+from vssm.layers.token_pos_embed import resample_pos_embed_with_middle_token
+from vssm.layers.token_routes import ClassTokenRouting, SequenceRoutes
+from vssm.models import _localmamba_directions as tables
+from vssm.models._checkpoint import check_fits
+from vssm.models.vim import VisionMamba
+from vssm.models.vmamba import Downsample, Stem, VMamba
+
+__all__ = ["LocalVMamba", "LocalVim", "check_windows", "checkpoint_filter_fn", "windowed_directions"]
+
+DirectionLists = Sequence[Sequence[str | scans.Direction]]
+
+
+# ---------------------------------------------------------------------------------------------------- directions
+
+
+def windowed_directions(
+    directions: DirectionLists,
+    depth: int,
+    v_reverse: VReverse = VReverse.OFFICIAL,
+    pad_oversized_windows: bool = False,
+    unit: str = "layer",
+) -> scans.PerLayer:
+    """One `scans.Windowed` order per layer from LocalMamba's per-layer direction lists.
+
+    Raises ValueError naming the layer (`unit` i) and the valid choices for a list of the wrong length, an empty
+    layer or an unknown direction name.
+    """
+    if isinstance(directions, str) or not isinstance(directions, Iterable):
+        raise TypeError(f"directions: expected one list of direction names per {unit}, got {directions!r}")
+    directions = [tuple(layer) if not isinstance(layer, str) else layer for layer in directions]
+    if len(directions) != depth:
+        raise ValueError(
+            f"directions: expected one direction list per {unit} ({depth} {unit}s), got {len(directions)} lists"
+        )
+    valid = f"{', '.join(tables.CHOICES)} (or wK / wK_flip for another window K >= 1)"
+    for i, layer in enumerate(directions):
+        if isinstance(layer, str) or not layer:
+            raise ValueError(f"directions of {unit} {i}: expected a non-empty list of names from {valid}, got "
+                             f"{layer!r}")
+        for name in layer:
+            try:
+                scans.Direction.parse(name)
+            except (TypeError, ValueError):
+                raise ValueError(f"{unit} {i}: unknown direction {name!r}; valid choices: {valid}") from None
+    return scans.windowed_schedule(directions, VReverse(v_reverse), pad_oversized_windows)
+
+
+def check_windows(orders: Sequence[scans.ScanOrder], grids: Sequence[tuple[int, int]], unit: str, where: str) -> None:
+    """ValueError naming the layer if a window of a `Windowed` order is larger than its layer's grid in both
+    dimensions (a raster scan with padding) and the order was not built with `pad_oversized_windows=True`."""
+    for i, (order, (height, width)) in enumerate(zip(orders, grids)):
+        if not isinstance(order, scans.Windowed) or order.pad_oversized_windows:
+            continue
+        for direction in order.directions:
+            if direction.window is not None and direction.window > height and direction.window > width:
+                fitting = [c for c in tables.CHOICES if not c.startswith("w") or int(c[1:].split("_")[0]) <= max(
+                    height, width)]
+                raise ValueError(
+                    f"{unit} {i}: direction {str(direction)!r} has a {direction.window} x {direction.window} window, "
+                    f"larger than the {height} x {width} token grid it scans ({where}); valid choices there: "
+                    f"{', '.join(fitting)}, or build the model with pad_oversized_windows=True to zero-pad the grid "
+                    "to one window as the original does"
+                )
+
+
+def _schedule(
+    scan: str | scans.ScanOrder | scans.Schedule | None,
+    directions: DirectionLists | None,
+    default: DirectionLists,
+    depth: int,
+    v_reverse: VReverse,
+    pad_oversized_windows: bool,
+    unit: str,
+) -> scans.Schedule:
+    if scan is not None and directions is not None:
+        raise ValueError("give either directions= (LocalMamba's per-layer lists) or scan= (any order), not both")
+    if scan is not None:
+        return scans.as_schedule(scan)
+    return windowed_directions(default if directions is None else directions, depth, v_reverse,
+                               pad_oversized_windows, unit)  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------------- LocalVim
+
+
+class LocalVim(VisionMamba):
+    """LocalVim classifier (timm interface): Vim's blocks with LocalMamba's multi-direction mixer.
+
+    Args:
+        img_size, patch_size, in_chans, num_classes, embed_dim, depth, d_state, d_conv, expand, dt_rank, drop_rate,
+            pos_drop_rate, drop_path_rate, norm_eps, residual_in_fp32: as `VisionMamba`.
+        global_pool: 'avg' (RoPE variants: mean of all tokens) or 'token' (mid-cls: the class token); None picks
+            by `class_token`.
+        directions: one list of direction names per layer (`h`, `h_flip`, `v`, `v_flip`, `wK`, `wK_flip`); position
+            k is the layer's parameter slot k. Default: LocalVim-T's searched lists.
+        v_reverse: how `v` routes are undone on non-square grids (`VReverse.OFFICIAL`, the original's, by default).
+        pad_oversized_windows: allow windows larger than the token grid (zero-padded to one window, as the original);
+            otherwise such a window raises ValueError naming the layer.
+        scan: any `scans` order or schedule instead of `directions` (each layer then has one parameter set per route).
+        class_token: a middle class token (LocalVim-T mid-cls), taken out of every route and re-inserted at the same
+            step p = M // 2 of each; needs `rope=False`.
+        rope: rotary position embedding before every layer, on the mixer output and the residual stream (RoPE
+            variants); None = without a class token.
+        dynamic_img_size: accept any input size: padded at the bottom/right to a multiple of the patch, position
+            embedding and RoPE tables resized bicubically to the token grid (the original's dense backbones).
+    """
+
+    def __init__(
+        self,
+        img_size: int | tuple[int, int] = 224,
+        patch_size: int = 16,
+        in_chans: int = 3,
+        num_classes: int = 1000,
+        global_pool: str | None = None,
+        embed_dim: int = 192,
+        depth: int = 20,
+        d_state: int = 16,
+        d_conv: int = 4,
+        expand: float = 2.0,
+        dt_rank: int | None = None,
+        directions: DirectionLists | None = None,
+        v_reverse: VReverse = VReverse.OFFICIAL,
+        pad_oversized_windows: bool = False,
+        scan: str | scans.ScanOrder | scans.Schedule | None = None,
+        class_token: bool = False,
+        rope: bool | None = None,
+        drop_rate: float = 0.0,
+        pos_drop_rate: float = 0.0,
+        drop_path_rate: float = 0.0,
+        norm_eps: float = 1e-5,
+        residual_in_fp32: bool = True,
+        dynamic_img_size: bool = False,
+        *,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        schedule = _schedule(scan, directions, tables.LOCAL_VIM_TINY, depth, v_reverse, pad_oversized_windows, "layer")
+        rope = not class_token if rope is None else rope
+        super().__init__(
+            img_size=img_size,
+            patch_size=patch_size,
+            in_chans=in_chans,
+            num_classes=num_classes,
+            global_pool=global_pool or ("token" if class_token else "avg"),
+            embed_dim=embed_dim,
+            depth=depth,
+            d_state=d_state,
+            d_conv=d_conv,
+            expand=expand,
+            dt_rank=dt_rank,
+            scan=schedule,
+            class_token=class_token,
+            route_merge=RouteMerge.SUM,
+            drop_rate=drop_rate,
+            pos_drop_rate=pos_drop_rate,
+            drop_path_rate=drop_path_rate,
+            norm_eps=norm_eps,
+            residual_in_fp32=residual_in_fp32,
+            dynamic_img_size=dynamic_img_size,
+            route_mixer_layer=BiAttn,
+            class_token_routing=ClassTokenRouting.FIXED_STEP,
+            route_naming=RouteNaming.INDEXED,
+            rope=rope,
+            rope_residual=rope,
+            device=device,
+            dtype=dtype,
+        )
+
+    def init_weights(self) -> None:
+        """The original's init: every Linear (in/out_proj, x_proj_k, dt_proj_k, BiAttn, head) trunc-normal(0.02) with
+        zero bias (so the initial dt bias is 0, not Mamba's dt init), LayerNorms 1/0, pos_embed trunc-normal(0.02),
+        cls_token 0, out_proj then re-drawn kaiming-uniform(a=√5) / √depth; patch conv, causal convs, A_log, D keep
+        their defaults."""
+        for module in self.modules():
+            if isinstance(module, nn.Linear) and not module.weight.is_meta:
+                trunc_normal_(module.weight, std=0.02)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.LayerNorm) and not module.weight.is_meta:
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+        if not self.pos_embed.is_meta:
+            trunc_normal_(self.pos_embed, std=0.02)
+        if self.cls_token is not None:
+            nn.init.zeros_(self.cls_token)
+        for block in self.layers:
+            weight = block.mixer.out_proj.weight
+            if not weight.is_meta:
+                nn.init.kaiming_uniform_(weight, a=math.sqrt(5))
+                with torch.no_grad():
+                    weight.div_(math.sqrt(len(self.layers)))
+
+    def _routes(self, grid: tuple[int, int], device: torch.device) -> list[SequenceRoutes]:
+        check_windows(self.layer_orders, [grid] * len(self.layer_orders), "layer", f"{grid[0]} x {grid[1]} patches")
+        return super()._routes(grid, device)
+
+    def _pos_embed(self, grid: tuple[int, int]) -> Tensor:
+        # As the original's dense backbones: bicubic, align_corners=False, no antialiasing.
+        return resample_pos_embed_with_middle_token(
+            self.pos_embed, grid, self.patch_embed.grid_size, class_token=self.has_class_token, antialias=False
+        )
+
+    def embed(self, x: Tensor) -> tuple[Tensor, tuple[int, int]]:
+        if self.dynamic_img_size and isinstance(x, Tensor) and x.ndim == 4:
+            # timm's PatchEmbed(dynamic_img_pad=True), as the original: zeros at the bottom and right.
+            patch_h, patch_w = self.patch_embed.patch_size
+            x = F.pad(x, (0, -x.shape[-1] % patch_w, 0, -x.shape[-2] % patch_h))
+        return super().embed(x)
+
+
+# ---------------------------------------------------------------------------------------------------- LocalVMamba
+
+
+class LocalVMamba(VMamba):
+    """LocalVMamba classifier and backbone (timm interface): VMamba v0 with each block's searched directions.
+
+    Args:
+        depths, dims, d_state, expand, dt_rank, d_conv, layout, route_addressing, in_chans, num_classes, global_pool,
+            drop_rate, drop_path_rate: as `VMamba` (v0 form: patch stem, patch merging, gated SS2D, no MLP).
+        directions: one list of direction names per block, counted over all stages; position k is the block's
+            route / parameter group k. Default: LocalVMamba-T's searched lists.
+        v_reverse, pad_oversized_windows, scan: as `LocalVim` (per block).
+    """
+
+    def __init__(
+        self,
+        depths: Sequence[int] = (2, 2, 9, 2),
+        dims: int | Sequence[int] = 96,
+        d_state: int = 16,
+        expand: float = 2.0,
+        dt_rank: int | None = None,
+        d_conv: int = 3,
+        directions: DirectionLists | None = None,
+        v_reverse: VReverse = VReverse.OFFICIAL,
+        pad_oversized_windows: bool = False,
+        scan: str | scans.ScanOrder | scans.Schedule | None = None,
+        layout: Layout | str | None = None,
+        route_addressing: bool = True,
+        in_chans: int = 3,
+        num_classes: int = 1000,
+        global_pool: str = "avg",
+        drop_rate: float = 0.0,
+        drop_path_rate: float = 0.0,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        depths = tuple(depths)
+        schedule = _schedule(
+            scan, directions, tables.LOCAL_VSSM_TINY, sum(depths), v_reverse, pad_oversized_windows, "block"
+        )
+        super().__init__(
+            depths=depths,
+            dims=dims,
+            d_state=d_state,
+            expand=expand,
+            dt_rank=dt_rank,
+            d_conv=d_conv,
+            mlp_ratio=0.0,
+            form=SS2DForm.V0,
+            stem=Stem.PATCH,
+            downsample=Downsample.PATCH_MERGING,
+            layout=layout,
+            scan=schedule,
+            route_addressing=route_addressing,
+            route_mixer_layer=BiAttn,
+            in_chans=in_chans,
+            num_classes=num_classes,
+            global_pool=global_pool,
+            drop_rate=drop_rate,
+            drop_path_rate=drop_path_rate,
+            device=device,
+            dtype=dtype,
+        )
+        self.block_orders = tuple(schedule.for_layer(i) for i in range(sum(depths)))
+
+    def stage_grids(self, height: int, width: int) -> list[tuple[int, int]]:
+        """The token grid of each stage for an input of height × width (4 × 4 patches, then 2 × 2 merging)."""
+        grid = (height // 4, width // 4)
+        grids = [grid]
+        for _ in self.layers[1:]:
+            grid = (-(-grid[0] // 2), -(-grid[1] // 2))
+            grids.append(grid)
+        return grids
+
+    def _check_input(self, x: Tensor) -> None:
+        super()._check_input(x)
+        height, width = x.shape[-2:]
+        grids = [grid for stage, grid in zip(self.layers, self.stage_grids(height, width))
+                 for _ in stage.blocks]  # fmt: skip
+        check_windows(self.block_orders[: len(grids)], grids, "block", f"input {height} x {width}")
+
+
+# ---------------------------------------------------------------------------------------------------- checkpoints
+
+_WRAPPERS = ("state_dict", "model", "ema_model", "model_ema", "state_dict_ema")
+_SEARCH_KEY = re.compile(r"\.multi_scan\.(weights|norms\.)")
+_RENAMES = (
+    (re.compile(r"(\.mixer)\.attn\."), r"\1.route_mixer."),  # LocalVim's BiAttn
+    (re.compile(r"(\.op)\.multi_scan\.attn\."), r"\1.route_mixer."),  # LocalVMamba's BiAttn
+)
+
+
+def _unwrap(checkpoint: dict[str, Any]) -> dict[str, Tensor]:
+    """The weights of a released `{'state_dict': ...}` file (or a training checkpoint), DDP prefixes stripped."""
+    for key in _WRAPPERS:
+        if isinstance(checkpoint.get(key), dict):
+            checkpoint = checkpoint[key]
+            break
+    out = {}
+    for key, value in checkpoint.items():
+        if not isinstance(value, Tensor):
+            continue
+        while key.startswith("module."):
+            key = key[len("module."):]
+        out[key] = value
+    return out
+
+
+def _describe(state_dict: dict[str, Tensor]) -> str:
+    """What a LocalMamba-format state dict is: family, width/depth, class token."""
+    if "layers.0.blocks.0.op.in_proj.weight" in state_dict:
+        stages = sorted({int(k.split(".")[1]) for k in state_dict if re.match(r"layers\.\d+\.blocks\.", k)})
+        depths = [len({k.split(".")[3] for k in state_dict if k.startswith(f"layers.{s}.blocks.")}) for s in stages]
+        dims = [state_dict[f"layers.{s}.blocks.0.norm.weight"].shape[0] for s in stages]
+        return f"a LocalVMamba checkpoint (depths {depths}, dims {dims})"
+    if "patch_embed.proj.weight" in state_dict:
+        depth = len({k.split(".")[1] for k in state_dict if re.match(r"layers\.\d+\.norm\.weight$", k)})
+        width = state_dict["patch_embed.proj.weight"].shape[0]
+        kind = "middle class token" if "cls_token" in state_dict else ("RoPE" if "rope.freqs_cos" in state_dict
+                                                                        else "no class token, no RoPE")
+        return f"a LocalVim checkpoint (embed_dim {width}, depth {depth}, {kind})"
+    return "not a LocalMamba checkpoint"
+
+
+def _model_name(model: nn.Module) -> str:
+    name = (getattr(model, "pretrained_cfg", None) or {}).get("architecture")
+    return name or type(model).__name__
+
+
+def _resize_grid_table(table: Tensor, grid: tuple[int, int]) -> Tensor:
+    """(H·W, D) square table -> (grid H·W, D), bicubic without antialiasing (the original's `resize_pos_embed`)."""
+    side = math.isqrt(table.shape[0])
+    image = table.reshape(1, side, side, -1).permute(0, 3, 1, 2).float()
+    image = F.interpolate(image, size=grid, mode="bicubic", align_corners=False)
+    return image.flatten(2).transpose(1, 2)[0].to(table.dtype)
+
+
+def _fit_grid_tables(state_dict: dict[str, Tensor], model: LocalVim) -> None:
+    """Resize pos_embed and the RoPE tables of a 224-pixel checkpoint to a model built for another input size."""
+    grid = model.patch_embed.grid_size
+    pos = state_dict.get("pos_embed")
+    if pos is not None and pos.ndim == 3 and pos.shape != model.pos_embed.shape and pos.shape[2] == model.embed_dim:
+        side = math.isqrt(pos.shape[1] - int(model.has_class_token))
+        state_dict["pos_embed"] = resample_pos_embed_with_middle_token(
+            pos, grid, (side, side), class_token=model.has_class_token, antialias=False
+        )
+    if model.rope is not None:
+        for name in ("rope.freqs_cos", "rope.freqs_sin"):
+            table = state_dict.get(name)
+            if table is not None and table.ndim == 2 and table.shape[0] != grid[0] * grid[1]:
+                state_dict[name] = _resize_grid_table(table, grid)
+
+
+def checkpoint_filter_fn(checkpoint: dict[str, Any], model: nn.Module) -> dict[str, Tensor]:
+    """A released LocalMamba checkpoint (`{'state_dict': ...}`, as `tools/convert_ckpt.py` writes) -> our state dict.
+
+    Strips `module.` prefixes, renames the channel attention (`mixer.attn.` / `op.multi_scan.attn.` ->
+    `*.route_mixer.`), drops the dense backbones' `outnorm*`, resizes pos_embed / RoPE tables for a LocalVim built
+    for another input size, and refuses search supernets. Anything else that does not fit (e.g. the LocalVMamba-S file
+    the README links for LocalVim-S, LocalMamba#43) raises ValueError naming the model and the checkpoint.
+    Every `A_log_k` is its own tensor in our model, so loading on the CPU keeps them distinct (LocalMamba#16).
+    """
+    state_dict = _unwrap(checkpoint)
+    name = _model_name(model)
+    search = sorted(k for k in state_dict if _SEARCH_KEY.search(k))
+    if search:
+        raise ValueError(f"{name}: the checkpoint is a direction-search supernet ({search[0]}), not a final model")
+    out = {}
+    for key, value in state_dict.items():
+        if key.startswith("outnorm"):
+            continue
+        for pattern, replacement in _RENAMES:
+            key = pattern.sub(replacement, key)
+        out[key] = value
+    if isinstance(model, LocalVim):
+        _fit_grid_tables(out, model)
+        ignore: tuple[str, ...] = ("head.",)
+    else:
+        ignore = ("classifier.head.",)
+    check_fits(out, model, f"{_describe(state_dict)} does not fit {name}", ignore=ignore)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------- registry
+
+
+def _create_local_vim(variant: str, pretrained: bool = False, **kwargs: Any) -> LocalVim:
+    depth = kwargs.get("depth", 20)
+    # The dense backbones' taps: blocks 4, 9, 14, 19 of 20 (evenly spaced, ending at the last block).
+    out_indices = kwargs.pop("out_indices", tuple((i + 1) * depth // 4 - 1 for i in range(4)))
+    return build_model_with_cfg(
+        LocalVim,
+        variant,
+        pretrained,
+        pretrained_filter_fn=checkpoint_filter_fn,
+        feature_cfg=dict(out_indices=out_indices, feature_cls="getter"),
+        **kwargs,
+    )
+
+
+def _create_local_vssm(variant: str, pretrained: bool = False, **kwargs: Any) -> LocalVMamba:
+    return build_model_with_cfg(
+        LocalVMamba,
+        variant,
+        pretrained,
+        pretrained_filter_fn=checkpoint_filter_fn,
+        feature_cfg=dict(out_indices=(0, 1, 2, 3), feature_cls="getter"),
+        **kwargs,
+    )
+
+
+_RELEASES = "https://github.com/hunto/LocalMamba/releases/download/v1.0.0/"
+
+
+def _cfg(url: str = "", **kwargs: Any) -> dict[str, Any]:
+    return {
+        "url": url,
+        "num_classes": 1000,
+        "input_size": (3, 224, 224),
+        "pool_size": None,
+        "crop_pct": 0.875,
+        "interpolation": "bicubic",  # configs/strategies/local_mamba/config.yaml (the CLI default is bilinear)
+        "mean": IMAGENET_DEFAULT_MEAN,
+        "std": IMAGENET_DEFAULT_STD,
+        "license": "apache-2.0",
+        "paper_ids": "arXiv:2403.09338",
+        "paper_name": "LocalMamba: Visual State Space Model with Windowed Selective Scan",
+        "origin_url": "https://github.com/hunto/LocalMamba",
+        **kwargs,
+    }
+
+
+def _vim_cfg(url: str = "", **kwargs: Any) -> dict[str, Any]:
+    return _cfg(url, **{"fixed_input_size": True, "first_conv": "patch_embed.proj", "classifier": "head", **kwargs})
+
+
+def _vssm_cfg(url: str = "", **kwargs: Any) -> dict[str, Any]:
+    return _cfg(url, **{"pool_size": (7, 7), "first_conv": "patch_embed.0", "classifier": "classifier.head", **kwargs})
+
+
+_NO_WEIGHTS = "no released weights: "
+default_cfgs = generate_default_cfgs({
+    "local_vim_tiny.in1k": _vim_cfg(_RELEASES + "local_vim_tiny.ckpt"),
+    "local_vim_tiny_midcls.in1k": _vim_cfg(_RELEASES + "local_vim_tiny_middle_cls_token.ckpt"),
+    # The README links LocalVMamba-S's file for LocalVim-S (LocalMamba#43, open); the LocalVim-S weights are not
+    # downloadable, so no URL is given.
+    "local_vim_small.untrained": _vim_cfg(notes=_NO_WEIGHTS + "the README's LocalVim-S link is local_vssm_small.ckpt, "
+                                          "the LocalVMamba-S file (LocalMamba#43)"),
+    # "retraining..." in the README (LocalMamba#40, #42).
+    "local_vssm_tiny.untrained": _vssm_cfg(notes=_NO_WEIGHTS + "the README says 'retraining...' (LocalMamba#40, #42)"),
+    "local_vssm_small.in1k": _vssm_cfg(_RELEASES + "local_vssm_small.ckpt"),
+    "test_local_vim.untrained": _vim_cfg(input_size=(3, 112, 112), crop_pct=1.0),
+    "test_local_vssm.untrained": _vssm_cfg(input_size=(3, 64, 64), pool_size=(2, 2), crop_pct=1.0),
+})
+
+
+def _with(defaults: dict[str, Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+    return {**defaults, **kwargs}
+
+
+@register_model
+def local_vim_tiny(pretrained: bool = False, **kwargs: Any) -> LocalVim:
+    """LocalVim-T (7,994,152 params, 76.2 % top-1): D 192, depth 20, RoPE, mean pool, searched directions."""
+    defaults = dict(embed_dim=192, depth=20, directions=tables.LOCAL_VIM_TINY, drop_path_rate=0.1)
+    return _create_local_vim("local_vim_tiny", pretrained, **_with(defaults, kwargs))
+
+
+@register_model
+def local_vim_tiny_midcls(pretrained: bool = False, **kwargs: Any) -> LocalVim:
+    """LocalVim-T with the middle class token (7,994,536 params, 77.8 %); the original's
+    `local_vim_tiny_middle_cls_token`: no RoPE, class token at 98 of 197."""
+    defaults = dict(embed_dim=192, depth=20, directions=tables.LOCAL_VIM_TINY, class_token=True, drop_path_rate=0.1)
+    return _create_local_vim("local_vim_tiny_midcls", pretrained, **_with(defaults, kwargs))
+
+
+@register_model
+def local_vim_small(pretrained: bool = False, **kwargs: Any) -> LocalVim:
+    """LocalVim-S (27,783,784 params, 81.1 %): D 384, depth 20, RoPE, LocalVim-T's searched directions."""
+    defaults = dict(embed_dim=384, depth=20, directions=tables.LOCAL_VIM_SMALL, drop_path_rate=0.1)
+    return _create_local_vim("local_vim_small", pretrained, **_with(defaults, kwargs))
+
+
+@register_model
+def local_vssm_tiny(pretrained: bool = False, **kwargs: Any) -> LocalVMamba:
+    """LocalVMamba-T (25,527,160 params, 82.7 %): depths 2-2-9-2, dims 96-768, searched directions."""
+    defaults = dict(depths=(2, 2, 9, 2), dims=96, directions=tables.LOCAL_VSSM_TINY, drop_path_rate=0.2)
+    return _create_local_vssm("local_vssm_tiny", pretrained, **_with(defaults, kwargs))
+
+
+@register_model
+def local_vssm_small(pretrained: bool = False, **kwargs: Any) -> LocalVMamba:
+    """LocalVMamba-S (49,748,536 params, 83.7 %): depths 2-2-27-2, dims 96-768, searched directions."""
+    defaults = dict(depths=(2, 2, 27, 2), dims=96, directions=tables.LOCAL_VSSM_SMALL, drop_path_rate=0.2)
+    return _create_local_vssm("local_vssm_small", pretrained, **_with(defaults, kwargs))
+
+
+@register_model
+def test_local_vim(pretrained: bool = False, **kwargs: Any) -> LocalVim:
+    """A tiny LocalVim for tests: D 64, depth 4, 112 px (7 × 7 patches: w2 pads, w7 is one window), RoPE."""
+    defaults = dict(img_size=112, embed_dim=64, depth=4, directions=tables.TEST_LOCAL_VIM)
+    return _create_local_vim("test_local_vim", pretrained, **_with(defaults, kwargs))
+
+
+@register_model
+def test_local_vssm(pretrained: bool = False, **kwargs: Any) -> LocalVMamba:
+    """A tiny LocalVMamba for tests (the golden fixture's shape): depths 1-1-2-1, dims 16-128, 64 px, where every
+    block's w7 pads an oversized window as the original does."""
+    defaults = dict(depths=(1, 1, 2, 1), dims=16, directions=tables.TEST_LOCAL_VSSM, pad_oversized_windows=True)
+    return _create_local_vssm("test_local_vssm", pretrained, **_with(defaults, kwargs))

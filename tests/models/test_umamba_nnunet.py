@@ -60,6 +60,14 @@ def test_nnunet_finds_the_trainers_through_nnunet_ext_trainer(monkeypatch: pytes
         assert find_objects.recursive_find_trainer_class_by_name(name) is getattr(trainers, name)
 
 
+def test_trainers_compile_only_on_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    """nnU-Net >= 2.4 would torch.compile the network on CUDA by default; ours only with nnUNet_compile=t."""
+    trainer = object.__new__(trainers.nnUNetTrainerUMambaBot)  # no plans needed for this decision
+    trainer.device = torch.device("cuda")
+    monkeypatch.delenv("nnUNet_compile", raising=False)
+    assert not trainer._do_i_compile()
+
+
 def _plans(ndim: int) -> dict:
     if ndim == 2:
         patch, kernels, strides = [32, 32], [[3, 3]] * 4, [[1, 1], [2, 2], [2, 2], [2, 2]]

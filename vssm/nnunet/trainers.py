@@ -7,6 +7,7 @@ nnU-Net also calls when it rebuilds the network for inference). See `vssm.nnunet
 
 from __future__ import annotations
 
+import os
 from typing import ClassVar
 
 import torch
@@ -43,6 +44,13 @@ def network_from_plans(
 class _UMambaTrainer(nnUNetTrainer):
     placement: ClassVar[MambaPlacement]
     allow_autocast: ClassVar[bool] = True
+
+    def _do_i_compile(self) -> bool:
+        """torch.compile only on request (`nnUNet_compile=t`), as in nnU-Net 2.1.1 where U-Mamba was trained: nnU-Net
+        >= 2.4 compiles by default on CUDA, and the Mamba layers do not compile yet with torch 2.14 (dynamo fails on
+        the shared SSM layer's route naming)."""
+        requested = os.environ.get("nnUNet_compile", "").lower() in ("true", "1", "t")
+        return requested and super()._do_i_compile()
 
     @classmethod
     def build_network_architecture(

@@ -172,7 +172,7 @@ class VisionMamba(nn.Module):
         ssm = SSMConfig(d_state=d_state, d_conv=d_conv, expand=expand, dt_rank=dt_rank)
         # Vim's drop-path schedule is shifted by one: block i drops the output of block i - 1 at rate dpr[i - 1];
         # the last block's output gets the full rate in the final add.
-        block_rates = [0.0, *torch.linspace(0, drop_path_rate, depth).tolist()]
+        block_rates = [0.0, *torch.linspace(0, drop_path_rate, depth, device="cpu").tolist()]
         self.layers = nn.ModuleList()
         for i, order in enumerate(self.layer_orders):
             routes = order.num_routes

@@ -175,7 +175,7 @@ class VMamba(nn.Module):
         self.patch_embed = stem_cls(in_chans, dims[0], layout, **factory)
 
         downsample_cls = ConvDownsample if downsample is Downsample.CONV else PatchMerging2d
-        rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        rates = torch.linspace(0, drop_path_rate, sum(depths), device="cpu").tolist()  # also under a meta context
         self.layers = nn.ModuleList()
         self.feature_info = []
         for i, dim in enumerate(dims):

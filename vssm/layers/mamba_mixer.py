@@ -8,7 +8,9 @@
                 -> gate by silu(z) -> out_proj             (B, L, D)
 
 in_proj and out_proj are shared by the routes. Gating after the merge equals mamba_ssm's gating of each route (every
-route's output at a token meets the same z). With a `route_mixer` (LocalVim's per-direction channel attention) each
+route's output at a token meets the same z) when the merge writes each step back to the token it read; routes whose
+merge writes elsewhere (LocalMamba's official `v` reverse on non-square grids) are gated along the route. With a
+`route_mixer` (LocalVim's per-direction channel attention) each
 route's output is written back to token order on its own, gated, passed through the route mixer, and then summed.
 """
 
@@ -129,23 +131,33 @@ class MambaMixer(SSMCore):
         y = routes.merge(ys, mean=self.merge_mode is RouteMerge.MEAN)
         return self.out_proj(y.transpose(1, 2))
 
+    def _combine(self, ys: Tensor, routes: SequenceRoutes) -> Tensor:
+        """ys: (B, K, E, L) gated per-route outputs in token order -> route mixer, sum (or mean), out_proj (B, L, D)."""
+        if self.route_mixer is not None:
+            ys = self.route_mixer(ys)
+        y = ys.sum(dim=1)
+        if self.merge_mode is RouteMerge.MEAN:
+            routes.divide_by_coverage_(y)
+        return self.out_proj(y.transpose(1, 2))
+
     def forward(self, x: Tensor, routes: SequenceRoutes) -> Tensor:
         """x: (B, L, D), routes: K routes through the L tokens -> (B, L, D).
 
         The gate silu(z) is applied once after the merge: every route's output at a token is gated by the same z, so
-        this equals gating each route (mamba_ssm's order) up to rounding, without gathering z along every route.
+        this equals gating each route (mamba_ssm's order) up to rounding, without gathering z along every route
+        (for non-adjoint routes, z is gathered and every route gated in visit order).
         """
         self._check(x, routes)
         x_in, z = self.project_in(x)
+        if not routes.adjoint:
+            # mamba_ssm gates each step by the z of the token it read, not of the token the merge writes to.
+            ys = self.ssm(self.causal_conv(routes.gather(x_in)), routes.gather(z))
+            return self._combine(routes.unmerge(ys), routes)
         ys = self.ssm(self.causal_conv(routes.gather(x_in)))
         if self.route_mixer is not None:
             # Gated in token order: the same silu(z) meets every route's output at a token, as in mamba_ssm's
             # per-route gate, without gathering z along the routes.
-            ys = self.route_mixer(routes.unmerge(ys) * F.silu(z).unsqueeze(1))
-            y = ys.sum(dim=1)
-            if self.merge_mode is RouteMerge.MEAN:
-                routes.divide_by_coverage_(y)
-            return self.out_proj(y.transpose(1, 2))
+            return self._combine(routes.unmerge(ys) * F.silu(z).unsqueeze(1), routes)
         y = routes.merge(ys, mean=self.merge_mode is RouteMerge.MEAN)
         # silu(z) first: its (B, L, E)-contiguous result sets the product's layout, so out_proj reads it without a copy.
         return self.out_proj(F.silu(z.transpose(1, 2)) * y.transpose(1, 2))

@@ -52,6 +52,9 @@ class SequenceRoutes:
     # Set when every route reads the whole sequence forwards or backwards (raster, Vim's bidirectional): route k is
     # flipped iff reversed[k], and merge sums (flipped) slices, 4x faster than a scatter on CPU.
     reversed: tuple[bool, ...] | None = None
+    # Merge writes every step's output to the token the step read (False for LocalMamba's official `v` reverse on
+    # non-square grids): only then may a per-token quantity (Mamba's gate z) be applied after the merge.
+    adjoint: bool = True
 
     @classmethod
     def build(cls, route: Tensor, merge_route: Tensor, length: int, what: str = "the scan order") -> SequenceRoutes:
@@ -77,7 +80,8 @@ class SequenceRoutes:
             if bool((forwards | backwards).all()):
                 reversed_ = tuple(bool(b) and not bool(f) for f, b in zip(forwards, backwards))
         identity = reversed_ == (False,)
-        return cls(sink_index(route, length), merge_index, length, padded, coverage, identity, reversed_)
+        adjoint = torch.equal(route, merge_route)
+        return cls(sink_index(route, length), merge_index, length, padded, coverage, identity, reversed_, adjoint)
 
     @property
     def num_routes(self) -> int:

@@ -508,6 +508,9 @@ default_cfgs = generate_default_cfgs({
 
 
 def _with(defaults: dict[str, Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The variant's arguments overridden by the caller's; a caller's `scan=` replaces the variant's directions."""
+    if kwargs.get("scan") is not None:
+        defaults = {k: v for k, v in defaults.items() if k != "directions"}
     return {**defaults, **kwargs}
 
 

@@ -1,0 +1,160 @@
+"""Classification checkpoints: reading the originals' files weights-only, choosing model or EMA weights, and our
+training checkpoint format.
+
+Formats read (no code from the file runs; `torch.load(weights_only=True)` with the two config classes the originals
+embed allow-listed as plain containers):
+
+- DeiT-style training checkpoints (Vim, LocalVim): `{'model', 'model_ema', 'optimizer', ..., 'args': Namespace}`
+- Swin-style training checkpoints (VMamba): `{'model', 'model_ema', ..., 'config': yacs CfgNode}`
+- timm-style checkpoints (MambaVision, ours): `{'state_dict', 'state_dict_ema', ..., 'args'}`; LocalMamba's
+  `{'state_dict'}` and `{'model', 'ema_model'}`
+- bare state dicts (`.pth`, `.pt`, `.bin`) and `.safetensors` files
+
+The family's `checkpoint_filter_fn` (applied by timm when the weights are loaded) then converts key names.
+
+Ours (`save_train_checkpoint`) is timm-style, so `timm.create_model(name, pretrained=True,
+pretrained_cfg_overlay=dict(file=PATH))` reads it too, plus what rebuilds the model and its evaluation exactly:
+`arch`, `model_kwargs`, `num_classes`, `class_names`, `data_config` (the evaluation preprocessing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pickle
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import timm
+import torch
+from safetensors.torch import load_file
+from timm.models import clean_state_dict
+from torch import Tensor, nn
+
+from .analysis.zoo import resolve_names
+
+VSSM_FORMAT = "vssm.classification/1"
+MODEL_KEYS = ("model", "state_dict")
+EMA_KEYS = ("model_ema", "state_dict_ema", "ema_model")
+# Our checkpoint's entries that only resuming needs.
+_TRAINING_STATE = ("state_dict", "state_dict_ema", "optimizer", "scheduler", "scaler")
+# Config objects the originals pickle into their training checkpoints, read as plain containers.
+_SAFE_GLOBALS = [argparse.Namespace, (OrderedDict, "yacs.config.CfgNode")]
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """The contents of a checkpoint file, read weights-only (a `.safetensors` file gives its state dict).
+
+    Raises FileNotFoundError for a missing file and ValueError for a file that is not a weights-only checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path}: no such file")
+    if path.suffix == ".safetensors":
+        return load_file(path, device="cpu")
+    try:
+        with torch.serialization.safe_globals(_SAFE_GLOBALS):
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+        raise ValueError(
+            f"checkpoint {path}: holds objects other than tensors and plain containers ({', '.join(unsafe) or exc}); "
+            "only weights-only checkpoints are read (re-save its state dict with torch.save(model.state_dict()))"
+        ) from None
+    except RuntimeError as exc:  # not a torch.save file (a truncated download, a text file)
+        raise ValueError(f"checkpoint {path}: not a PyTorch checkpoint ({exc})") from None
+    if not isinstance(checkpoint, Mapping):
+        raise ValueError(f"checkpoint {path}: expected a dict (a state dict or a training checkpoint), "
+                         f"got {type(checkpoint).__name__}")
+    return dict(checkpoint)
+
+
+def is_vssm_checkpoint(checkpoint: Mapping[str, Any]) -> bool:
+    """Whether `checkpoint` was written by `save_train_checkpoint`."""
+    return checkpoint.get("format") == VSSM_FORMAT
+
+
+def select_weights(checkpoint: Mapping[str, Any], ema: bool = False, what: str = "checkpoint") -> tuple[dict, str]:
+    """The state dict to evaluate and the key it came from ('' for a bare state dict).
+
+    `ema=False` takes the model weights (`model`, `state_dict`: what the originals' validation reports),
+    `ema=True` the EMA weights (`model_ema`, `state_dict_ema`, `ema_model`); asking for EMA weights a checkpoint
+    does not have is a ValueError listing its keys. A DDP `module.` prefix is removed.
+    """
+    keys = EMA_KEYS if ema else MODEL_KEYS
+    found = next((k for k in keys if isinstance(checkpoint.get(k), Mapping)), None)
+    if found is None:
+        nested = [k for k, v in checkpoint.items() if isinstance(v, Mapping)]
+        tensors = [k for k, v in checkpoint.items() if isinstance(v, Tensor)]
+        if ema or not tensors:
+            kind = "EMA weights" if ema else "model weights"
+            raise ValueError(
+                f"{what}: no {kind}: expected one of {list(keys)} (or a bare state dict), found keys {nested[:8]}"
+                + (f" and {len(tensors)} tensors" if tensors else "")
+            )
+        state_dict, found = checkpoint, ""
+    else:
+        state_dict = checkpoint[found]
+    weights = {k: v for k, v in state_dict.items() if isinstance(v, Tensor)}
+    if not weights:
+        raise ValueError(f"{what}: {found or 'the state dict'} holds no tensors")
+    return clean_state_dict(weights), found
+
+
+def save_train_checkpoint(path: str | os.PathLike, **fields: Any) -> Path:
+    """Write our training checkpoint atomically (a temporary file, then a rename, so an interrupted save never
+    leaves a truncated `last.pth`). `fields` must hold only tensors, numbers, strings and containers of them."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    torch.save({"format": VSSM_FORMAT, **fields}, partial)
+    os.replace(partial, path)
+    return path
+
+
+@dataclass
+class LoadedClassifier:
+    """model: the network with the checkpoint's weights (eval mode); arch: its registered name; weights: the
+    checkpoint entry they came from ('' for a bare state dict); meta: the rest of our checkpoint format (None for
+    other formats): num_classes, class_names, model_kwargs, data_config, epoch, metrics."""
+
+    model: nn.Module
+    arch: str
+    weights: str
+    meta: dict[str, Any] | None
+
+
+def load_classifier(path: str | os.PathLike, model_name: str | None = None, ema: bool = False,
+                    **kwargs: Any) -> LoadedClassifier:
+    """Build a classifier from a checkpoint file in any format `read_checkpoint` reads.
+
+    Our checkpoints name their model, classes and constructor arguments; other formats need `model_name` and are
+    loaded for its pretrained config's classes (or `num_classes=`). The weights go through timm's pretrained
+    loading, so the family's `checkpoint_filter_fn` converts official key names and the load is strict. A
+    checkpoint that does not fit raises ValueError naming both.
+    """
+    checkpoint = read_checkpoint(path)
+    meta = None
+    if is_vssm_checkpoint(checkpoint):
+        meta = {k: v for k, v in checkpoint.items() if k not in _TRAINING_STATE}
+        if model_name is not None and model_name != meta["arch"]:
+            raise ValueError(f"checkpoint {path} holds a {meta['arch']}, not a {model_name} (leave --model out to use "
+                             "the checkpoint's)")
+        model_name = meta["arch"]
+        kwargs = {**meta["model_kwargs"], "num_classes": meta["num_classes"], **kwargs}
+    elif model_name is None:
+        raise ValueError(f"checkpoint {path} was not written by train_cls.py: name its model (--model)")
+    (model_name,) = resolve_names([model_name], allow_timm=True)
+    weights, key = select_weights(checkpoint, ema, what=f"checkpoint {path}")
+    num_classes = kwargs.get("num_classes", timm.models.get_pretrained_cfg(model_name).num_classes)
+    overlay = dict(state_dict=weights, num_classes=num_classes)
+    try:
+        model = timm.create_model(model_name, pretrained=True, pretrained_cfg_overlay=overlay, **kwargs)
+    except RuntimeError as exc:  # strict load_state_dict: a classifier for another number of classes, say
+        raise ValueError(f"checkpoint {path} ({key or 'state dict'}) does not fit {model_name} with "
+                         f"{num_classes} classes: {exc}") from None
+    model.pretrained_cfg.pop("state_dict", None)  # the overlay's weights: do not keep a second copy
+    return LoadedClassifier(model.eval(), model_name, key, meta)

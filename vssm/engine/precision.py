@@ -1,0 +1,38 @@
+"""Numeric precision of a run: fp32, or autocast to bf16 / fp16."""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+
+import torch
+
+
+class Precision(enum.Enum):
+    """fp32: no autocast (Vim's, LocalMamba's and MambaVision's evaluation); bf16 / fp16: torch.autocast (VMamba's
+    evaluation ran under fp16 autocast). The selective scan keeps a float32 state either way."""
+
+    FP32 = "fp32"
+    BF16 = "bf16"
+    FP16 = "fp16"
+
+    @classmethod
+    def from_flag(cls, amp: str | None) -> Precision:
+        """`--amp none|bf16|fp16` -> Precision."""
+        if amp in (None, "none", "fp32"):
+            return cls.FP32
+        try:
+            return cls(amp)
+        except ValueError:
+            raise ValueError(f"amp: expected 'none', 'bf16' or 'fp16', got {amp!r}") from None
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return {Precision.FP32: torch.float32, Precision.BF16: torch.bfloat16, Precision.FP16: torch.float16}[self]
+
+
+def autocast(precision: Precision, device: torch.device) -> contextlib.AbstractContextManager:
+    """torch.autocast to `precision` on `device`'s type, or nothing for fp32."""
+    if precision is Precision.FP32:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=precision.dtype)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 import pytest
+import timm
 
 import vssm
 from vssm.analysis import zoo
@@ -18,11 +19,15 @@ from vssm.analysis.published import PUBLISHED_COUNTS, agreement, counter_for, ro
 HEADLINE = ["vim_small", "vmamba_tiny_s1l8", "mambavision_tiny"]
 REGISTERED = set(vssm.list_models())
 OTHERS = sorted(n for n in PUBLISHED_COUNTS if n in REGISTERED and n not in HEADLINE
-                and counter_for(zoo.family_of(n)) is not None)
+                and counter_for(zoo.family_of(n), type(timm.create_model(n, device="meta")).__name__) is not None)
 # The spec (mambavision.md §7) finds ptflops' Conv + Linear MACs within 0.5 % of MambaVision's README for every
 # variant but T (README 4.4 G, count 4.46 G): the README's rounding is not reproducible from its own code.
 PRINTED_DIFFERS = {"mambavision_tiny"}
 PRINTED_TOLERANCE = 0.005
+# The original LocalVMamba projects x_proj / dt_proj on window routes padded to the longest; ours projects the tokens
+# before padding, so where a grid is not a multiple of a window (stage 4's 7 x 7 with w2) it counts fewer
+# multiply-adds (vssm/analysis/published.py).
+PADDED_PROJECTIONS = {"local_vssm_tiny": 0.005}
 
 
 def _published(name: str) -> int:
@@ -33,6 +38,10 @@ def _published(name: str) -> int:
 def _check(name: str) -> None:
     ours = _published(name)
     expected = PUBLISHED_COUNTS[name]
+    if name in PADDED_PROJECTIONS:
+        assert ours < float(expected.reference) * 1e9
+        assert ours / 1e9 == pytest.approx(float(expected.reference), rel=PADDED_PROJECTIONS[name])
+        return
     verdict = agreement(ours, expected)
     assert verdict != "differs", f"{name}: ours {ours / 1e9:.6f} G, published {expected.reference} G"
     assert verdict == "exact" or int(verdict.split()[0]) >= 3

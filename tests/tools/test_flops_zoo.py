@@ -54,7 +54,7 @@ def test_unknown_model_names_suggest_the_closest_registered_ones() -> None:
 
 
 def test_inputs_smaller_than_the_stride_are_rejected_before_any_weights_exist(monkeypatch: pytest.MonkeyPatch) -> None:
-    name = next(n for n in TEST_VARIANTS)
+    name = "test_vmamba" if "test_vmamba" in TEST_VARIANTS else TEST_VARIANTS[0]
     devices = []
     create = timm.create_model
 

@@ -89,7 +89,7 @@ def family_of_model(model: nn.Module) -> str:
 def published_counter(model: nn.Module) -> published.PublishedCounter:
     """The original counter of `model`'s family; ValueError when there is none to mirror."""
     family = family_of_model(model)
-    counter = published.counter_for(family)
+    counter = published.counter_for(family, type(model).__name__)
     if counter is None:
         known = ", ".join(sorted(published.PUBLISHED_COUNTERS))
         raise ValueError(f"no published FLOP counter to mirror for family {family or type(model).__name__!r}; "
@@ -194,8 +194,17 @@ def _shape(value: Any) -> list[int] | None:
     return None if value.type().kind() == "NoneType" else get_shape(value)
 
 
+def _constant_list(value: Any) -> list | None:
+    """A jit value's constant (list) value, also when the trace built the list from constants."""
+    constant = value.toIValue()
+    if constant is not None:
+        return constant
+    node = value.node()
+    return [v.toIValue() for v in node.inputs()] if node.kind() == "prim::ListConstruct" else None
+
+
 def _fvcore_mean(inputs: list, outputs: list) -> int:
-    dims = inputs[1].toIValue() if len(inputs) > 1 else None
+    dims = _constant_list(inputs[1]) if len(inputs) > 1 else None
     shape = _shape(inputs[0])
     reduced = len(shape) if dims is None else len(dims)
     return prod(shape) if reduced >= 2 else 0
@@ -325,7 +334,8 @@ def count_model(
     size = tuple(input_size or zoo.default_input_size(name))
     model = model if model is not None else zoo.create(name, size)  # type: ignore[arg-type]
     wanted = tuple(Convention(c) for c in conventions)
-    if Convention.PUBLISHED in wanted and (backward or published.counter_for(zoo.family_of(name)) is None):
+    counter = published.counter_for(family_of_model(model), type(model).__name__)
+    if Convention.PUBLISHED in wanted and (backward or counter is None):
         wanted = tuple(c for c in wanted if c is not Convention.PUBLISHED)
     results = count_conventions(model, size, wanted, batch=batch, backward=backward)  # type: ignore[arg-type]
     reference = published.PUBLISHED_COUNTS.get(name) if size == tuple(zoo.default_input_size(name)) else None

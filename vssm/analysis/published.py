@@ -9,7 +9,13 @@ Each family's repository counted FLOPs its own way (`shared/specs/*.md`, "FLOPs"
 * MambaVision: ptflops, which hooks modules: conv and linear layers count, the functional selective scan and SDPA
   do not (MambaVision#21/#97). Our conv/matmul multiply-adds, with norms, pooling, scan and attention left out. The
   mixer's depthwise conv1d (functional in the original, so unseen by ptflops) is included: < 0.03 % of the total.
-* LocalMamba (LocalVim's analytic counter) and U-Mamba (none published) have no rule here.
+* LocalVMamba: VMamba's fvcore rule, but the original projects x_proj and dt_proj on the window routes *after*
+  padding them to the longest (ours projects the tokens, then pads): where a stage's grid is not a multiple of a
+  window (7 x 7 with `w2`) the original counts those padded projections and ours does not (LocalVMamba-T: 0.2 %).
+* LocalVim (LocalMamba's analytic `flops()`: x_proj, dt_proj and the conv once per layer, 5·L·E·N per direction)
+  and U-Mamba (none published) have no rule here.
+
+Rules are keyed by family, or by 'family.ModelClass' where a family holds networks counted differently.
 """
 
 from __future__ import annotations
@@ -66,6 +72,7 @@ MAMBAVISION_PTFLOPS = PublishedCounter(
 PUBLISHED_COUNTERS: dict[str, PublishedCounter] = {
     "vim": VIM_BY_VMAMBA,
     "vmamba": VMAMBA_FVCORE,
+    "localmamba.LocalVMamba": VMAMBA_FVCORE,
     "mambavision": MAMBAVISION_PTFLOPS,
 }
 
@@ -140,8 +147,11 @@ PUBLISHED_COUNTS: dict[str, PublishedCount] = {
 }
 
 
-def counter_for(family: str) -> PublishedCounter | None:
-    """The original counter of a family, or None when its authors published none we can mirror."""
+def counter_for(family: str, architecture: str | None = None) -> PublishedCounter | None:
+    """The original counter of a family's `architecture` (model class name), or None when its authors published none
+    we mirror."""
+    if architecture is not None and f"{family}.{architecture}" in PUBLISHED_COUNTERS:
+        return PUBLISHED_COUNTERS[f"{family}.{architecture}"]
     return PUBLISHED_COUNTERS.get(family)
 
 

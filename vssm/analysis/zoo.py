@@ -149,16 +149,19 @@ def build_kwargs(name: str, input_size: tuple[int, int, int]) -> dict[str, Any]:
 def check_input_size(name: str, input_size: tuple[int, int, int]) -> dict[str, Any]:
     """Reject an input the model cannot take before building it; returns the constructor kwargs for that size.
 
-    Raises ValueError when a side is smaller than the model's stride or a fixed-size model cannot be rebuilt for it.
+    Raises ValueError when a side is smaller than the model's stride, or when the model itself refuses to be built
+    for that size (a window larger than a stage's grid, a fixed-size model that cannot be rebuilt).
     """
     kwargs = build_kwargs(name, input_size)
-    stride = stride_of(_meta_model(name, kwargs))
+    stride = stride_of(_meta_model(name, {k: v for k, v in kwargs.items() if k == "in_chans"}))
     height, width = input_size[1:]
     if height < stride or width < stride:
         raise ValueError(
             f"{name}: input {height}x{width} is smaller than the model's stride {stride}; expected both sides "
             f">= {stride}"
         )
+    if "img_size" in kwargs:
+        _meta_model(name, kwargs)
     return kwargs
 
 

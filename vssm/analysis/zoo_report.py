@@ -27,10 +27,12 @@ class Entry:
     macs: int
     full: int
     original: int | None
+    counter: published.PublishedCounter | None
     reference: published.PublishedCount | None
     agreement: str | None
     check: FastPathCheck | None = None
     speed: Measurement | None = None
+    error: str | None = None
 
 
 def count_entry(name: str, cache: dict[tuple[str, tuple[int, int, int]], Entry] | None = None) -> Entry:
@@ -45,8 +47,9 @@ def count_entry(name: str, cache: dict[tuple[str, tuple[int, int, int]], Entry] 
         twin = cache[key]
         agreement = published.agreement(twin.original, reference) if reference and twin.original else None
         return replace(twin, name=name, reference=reference, agreement=agreement)
+    counter = published.counter_for(family, type(model).__name__)
     conventions = [Convention.MACS, Convention.FULL]
-    if published.counter_for(family) is not None:
+    if counter is not None:
         conventions.append(Convention.PUBLISHED)
     results = count_conventions(model, size, tuple(conventions))
     original = results[Convention.PUBLISHED].total if Convention.PUBLISHED in results else None
@@ -58,6 +61,7 @@ def count_entry(name: str, cache: dict[tuple[str, tuple[int, int, int]], Entry] 
         macs=results[Convention.MACS].total,
         full=results[Convention.FULL].total,
         original=original,
+        counter=counter,
         reference=reference,
         agreement=published.agreement(original, reference) if reference and original is not None else None,
     )
@@ -66,10 +70,23 @@ def count_entry(name: str, cache: dict[tuple[str, tuple[int, int, int]], Entry] 
     return entry
 
 
+def check_size(name: str, input_size: tuple[int, int, int]) -> tuple[int, int, int]:
+    """The smallest square input, from `small_input_size` up in steps of the stride, that the model can be built for
+    (window sizes, channel tokens: a model may refuse a small grid); the default size if none below it works."""
+    stride = zoo.stride_of(timm.create_model(name, device="meta"))
+    channels, _, side = small_input_size(stride, input_size[0])
+    while side < min(input_size[1:]):
+        try:
+            zoo.check_input_size(name, (channels, side, side))
+            return channels, side, side
+        except ValueError:
+            side += stride
+    return input_size
+
+
 def measure_entry(entry: Entry, settings: BenchSettings) -> Entry:
     """Check the fast path on a small input, then time inference at the entry's input size."""
-    stride = zoo.stride_of(timm.create_model(entry.name, device="meta"))
-    small = small_input_size(stride, entry.input_size[0])
+    small = check_size(entry.name, entry.input_size)
     check = check_fast_path(zoo.create(entry.name, small), small)
     model = zoo.create(entry.name, entry.input_size)
     settings = replace(settings, image_size=entry.input_size[1:], in_chans=entry.input_size[0])
@@ -85,6 +102,8 @@ def _size(entry: Entry) -> str:
 
 
 def _check(entry: Entry) -> str:
+    if entry.error is not None:
+        return f"error: {entry.error}"
     if entry.check is None:
         return "-"
     verdict = "ok" if entry.check.ok else "FAILED"
@@ -115,7 +134,7 @@ def published_table(entries: Iterable[Entry]) -> str:
                "agreement"]
     rows = []
     for e in entries:
-        counter = published.counter_for(e.family)
+        counter = e.counter
         if counter is None:
             continue
         ref = e.reference
@@ -128,19 +147,19 @@ def published_table(entries: Iterable[Entry]) -> str:
 def flops_card_table(entries: Iterable[Entry]) -> str:
     """A card's `flops` block: every variant of one family."""
     entries = list(entries)
-    counter = published.counter_for(entries[0].family) if entries else None
+    counters = {e.counter for e in entries if e.counter is not None}
     headers = ["model", "input", "params (M)", "GMACs (macs)", "GFLOPs (full)"]
-    if counter:
+    if counters:
         headers += ["GMACs (original counter)", "published", "agreement"]
     rows = []
     for e in entries:
         row = [e.name, _size(e), f"{e.params / 1e6:.2f}", _g(e.macs), _g(e.full)]
-        if counter:
-            row += [_g(e.original), e.reference.printed if e.reference else "-", e.agreement or "not published"]
+        if counters:
+            row += [_g(e.original), e.reference.printed if e.reference else "-",
+                    (e.agreement or "not published") if e.counter else "no original counter mirrored"]
         rows.append(row)
     notes = [f"- `macs`: {CONVENTION_TEXT[Convention.MACS]}.", f"- `full`: {CONVENTION_TEXT[Convention.FULL]}."]
-    if counter:
-        notes.append(f"- original counter, {counter.name}: {counter.description}.")
+    notes += [f"- original counter, {c.name}: {c.description}." for c in sorted(counters, key=lambda c: c.name)]
     return markdown_table(headers, rows, right=[False, *[True] * (len(headers) - 1)]) + "\n\n" + "\n".join(notes)
 
 

@@ -393,10 +393,12 @@ def _fit_grid_tables(state_dict: dict[str, Tensor], model: LocalVim) -> None:
     grid = model.patch_embed.grid_size
     pos = state_dict.get("pos_embed")
     if pos is not None and pos.ndim == 3 and pos.shape != model.pos_embed.shape and pos.shape[2] == model.embed_dim:
-        side = math.isqrt(pos.shape[1] - int(model.has_class_token))
-        state_dict["pos_embed"] = resample_pos_embed_with_middle_token(
-            pos, grid, (side, side), class_token=model.has_class_token, antialias=False
-        )
+        entries = pos.shape[1] - int(model.has_class_token)
+        side = math.isqrt(max(entries, 0))
+        if side * side == entries:  # else another variant's table: check_fits names the mismatch
+            state_dict["pos_embed"] = resample_pos_embed_with_middle_token(
+                pos, grid, (side, side), class_token=model.has_class_token, antialias=False
+            )
     if model.rope is not None:
         for name in ("rope.freqs_cos", "rope.freqs_sin"):
             table = state_dict.get(name)

@@ -7,8 +7,8 @@ Each family's repository counted FLOPs its own way (`shared/specs/*.md`, "FLOPs"
   `mamba_inner_fn_no_out_proj` is one traced op whose handle gives 9·B·L·E·N + 2·B·L·E per direction (scan, D skip,
   z gate) and so hides the depthwise conv1d, x_proj and dt_proj inside it. Vim-S: 5.3015 G.
 * MambaVision: ptflops, which hooks modules: conv and linear layers count, the functional selective scan and SDPA
-  do not (MambaVision#21/#97). Our conv/matmul multiply-adds, with norms, pooling, scan and attention left out. The
-  mixer's depthwise conv1d (functional in the original, so unseen by ptflops) is included: < 0.03 % of the total.
+  do not (MambaVision#21/#97), nor the mixer's depthwise conv1d, which the original also calls functionally. Our
+  conv/matmul multiply-adds, with norms, pooling, scan, attention and the mixer's conv left out.
 * LocalVMamba: VMamba's fvcore rule, but the original projects x_proj and dt_proj on the window routes *after*
   padding them to the longest (ours projects the tokens, then pads): where a stage's grid is not a multiple of a
   window (7 x 7 with `w2`) the original counts those padded projections and ours does not (LocalVMamba-T: 0.2 %).
@@ -27,6 +27,7 @@ from torch import nn
 
 from vssm.analysis.counting import Category, OpaqueMethod
 from vssm.layers.mamba_mixer import MambaMixer
+from vssm.layers.mambavision_mixer import MambaVisionMixer
 from vssm.layers.ssm_core import SSMCore
 
 
@@ -65,8 +66,9 @@ VIM_BY_VMAMBA = PublishedCounter(
 MAMBAVISION_PTFLOPS = PublishedCounter(
     name="ptflops (MambaVision)",
     description="MACs of conv and linear layers only (ptflops' module hooks); the functional selective scan, SDPA, "
-    "norms and pooling are not counted",
+    "the mixer's functional depthwise conv1d, norms and pooling are not counted",
     categories=frozenset({Category.CONV, Category.MATMUL}),
+    opaque=(OpaqueMethod(MambaVisionMixer, "_conv", Category.CONV, lambda module, args, kwargs, out: 0),),
 )
 
 PUBLISHED_COUNTERS: dict[str, PublishedCounter] = {

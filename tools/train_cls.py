@@ -260,7 +260,6 @@ class Run:
             state_dict=self.model.state_dict(),
             **({"state_dict_ema": self.ema.module.state_dict()} if self.ema is not None else {}),
             optimizer=self.optimizer.state_dict(),
-            scheduler=self.scheduler.state_dict(),
             **({"scaler": self.scaler.state_dict()} if self.scaler is not None else {}),
             epoch=self.epoch,
             num_updates=self.num_updates,
@@ -282,10 +281,12 @@ class Run:
         if self.ema is not None:
             self.ema.module.load_state_dict(checkpoint.get("state_dict_ema", checkpoint["state_dict"]))
         self.optimizer.load_state_dict(checkpoint["optimizer"])
-        self.scheduler.load_state_dict(checkpoint["scheduler"])
         if self.scaler is not None and "scaler" in checkpoint:
             self.scaler.load_state_dict(checkpoint["scaler"])
         self.epoch, self.num_updates, self.best = checkpoint["epoch"], checkpoint["num_updates"], checkpoint["best"]
+        # The schedule follows this run's arguments (--epochs may have grown): set it to where the checkpoint was.
+        self.scheduler.step(self.epoch)
+        self.scheduler.step_update(self.num_updates)
         log = self.args.output / "log.csv"
         if log.exists():
             self.log = [row for row in csv.DictReader(log.open()) if int(row["epoch"]) <= self.epoch]
@@ -306,7 +307,6 @@ class Run:
                 self.trained, self.train_loader, self.optimizer, self.loss_fn, ctx, self.epoch, self.num_updates,
                 self.options, self.scheduler, self.mixup, self.ema, self.scaler, progress=not args.no_progress)
             self.epoch += 1
-            self.scheduler.step(self.epoch)
             row: dict[str, Any] = {"epoch": self.epoch, "lr": f"{self.optimizer.param_groups[0]['lr']:.6g}",
                                    "train_loss": f"{result.loss:.5f}", "train_images": result.images,
                                    "train_s": f"{result.seconds:.1f}", "skipped": len(result.skipped)}
@@ -315,6 +315,7 @@ class Run:
                 row.update({k: f"{v:.4f}" for k, v in metrics.items()})
                 if metrics["top1"] > self.best["top1"]:
                     self.best = {"top1": metrics["top1"], "epoch": self.epoch}
+            self.scheduler.step(self.epoch, metrics.get("top1"))  # the metric: for --sched plateau
             self.log.append(row)
             if ctx.is_main:
                 self._save(metrics)

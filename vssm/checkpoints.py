@@ -40,7 +40,7 @@ VSSM_FORMAT = "vssm.classification/1"
 MODEL_KEYS = ("model", "state_dict")
 EMA_KEYS = ("model_ema", "state_dict_ema", "ema_model")
 # Our checkpoint's entries that only resuming needs.
-_TRAINING_STATE = ("state_dict", "state_dict_ema", "optimizer", "scheduler", "scaler")
+_TRAINING_STATE = ("state_dict", "state_dict_ema", "optimizer", "scaler")
 # Config objects the originals pickle into their training checkpoints, read as plain containers.
 _SAFE_GLOBALS = [argparse.Namespace, (OrderedDict, "yacs.config.CfgNode")]
 

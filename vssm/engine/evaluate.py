@@ -3,6 +3,7 @@ training log's accuracy and a later evaluation of the saved checkpoint are the s
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -60,7 +61,7 @@ def evaluate(
     start = time.perf_counter()
     bar = tqdm(loader, desc=desc, unit="batch", disable=not (progress and ctx.is_main), dynamic_ncols=True)
     for batch in bar:
-        check_unreadable(batch, bad_images, bar.write)
+        check_unreadable(batch, bad_images, lambda line: bar.write(line, file=sys.stderr))
         skipped.extend(batch.unreadable)
         if not len(batch):
             continue

@@ -4,6 +4,7 @@ gradient clipping, a per-update learning-rate schedule and a model EMA."""
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -69,7 +70,7 @@ def train_one_epoch(
     start = time.perf_counter()
     bar = tqdm(loader, desc=f"train {epoch}", unit="batch", disable=not (progress and ctx.is_main), dynamic_ncols=True)
     for batch in bar:
-        check_unreadable(batch, options.bad_images, bar.write)
+        check_unreadable(batch, options.bad_images, lambda line: bar.write(line, file=sys.stderr))
         skipped.extend(batch.unreadable)
         images, targets = (None, None) if not len(batch) else to_device(batch, ctx.device, options.channels_last)
         if mixup is not None and images is not None and len(images) % 2:

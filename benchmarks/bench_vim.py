@@ -6,7 +6,8 @@ Target (issue 5): `vim_small` at batch 8, 224², float32 reaches >= 0.5x the ima
 Models are timed alternately (so drifting machine load hits both alike), in `torch.inference_mode`, eval mode,
 randomly initialised weights; the median of `--rounds` batches is reported. The selective-scan backend is the
 automatic choice (or `--backend`) and is written with the results. Before timing, the fast backend's logits are
-checked against the reference backend on one image. Writes `vim_cpu.md` and `vim_cpu.csv` under `--out`.
+checked against the reference backend on one image. Writes `NAME.md` and `NAME.csv` (`--name`, default
+`vim_cpu`) under `--out`.
 """
 
 from __future__ import annotations
@@ -131,7 +132,8 @@ def default_machine() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--machine", default=default_machine(), help="machine description written with the results")
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent, help="folder for vim_cpu.md / vim_cpu.csv")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent, help="folder for the results")
+    parser.add_argument("--name", default="vim_cpu", help="results file stem: NAME.md, NAME.csv")
     parser.add_argument("--rounds", type=int, default=10, help="timed batches per model")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--backend", default=None, help="selective-scan backend (default: the automatic choice)")
@@ -144,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     error = check_backend(PAIRS[0][0], backend) if backend != "reference" else 0.0
     rows = [bench_pair(ours, baseline, args.batch, args.rounds, backend) for ours, baseline in PAIRS]
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    wait_policy = os.environ.get("OMP_WAIT_POLICY", "(unset)")
     command = shlex.join(["python", "benchmarks/bench_vim.py", *(sys.argv[1:] if argv is None else argv)])
     header = (
         f"Machine: {args.machine}; torch {torch.__version__}, timm {timm.__version__}, {torch.get_num_threads()} "
@@ -151,14 +154,15 @@ def main(argv: list[str] | None = None) -> int:
         f"to the reference backend on one image: {error:.1e}). Batch {args.batch}, 224², float32, eval, "
         f"inference_mode, random weights; median of {args.rounds} batches, models timed alternately. GFLOPs: fvcore "
         f"per 224² image (1 multiply-add = 1 FLOP; selective scan 9·L·KD·N + L·KD by the kernels' handle). "
-        f"Load average after the run (1, 5, 15 min): {load}.\n"
+        f"Load average after the run (1, 5, 15 min): {load}. OMP_WAIT_POLICY={wait_policy} "
+        f"(on a shared, loaded machine OpenMP's spin-waiting slows every model, Vim's many small ops the most).\n"
         f"Command: `{command}`"
     )
     text = f"# Vim CPU throughput\n\n{header}\n\n{table(rows)}\n"
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "vim_cpu.md").write_text(text)
-    with open(args.out / "vim_cpu.csv", "w", newline="") as handle:
+    (args.out / f"{args.name}.md").write_text(text)
+    with open(args.out / f"{args.name}.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["machine", "backend", "threads", "model", "gflops", "ms_per_batch", "images_per_s",
                          "baseline", "baseline_gflops", "baseline_ms_per_batch", "baseline_images_per_s", "ratio",

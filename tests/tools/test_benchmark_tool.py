@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 from pathlib import Path
 
 import pytest
 import torch
+from tool_modules import load_tool
 from torch import nn
 
 from vssm.analysis import zoo
 from vssm.analysis.benchmark import BenchSettings, Mode, measure, tensor_peak_mb
 
-TOOLS = Path(__file__).resolve().parents[2] / "tools"
-spec = importlib.util.spec_from_file_location("tools_benchmark", TOOLS / "benchmark.py")
-benchmark_tool = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(benchmark_tool)
+benchmark_tool = load_tool("benchmark")
 
 
 def test_peak_tensor_memory_of_a_linear_layer_is_weights_input_and_output() -> None:
@@ -54,12 +51,12 @@ def test_settings_are_validated() -> None:
 
 def test_tool_writes_sane_csv_markdown_and_png(tmp_path: Path) -> None:
     code = benchmark_tool.main(["test_vim", "--batch", "2", "--resolution", "64", "80x96", "--mode", "inference",
-                                "train", "--repeats", "2", "--warmup", "1", "--compare", "resnet18",
+                                "train", "--repeats", "2", "--warmup", "1", "--compare", "test_resnet",
                                 "--out", str(tmp_path), "--name", "bench", "--machine", "test machine"])
     assert code == 0
     rows = list(csv.DictReader((tmp_path / "bench.csv").open()))
     ours = [r for r in rows if r["model"] == "test_vim"]
-    assert len(ours) == 4 and len([r for r in rows if r["model"] == "resnet18"]) == 4
+    assert len(ours) == 4 and len([r for r in rows if r["model"] == "test_resnet"]) == 4
     assert {(r["height"], r["width"]) for r in rows} == {("64", "64"), ("80", "96")}
     assert {r["mode"] for r in rows} == {"inference", "train"}
     for row in rows:
@@ -67,7 +64,7 @@ def test_tool_writes_sane_csv_markdown_and_png(tmp_path: Path) -> None:
         assert float(row["images_per_s_min"]) <= float(row["images_per_s"]) <= float(row["images_per_s_max"])
         assert float(row["images_per_s"]) > 0 and float(row["peak_memory_mb"]) > 0
     for row in ours:
-        assert row["baseline"] == "resnet18"
+        assert row["baseline"] == "test_resnet"
         assert float(row["ratio"]) == pytest.approx(float(row["images_per_s"]) / float(row["baseline_images_per_s"]),
                                                     rel=1e-3)
     text = (tmp_path / "bench.md").read_text()

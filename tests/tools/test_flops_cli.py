@@ -3,22 +3,12 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 from pathlib import Path
 
 import pytest
+from tool_modules import load_tool
 
-TOOLS = Path(__file__).resolve().parents[2] / "tools"
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"tools_{name}", TOOLS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-flops_tool = _load("flops")
+flops_tool = load_tool("flops")
 
 
 def test_counts_test_variants_and_writes_csv_and_markdown(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

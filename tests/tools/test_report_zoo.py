@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 from pathlib import Path
 
 import pytest
+from tool_modules import load_tool
 
 from vssm.analysis import zoo
 
-TOOLS = Path(__file__).resolve().parents[2] / "tools"
-spec = importlib.util.spec_from_file_location("tools_report", TOOLS / "report.py")
-report_tool = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(report_tool)
+report_tool = load_tool("report")
 
 
 def test_report_on_the_test_variants_writes_the_table_and_refreshes_cards(tmp_path: Path) -> None:

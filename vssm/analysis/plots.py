@@ -10,6 +10,14 @@ from matplotlib.figure import Figure  # a bare Figure renders with Agg: no pyplo
 from vssm.analysis.benchmark import Measurement
 
 
+def _save(fig: Figure, title: str, path: Path) -> Path:
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    return path
+
+
 def plot_throughput(measurements: Sequence[Measurement], path: str | Path, title: str,
                     baselines: Sequence[str] = ()) -> Path:
     """Images/s against input resolution: one panel per mode, one line per (model, batch); baselines dashed.
@@ -39,11 +47,7 @@ def plot_throughput(measurements: Sequence[Measurement], path: str | Path, title
         ax.set_title(mode)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    return path
+    return _save(fig, title, path)
 
 
 def plot_zoo(names: Sequence[str], params_m: Sequence[float], gmacs: Sequence[float],
@@ -63,8 +67,4 @@ def plot_zoo(names: Sequence[str], params_m: Sequence[float], gmacs: Sequence[fl
         ax.set_xlabel(label)
         ax.grid(True, axis="x", alpha=0.3)
         ax.margins(x=0.2)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    return path
+    return _save(fig, title, path)

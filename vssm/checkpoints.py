@@ -59,7 +59,10 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         with torch.serialization.safe_globals(_SAFE_GLOBALS):
             checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+        try:
+            unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+        except (ValueError, RuntimeError, pickle.UnpicklingError):
+            raise ValueError(f"checkpoint {path}: not a PyTorch checkpoint ({exc})") from None
         raise ValueError(
             f"checkpoint {path}: holds objects other than tensors and plain containers ({', '.join(unsafe) or exc}); "
             "only weights-only checkpoints are read (re-save its state dict with torch.save(model.state_dict()))"

@@ -9,9 +9,9 @@
 
 in_proj and out_proj are shared by the routes. Gating after the merge equals mamba_ssm's gating of each route (every
 route's output at a token meets the same z) when the merge writes each step back to the token it read; routes whose
-merge writes elsewhere (LocalMamba's official `v` reverse on non-square grids) are gated along the route. With a
-`route_mixer` (LocalVim's per-direction channel attention) each
-route's output is written back to token order on its own, gated, passed through the route mixer, and then summed.
+merge writes elsewhere (LocalMamba's official `v` reverse on non-square grids) are gated along the route. So is every
+route when a `route_mixer` (LocalVim's per-direction channel attention) processes each route's gated output before
+the merge.
 """
 
 from __future__ import annotations
@@ -42,8 +42,9 @@ class MambaMixer(SSMCore):
         config: `SSMConfig` (d_state, d_conv, expand, dt_rank, ...); `d_conv` must be >= 1 here.
         naming: parameter names of route k (`RouteNaming.BACKWARD_SUFFIX` gives Vim's / stock Mamba's keys).
         merge: how route outputs are combined at each token.
-        route_mixer: optional module applied to the gated per-route outputs in token order, (B, K, E, L) ->
-            (B, K, E, L), before they are combined (e.g. a per-route channel gate); None = plain merge.
+        route_mixer: optional module `(ys, num_tokens) -> ys'` applied to the routes' gated outputs ys (B, K, E, L')
+            in visit order before the merge; ys is exactly zero at padding steps, so a mixer whose statistics are
+            sums over tokens (a per-route channel gate) needs no mask and no token order. None = plain merge.
 
     State-dict keys (K = 2, Vim): in_proj.weight, conv1d.{weight,bias}, x_proj.weight, dt_proj.{weight,bias}, A_log, D,
     conv1d_b.*, x_proj_b.weight, dt_proj_b.*, A_b_log, D_b, out_proj.weight.
@@ -131,33 +132,22 @@ class MambaMixer(SSMCore):
         y = routes.merge(ys, mean=self.merge_mode is RouteMerge.MEAN)
         return self.out_proj(y.transpose(1, 2))
 
-    def _combine(self, ys: Tensor, routes: SequenceRoutes) -> Tensor:
-        """ys: (B, K, E, L) gated per-route outputs in token order -> route mixer, sum (or mean), out_proj (B, L, D)."""
-        if self.route_mixer is not None:
-            ys = self.route_mixer(ys)
-        y = ys.sum(dim=1)
-        if self.merge_mode is RouteMerge.MEAN:
-            routes.divide_by_coverage_(y)
-        return self.out_proj(y.transpose(1, 2))
-
     def forward(self, x: Tensor, routes: SequenceRoutes) -> Tensor:
         """x: (B, L, D), routes: K routes through the L tokens -> (B, L, D).
 
         The gate silu(z) is applied once after the merge: every route's output at a token is gated by the same z, so
-        this equals gating each route (mamba_ssm's order) up to rounding, without gathering z along every route
-        (for non-adjoint routes, z is gathered and every route gated in visit order).
+        this equals gating each route (mamba_ssm's order) up to rounding, without gathering z along every route.
+        With a route mixer, or routes whose merge is not the gather's adjoint, z is gathered and the scan gates every
+        step in visit order (mamba_ssm's order; padding steps read z = 0, so their outputs are exactly 0).
         """
         self._check(x, routes)
         x_in, z = self.project_in(x)
-        if not routes.adjoint:
-            # mamba_ssm gates each step by the z of the token it read, not of the token the merge writes to.
+        if self.route_mixer is not None or not routes.adjoint:
             ys = self.ssm(self.causal_conv(routes.gather(x_in)), routes.gather(z))
-            return self._combine(routes.unmerge(ys), routes)
+            if self.route_mixer is not None:
+                ys = self.route_mixer(ys, routes.length)
+            return self.merge(ys, routes)
         ys = self.ssm(self.causal_conv(routes.gather(x_in)))
-        if self.route_mixer is not None:
-            # Gated in token order: the same silu(z) meets every route's output at a token, as in mamba_ssm's
-            # per-route gate, without gathering z along the routes.
-            return self._combine(routes.unmerge(ys) * F.silu(z).unsqueeze(1), routes)
         y = routes.merge(ys, mean=self.merge_mode is RouteMerge.MEAN)
         # silu(z) first: its (B, L, E)-contiguous result sets the product's layout, so out_proj reads it without a copy.
         return self.out_proj(F.silu(z.transpose(1, 2)) * y.transpose(1, 2))

@@ -112,22 +112,9 @@ class SequenceRoutes:
         if not mean:
             return y
         # y is a fresh sum here (one route reads everything only in the identity case above), so divide in place.
-        return self.divide_by_coverage_(y)
-
-    def divide_by_coverage_(self, y: Tensor) -> Tensor:
-        """y: (B, C, L), a sum over routes -> the mean over the routes that visit each token (in place)."""
         if isinstance(self.coverage, int):
             return y if self.coverage == 1 else y.div_(self.coverage)
         return y.div_(self.coverage.to(y.dtype))
-
-    def unmerge(self, ys: Tensor) -> Tensor:
-        """ys: (B, K, C, L') -> (B, K, C, L): each route's outputs written back to their tokens, routes kept apart
-        (zeros where a route does not go), for mixers that process each route before the sum (LocalMamba)."""
-        if self.identity:
-            return ys
-        if self.reversed is not None:
-            return torch.stack([ys[:, k].flip(-1) if r else ys[:, k] for k, r in enumerate(self.reversed)], dim=1)
-        return scatter_routes(ys, self.merge_index, self.length, self.padded, sum_routes=False)
 
 
 def is_sequence_order(order: ScanOrder, height: int, width: int) -> bool:

@@ -410,9 +410,10 @@ def checkpoint_filter_fn(checkpoint: dict[str, Any], model: nn.Module) -> dict[s
     """A released LocalMamba checkpoint (`{'state_dict': ...}`, as `tools/convert_ckpt.py` writes) -> our state dict.
 
     Strips `module.` prefixes, renames the channel attention (`mixer.attn.` / `op.multi_scan.attn.` ->
-    `*.route_mixer.`), drops the dense backbones' `outnorm*`, resizes pos_embed / RoPE tables for a LocalVim built
-    for another input size, and refuses search supernets. Anything else that does not fit (e.g. the LocalVMamba-S file
-    the README links for LocalVim-S, LocalMamba#43) raises ValueError naming the model and the checkpoint.
+    `*.route_mixer.`), drops the dense backbones' `outnorm*`, resizes pos_embed / RoPE
+    tables for a LocalVim built for another input size, and refuses search supernets. Anything else that does not
+    fit (e.g. the LocalVMamba-S file the README links for LocalVim-S, LocalMamba#43) raises ValueError naming the
+    model and the checkpoint.
     Every `A_log_k` is its own tensor in our model, so loading on the CPU keeps them distinct (LocalMamba#16).
     """
     state_dict = _unwrap(checkpoint)

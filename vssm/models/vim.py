@@ -96,8 +96,8 @@ class VisionMamba(nn.Module):
         drop_rate, pos_drop_rate, drop_path_rate: head dropout, dropout after the position embedding, stochastic depth.
         norm_eps: RMSNorm epsilon. residual_in_fp32: keep the residual stream in float32 (Vim: yes).
         dynamic_img_size: accept any input size, resampling the position embedding around the class slot.
-        route_mixer_layer: optional factory `(E, device=, dtype=) -> module` of a per-route module each mixer applies
-            to its routes' gated outputs before combining them (LocalVim's channel attention); None = plain merge.
+        route_mixer_layer: optional factory `(E, device=, dtype=) -> module` of each mixer's `route_mixer` (applied
+            to the routes' gated outputs before the merge; LocalVim's channel attention); None = plain merge.
         class_token_routing: where routes visit the class token (None: Vim's rule, by the order's shape).
         route_naming: parameter names of route k (None: Vim's / stock Mamba's names up to 2 routes, else indexed).
         rope, rope_residual: rotate the mixer input (and the residual stream) by a 2-D rotary position embedding

@@ -7,11 +7,14 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
-from cls_tool_helpers import load_tool, one_thread
+from cls_tool_helpers import TOOLS, load_tool, one_thread
 
 from vssm.checkpoints import VSSM_FORMAT, read_checkpoint
 from vssm.engine import distributed
@@ -121,6 +124,27 @@ def test_torchrun_code_path_with_a_world_of_one(digits: Path, tmp_path: Path, mo
     capsys.readouterr()
     sharded, single = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("ddp", "single"))
     assert (sharded["top1"], sharded["loss"], sharded["images"]) == (single["top1"], single["loss"], single["images"])
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes(digits: Path, tmp_path: Path) -> None:
+    """Real torchrun with two CPU processes: the ranks train on halves of each epoch, and the sharded evaluation of
+    the checkpoint equals a single-process one."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    output = tmp_path / "ddp2"
+    subprocess.run([*launch, str(TOOLS / "train_cls.py"), *QUICK, "--epochs", "1", "--batch-size", "8", "--data",
+                    str(digits), "--output", str(output)], env=env, check=True, timeout=900)
+    (row,) = _log(output)
+    assert row["train_images"] == "80"  # 2 ranks x 5 batches x 8
+    evaluate = [str(TOOLS / "eval_imagenet.py"), "--checkpoint", str(output / "last.pth"), "--data",
+                str(digits / "val"), "--batch-size", "3", "--workers", "0", "--device", "cpu", "--no-progress"]
+    subprocess.run([*launch, *evaluate, "--json", str(tmp_path / "two.json")], env=env, check=True, timeout=900)
+    subprocess.run([sys.executable, *evaluate, "--json", str(tmp_path / "one.json")], env=env, check=True,
+                   timeout=900)
+    two, one = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("two", "one"))
+    assert two["images"] == one["images"] == 20
+    assert (two["top1"], two["top5"]) == (one["top1"], one["top5"]) and two["loss"] == pytest.approx(one["loss"])
 
 
 def _fails(capsys: pytest.CaptureFixture, *argv: str) -> str:

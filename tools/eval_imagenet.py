@@ -30,8 +30,8 @@ from torch.utils.data import DataLoader
 
 import vssm  # noqa: F401  (registers the models)
 from vssm.analysis.tables import machine_description, markdown_table, write_csv
-from vssm.analysis.zoo import check_input_size, resolve_names
-from vssm.checkpoints import LoadedClassifier, load_classifier
+from vssm.analysis.zoo import resolve_names
+from vssm.checkpoints import LoadedClassifier, load_classifier, model_kwargs_for_size
 from vssm.data import (
     BadImages,
     EvalPreprocessing,
@@ -43,6 +43,7 @@ from vssm.data import (
 )
 from vssm.engine import (
     Distributed,
+    EvalResult,
     Precision,
     RealLabels,
     ShardSampler,
@@ -92,20 +93,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def size_kwargs(name: str, img_size: int | None) -> dict[str, Any]:
-    """Constructor kwargs for evaluating at `img_size` (fixed-size models such as Vim are rebuilt for it)."""
-    return {} if img_size is None else check_input_size(name, (3, img_size, img_size))
-
-
 def build_model(args: argparse.Namespace) -> tuple[LoadedClassifier, dict[str, Any]]:
     """The model with its weights, and the data config its preprocessing starts from (our checkpoint's, or the
     model's pretrained_cfg)."""
     if args.checkpoint is not None:
-        kwargs = size_kwargs(args.model, args.img_size) if args.model else {}
-        loaded = load_classifier(args.checkpoint, args.model, args.ema, **kwargs)
+        loaded = load_classifier(args.checkpoint, args.model, args.ema, args.img_size)
         return loaded, loaded.meta["data_config"] if loaded.meta else loaded.model.pretrained_cfg
     (name,) = resolve_names([args.model], allow_timm=True)
-    kwargs = size_kwargs(name, args.img_size)
+    kwargs = {} if args.img_size is None else model_kwargs_for_size(name, args.img_size)
     if args.print_preprocessing:  # the pretrained config is all that is needed: no weights
         model = timm.create_model(name, device="meta", **kwargs)
     else:
@@ -127,7 +122,8 @@ def describe_preprocessing(pre: EvalPreprocessing) -> str:
             f"{config['crop_mode']}, interpolation {config['interpolation']}")
 
 
-def result_row(args: argparse.Namespace, name: str, weights: str, precision: Precision, result: Any) -> dict[str, Any]:
+def result_row(args: argparse.Namespace, name: str, weights: str, precision: Precision, pre: EvalPreprocessing,
+               result: EvalResult) -> dict[str, Any]:
     acc = result.accuracy
     row = {
         "model": name,
@@ -142,6 +138,7 @@ def result_row(args: argparse.Namespace, name: str, weights: str, precision: Pre
         "precision": precision.value,
         "channels_last": args.channels_last,
         "batch_size": args.batch_size,
+        "preprocessing": pre.text(),
     }
     if result.real is not None:
         row["real_top1"], row["real_top5"] = (round(v, 3) for v in result.real)
@@ -178,15 +175,17 @@ def run(args: argparse.Namespace, ctx: Distributed) -> int:
                       desc=f"eval {name}", progress=not args.no_progress)
     if not ctx.is_main:
         return 0
-    row = result_row(args, name, weights, precision, result)
-    print(markdown_table(list(row), [list(row.values())], right=[isinstance(v, (int, float)) for v in row.values()]))
+    row = result_row(args, name, weights, precision, pre, result)
+    shown = {k: v for k, v in row.items() if k != "preprocessing"}  # printed above the table
+    print(markdown_table(list(shown), [list(shown.values())],
+                         right=[isinstance(v, (int, float)) for v in shown.values()]))
     for image in result.skipped:
         print(f"skipped: {image.path} ({image.reason})")
     if args.csv:
         write_csv(args.csv, [row])
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        record = {**row, "data": str(args.data), "classes": len(samples.classes), "preprocessing": pre.as_dict(),
+        record = {**shown, "data": str(args.data), "classes": len(samples.classes), "preprocessing": pre.as_dict(),
                   "skipped_images": [vars(s) for s in result.skipped], "machine": machine_description(ctx.device)}
         args.json.write_text(json.dumps(record, indent=2) + "\n")
     return 0

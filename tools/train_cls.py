@@ -42,8 +42,8 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 import vssm  # noqa: F401  (registers the models)
 from vssm.analysis.tables import machine_description, markdown_table, write_csv
-from vssm.analysis.zoo import check_input_size, resolve_names
-from vssm.checkpoints import is_vssm_checkpoint, read_checkpoint, save_train_checkpoint
+from vssm.analysis.zoo import resolve_names
+from vssm.checkpoints import is_vssm_checkpoint, model_kwargs_for_size, read_checkpoint, save_train_checkpoint
 from vssm.data import (
     BadImages,
     ImageSamples,
@@ -190,7 +190,7 @@ class Run:
         (self.arch,) = resolve_names([args.model], allow_timm=True)
         self.model_kwargs = parse_model_kwargs(args.model_kwargs)
         if args.img_size is not None:
-            self.model_kwargs.update(check_input_size(self.arch, (3, args.img_size, args.img_size)))
+            self.model_kwargs.update(model_kwargs_for_size(self.arch, args.img_size))
         if args.drop_path is not None:
             self.model_kwargs["drop_path_rate"] = args.drop_path
         try:

@@ -34,7 +34,7 @@ from safetensors.torch import load_file
 from timm.models import clean_state_dict
 from torch import Tensor, nn
 
-from .analysis.zoo import resolve_names
+from .analysis.zoo import check_input_size, resolve_names
 
 VSSM_FORMAT = "vssm.classification/1"
 MODEL_KEYS = ("model", "state_dict")
@@ -130,12 +130,22 @@ class LoadedClassifier:
     meta: dict[str, Any] | None
 
 
+def model_kwargs_for_size(name: str, img_size: int) -> dict[str, Any]:
+    """Constructor kwargs for running `name` at img_size x img_size: a fixed-size model (Vim) is built for it (its
+    filter resamples the position embedding); ValueError when the size is below the model's stride."""
+    kwargs = check_input_size(name, (3, img_size, img_size))
+    if timm.models.get_pretrained_cfg(name).fixed_input_size:
+        kwargs["img_size"] = img_size
+    return kwargs
+
+
 def load_classifier(path: str | os.PathLike, model_name: str | None = None, ema: bool = False,
-                    **kwargs: Any) -> LoadedClassifier:
+                    img_size: int | None = None, **kwargs: Any) -> LoadedClassifier:
     """Build a classifier from a checkpoint file in any format `read_checkpoint` reads.
 
     Our checkpoints name their model, classes and constructor arguments; other formats need `model_name` and are
-    loaded for its pretrained config's classes (or `num_classes=`). The weights go through timm's pretrained
+    loaded for its pretrained config's classes (or `num_classes=`). `img_size` rebuilds a fixed-size model for
+    another resolution (`model_kwargs_for_size`). The weights go through timm's pretrained
     loading, so the family's `checkpoint_filter_fn` converts official key names and the load is strict. A
     checkpoint that does not fit raises ValueError naming both.
     """
@@ -151,6 +161,8 @@ def load_classifier(path: str | os.PathLike, model_name: str | None = None, ema:
     elif model_name is None:
         raise ValueError(f"checkpoint {path} was not written by train_cls.py: name its model (--model)")
     (model_name,) = resolve_names([model_name], allow_timm=True)
+    if img_size is not None:
+        kwargs.update(model_kwargs_for_size(model_name, img_size))
     weights, key = select_weights(checkpoint, ema, what=f"checkpoint {path}")
     num_classes = kwargs.get("num_classes", timm.models.get_pretrained_cfg(model_name).num_classes)
     overlay = dict(state_dict=weights, num_classes=num_classes)

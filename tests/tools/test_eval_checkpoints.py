@@ -90,3 +90,12 @@ def test_our_format_round_trip_and_loading(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="name its model"):
         load_classifier(tmp_path / "bare.pth")
     assert load_classifier(tmp_path / "bare.pth", "test_vmamba", num_classes=4).weights == ""
+
+
+def test_fixed_size_models_are_rebuilt_for_another_resolution(tmp_path: Path) -> None:
+    torch.save({"model": timm.create_model("test_vim").state_dict()}, tmp_path / "vim.pth")
+    loaded = load_classifier(tmp_path / "vim.pth", "test_vim", img_size=96)
+    assert tuple(loaded.model.patch_embed.img_size) == (96, 96)
+    assert loaded.model(torch.randn(1, 3, 96, 96)).shape == (1, 1000)
+    with pytest.raises(ValueError, match="smaller than the model's stride"):
+        load_classifier(tmp_path / "vim.pth", "test_vim", img_size=8)

@@ -132,6 +132,7 @@ def test_official_checkpoint_matches_hand_computation(family: str, name: str, si
                                      {"model": "state_dict", "EMA": "state_dict_ema"})[weights]
         row = next(csv.DictReader(out_csv.open()))
         assert float(row["top1"]) == result["top1"] and int(row["images"]) == 12
+        assert f"preprocessing: {row['preprocessing']}\n" in printed
         assert f" {result['top1']} |" in printed and f"weights: {result['weights']}" in printed
         steps = result["preprocessing"]["steps"]
         assert steps[0] == {"op": "Resize", "size": math.floor(size / crop_pct), "interpolation": "bicubic"}

@@ -66,6 +66,14 @@ def test_train_then_evaluate_the_checkpoint(digits: Path, tmp_path: Path, capsys
         assert result["loss"] == pytest.approx(summary["final"][f"{prefix}loss"], abs=1e-5)
         assert result["preprocessing"]["steps"][:2] == [
             {"op": "Resize", "size": 32, "interpolation": "bicubic"}, {"op": "CenterCrop", "size": [32, 32]}]
+    # bf16 autocast with channels-last inputs: the same network, within a few images
+    out_json = tmp_path / "eval_bf16.json"
+    with one_thread():
+        assert eval_tool.main(["--checkpoint", str(output / "last.pth"), "--data", str(digits / "val"), "--amp",
+                               "bf16", "--channels-last", "--workers", "0", "--device", "cpu", "--no-progress",
+                               "--json", str(out_json)]) == 0
+    bf16 = json.loads(out_json.read_text())
+    assert bf16["precision"] == "bf16" and abs(bf16["top1"] - summary["final"]["top1"]) < 2.0
     # the list file of the same images gives the same numbers
     out_json = tmp_path / "eval_list.json"
     with one_thread():

@@ -9,15 +9,25 @@ A config finds them with
 Registered in mmengine's root registries (mmdet's and mmseg's registries look there through their parent), so
 importing this package imports neither mmdet nor mmseg:
 
-* MODELS: `VimBackbone`, `VMambaBackbone`, `MambaVisionBackbone`, `UMambaBackbone` (all `VSSMBackbone`s).
+* MODELS: `VimBackbone`, `VMambaBackbone`, `LocalVimBackbone`, `LocalVMambaBackbone`, `MambaVisionBackbone`,
+  `UMambaBackbone` (all `VSSMBackbone`s).
 * OPTIM_WRAPPER_CONSTRUCTORS: `VSSMLayerDecayOptimizerConstructor`.
 """
 
 from .backbone import VSSMBackbone
-from .families import MambaVisionBackbone, UMambaBackbone, VimBackbone, VMambaBackbone
+from .families import (
+    LocalVimBackbone,
+    LocalVMambaBackbone,
+    MambaVisionBackbone,
+    UMambaBackbone,
+    VimBackbone,
+    VMambaBackbone,
+)
 from .layer_decay import VSSMLayerDecayOptimizerConstructor
 
 __all__ = [
+    "LocalVMambaBackbone",
+    "LocalVimBackbone",
     "MambaVisionBackbone",
     "UMambaBackbone",
     "VMambaBackbone",

@@ -27,11 +27,18 @@ from mmengine.registry import MODELS
 from torch import Tensor, nn
 
 from vssm.layers.token_pos_embed import middle_index, remove_token
-from vssm.models import mambavision, umamba, vim, vmamba
+from vssm.models import localmamba, mambavision, umamba, vim, vmamba
 
 from .backbone import VSSMBackbone
 
-__all__ = ["MambaVisionBackbone", "UMambaBackbone", "VMambaBackbone", "VimBackbone"]
+__all__ = [
+    "LocalVMambaBackbone",
+    "LocalVimBackbone",
+    "MambaVisionBackbone",
+    "UMambaBackbone",
+    "VMambaBackbone",
+    "VimBackbone",
+]
 
 
 # ---------------------------------------------------------------------------------------------------- Vim
@@ -67,13 +74,35 @@ class VimBackbone(VSSMBackbone):
         """The mixer outputs h of the blocks in `indices` (the original's default, not the residual stream), NCHW."""
         net = self._net
         tokens, grid = net.embed(x)
+        rope = net._rope_tables(grid)
         hidden, residual, maps = tokens, None, []
         for i, (block, routes) in enumerate(zip(net.layers, net._routes(grid, x.device))):
-            hidden, residual = net._run_block(block, hidden, residual, routes)
+            hidden, residual = net._run_block(block, hidden, residual, routes, rope)
             if i in indices:
                 h = remove_token(hidden, net.class_index(hidden.shape[1]))[0] if net.has_class_token else hidden
                 maps.append(h.transpose(1, 2).reshape(h.shape[0], -1, *grid))
         return maps
+
+
+@MODELS.register_module()
+class LocalVimBackbone(VimBackbone):
+    """LocalVim (hunto/LocalMamba) as its `MM_LocalVim`: any input size (zero-padded to a multiple of 16, position
+    embedding and RoPE tables resized bicubically to the grid), the mixer outputs of blocks `out_indices` (default
+    [4, 9, 14, 19]) through LayerNorms `outnorm_{i}`, all at stride 16 (no multi-scale adapter: the original's
+    UperNet takes the four stride-16 maps). Pass `img_size` (the training crop) so a 224-px checkpoint's position
+    embedding and RoPE tables are resized once at load."""
+
+    models = ("local_vim_*", "test_local_vim")
+    plain = False
+    out_norm = True
+    out_norm_name = "outnorm_{}"
+    default_kwargs = MappingProxyType({"dynamic_img_size": True})
+    checkpoint_filter = staticmethod(localmamba.checkpoint_filter_fn)
+
+    def _check_out_indices(self, out_indices: Sequence[int] | None, count: int) -> tuple[int, ...]:
+        if out_indices is None:  # four evenly spaced blocks, LocalVim's [4, 9, 14, 19] at depth 20
+            out_indices = tuple(count * (k + 1) // 4 - 1 for k in range(4))
+        return super()._check_out_indices(out_indices, count)
 
 
 # ---------------------------------------------------------------------------------------------------- VMamba
@@ -86,6 +115,15 @@ class VMambaBackbone(VSSMBackbone):
     models = ("vmamba_*", "test_vmamba")
     head_keys = ("norm.", "head.")  # the v0 checkpoints' names of classifier.norm / classifier.head
     checkpoint_filter = staticmethod(vmamba.checkpoint_filter_fn)
+
+
+@MODELS.register_module()
+class LocalVMambaBackbone(VSSMBackbone):
+    """LocalVMamba (hunto/LocalMamba) as its `MM_LocalVSSM`: the stage maps before each downsample through
+    `outnorm{i}`; non-square inputs scan `v` directions with the original's reverse (`v_reverse`, as classification)."""
+
+    models = ("local_vssm_*", "test_local_vssm")
+    checkpoint_filter = staticmethod(localmamba.checkpoint_filter_fn)
 
 
 # ---------------------------------------------------------------------------------------------------- MambaVision

@@ -205,9 +205,13 @@ class VSSMBackbone(BaseModule):
         return model
 
     def _check_out_indices(self, out_indices: Sequence[int] | None, count: int) -> tuple[int, ...]:
-        if out_indices is None:
-            # Plain: four evenly spaced blocks, Vim's [5, 11, 17, 23] at depth 24.
-            return tuple(count * (k + 1) // 4 - 1 for k in range(4)) if self.plain else tuple(range(count))
+        if out_indices is None and not self.plain:
+            return tuple(range(count))
+        if out_indices is None:  # four evenly spaced blocks, Vim's [5, 11, 17, 23] at depth 24
+            if count < len(PYRAMID_STRIDES):
+                raise ValueError(f"out_indices: {type(self).__name__}({self.model_name!r}) has {count} blocks, too few "
+                                 f"for the default four; pass out_indices (one block feeds all four branches)")
+            out_indices = tuple(count * (k + 1) // 4 - 1 for k in range(4))
         indices = tuple(out_indices) if isinstance(out_indices, Sequence) else (out_indices,)
         bad = [i for i in indices if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < count]
         if not indices or bad or len(set(indices)) != len(indices) or list(indices) != sorted(indices):

@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     unique_baselines = {(m.model, m.mode, m.batch, m.height, m.width): m for m in baseline_results}
     all_rows = results + [(m, None) for m in unique_baselines.values()]
     machine = machine_description(args.device, args.machine)
-    command = "python tools/benchmark.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    command = " ".join(["python tools/benchmark.py", *(shlex.quote(a) for a in (argv or sys.argv[1:]))])
     settings_text = (f"Device {args.device}, {'amp ' + args.amp if args.amp else 'float32'}"
                      f"{', channels_last' if args.channels_last else ''}{', torch.compile' if args.compile else ''}; "
                      f"{args.warmup} warm-up + {args.repeats} timed steps per row (median; slowest-fastest step as "

@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = sorted(entries.values(), key=lambda e: (e.family, e.macs, e.name))
 
     machine = machine_description("cpu", args.machine)
-    command = "python tools/report.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    command = " ".join(["python tools/report.py", *(shlex.quote(a) for a in (argv or sys.argv[1:]))])
     settings_text = (f"CPU inference, float32, batch {args.batch}, {args.warmup} warm-up + {args.repeats} timed "
                      f"steps, median (range: slowest-fastest step), {torch.get_num_threads()} threads, random weights")
     args.out.mkdir(parents=True, exist_ok=True)

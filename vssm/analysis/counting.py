@@ -69,7 +69,6 @@ class Pricing(str, enum.Enum):
 MULTIPLY_ADD_CATEGORIES = frozenset({Category.CONV, Category.MATMUL, Category.ATTENTION})
 
 
-
 def _already_shape_wrapped(formula: Callable) -> Callable:
     """torch's registered formulas take tensors already; tell FlopCounterMode not to wrap them a second time."""
 
@@ -85,6 +84,7 @@ EXTRA_FORMULAS = {
     aten._scaled_dot_product_flash_attention_for_cpu: _already_shape_wrapped(sdpa_flop),
     aten._scaled_dot_product_flash_attention_for_cpu_backward: _already_shape_wrapped(sdpa_backward_flop),
 }
+
 
 @dataclass(frozen=True)
 class ElementCost:

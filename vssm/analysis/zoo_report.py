@@ -131,17 +131,18 @@ def choose_table(entries: Iterable[Entry]) -> str:
 def published_table(entries: Iterable[Entry]) -> str:
     """Ours under each family's original counter against what the authors published."""
     headers = ["model", "original counter", "ours (GMACs)", "published (printed)", "published (most precise)",
-               "agreement"]
+               "ours vs published", "agreement"]
     rows = []
     for e in entries:
-        counter = e.counter
-        if counter is None:
+        if e.counter is None or e.original is None:
             continue
         ref = e.reference
-        exact = f"{e.original:,}" if ref and ref.exact is not None else f"{e.original / 1e9:.6g}"
-        rows.append([e.name, counter.name, exact if e.original is not None else "-", ref.printed if ref else "-",
-                     ref.reference if ref else "-", e.agreement or "not published"])
-    return markdown_table(headers, rows, right=[False, False, True, True, True, False])
+        ours = f"{e.original:,}" if ref and ref.exact is not None else f"{e.original / 1e9:.6g}"
+        delta = f"{100 * (e.original / 1e9 / float(ref.reference) - 1):+.2f} %" if ref else "-"
+        verdict = (e.agreement or "") + (f" ({ref.note})" if ref and ref.note else "") if ref else "not published"
+        rows.append([e.name, e.counter.name, ours, ref.printed if ref else "-", ref.reference if ref else "-", delta,
+                     verdict])
+    return markdown_table(headers, rows, right=[False, False, True, True, True, True, False])
 
 
 def flops_card_table(entries: Iterable[Entry]) -> str:

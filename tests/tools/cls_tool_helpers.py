@@ -1,27 +1,16 @@
-"""Helpers for the classification tool tests: loading a tool as a module, writing small image datasets, and one
-torch thread while a test runs (the tools' CPU work is tiny; two threads on a shared 2-core machine mostly spin)."""
+"""Helpers for the classification tool tests: writing small image datasets, and one torch thread while a test runs
+(the tools' CPU work is tiny; two threads on a shared 2-core machine mostly spin: 8x the CPU time measured)."""
 
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
-
-TOOLS = Path(__file__).resolve().parents[2] / "tools"
-
-
-def load_tool(name: str) -> ModuleType:
-    """tools/<name>.py as a module (tools/ is not a package)."""
-    spec = importlib.util.spec_from_file_location(f"tools_{name}", TOOLS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def write_image(path: Path, size: tuple[int, int], rng: np.random.Generator) -> Path:
@@ -56,3 +45,10 @@ def one_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def single_thread() -> Iterator[None]:
+    """`one_thread` for a whole test (import it into the test module and mark the module with usefixtures)."""
+    with one_thread():
+        yield

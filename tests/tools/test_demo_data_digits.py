@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cls_tool_helpers import load_tool
 from PIL import Image
 from sklearn.datasets import load_digits
+from tool_modules import load_tool
 
 from vssm.data import find_samples
 from vssm.data.demo import render_digit, split_digits

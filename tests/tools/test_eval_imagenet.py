@@ -15,27 +15,23 @@ import pytest
 import timm
 import torch
 import torch.nn.functional as F
-from cls_tool_helpers import load_tool, one_thread, write_image, write_image_folder
+from cls_tool_helpers import single_thread, write_image, write_image_folder
 from PIL import Image
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, ImageNetInfo
+from tool_modules import load_tool
 from torchvision import transforms
 from yacs.config import CfgNode
 
 import vssm  # noqa: F401
 
 eval_tool = load_tool("eval_imagenet")
+pytestmark = pytest.mark.usefixtures(single_thread.__name__)
 
 SYNSETS = ImageNetInfo().label_names()
 # A subset of ImageNet's classes (labels 3, 7 and 9, not 0-2): synset folders must keep ImageNet-1k's label numbers.
 CLASSES = {SYNSETS[3]: 3, SYNSETS[7]: 7, SYNSETS[9]: 9}
 ORIGINALS_EVAL = ("Resize(size=256, interpolation=bicubic) -> CenterCrop(size=[224, 224]) -> MaybeToTensor() -> "
                   "Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])")
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with one_thread():
-        yield
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,8 @@ import json
 from pathlib import Path
 
 import pytest
-from cls_tool_helpers import load_tool, one_thread
+from cls_tool_helpers import one_thread
+from tool_modules import load_tool
 
 train_tool = load_tool("train_cls")
 eval_tool = load_tool("eval_imagenet")

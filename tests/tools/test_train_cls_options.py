@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from cls_tool_helpers import TOOLS, load_tool, one_thread
+from cls_tool_helpers import single_thread
+from tool_modules import TOOLS, load_tool
 
 from vssm.checkpoints import VSSM_FORMAT, read_checkpoint
 from vssm.engine import distributed
@@ -22,15 +23,10 @@ from vssm.engine import distributed
 train_tool = load_tool("train_cls")
 eval_tool = load_tool("eval_imagenet")
 demo_tool = load_tool("make_demo_data")
+pytestmark = pytest.mark.usefixtures(single_thread.__name__)
 
 QUICK = ["--model", "test_vmamba", "--img-size", "32", "--batch-size", "16", "--lr", "1e-3", "--warmup-epochs", "1",
          "--device", "cpu", "--workers", "0", "--no-progress"]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with one_thread():
-        yield
 
 
 @pytest.fixture(scope="module")

@@ -47,6 +47,16 @@ def test_image_folder_labels_follow_sorted_folders_or_a_given_order(tmp_path: Pa
         image_folder_samples(tmp_path, class_names=["a", "b"])
 
 
+def test_numbered_class_folders_are_their_labels(tmp_path: Path) -> None:
+    write_image_folder(tmp_path, ["2", "10", "007"], per_class=1, seed=0)
+    samples = image_folder_samples(tmp_path)
+    assert sorted((p.parent.name, label) for p, label in samples.items) == [("007", 7), ("10", 10), ("2", 2)]
+    assert len(samples.classes) == 11 and samples.classes[7] == "007"
+    write_image_folder(tmp_path, ["7"], per_class=1, seed=0)
+    with pytest.raises(DatasetLayoutError, match="class folders '007' and '7' are the same number"):
+        image_folder_samples(tmp_path)
+
+
 def test_imagenet_synset_folders_keep_imagenet_labels(tmp_path: Path) -> None:
     synsets = ImageNetInfo().label_names()
     write_image_folder(tmp_path, [synsets[500], synsets[2]], per_class=1, seed=0)

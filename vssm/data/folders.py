@@ -51,12 +51,24 @@ def _layout_error(path: Path, problem: str) -> DatasetLayoutError:
     return DatasetLayoutError(f"dataset {path}: {problem}; expected {FOLDER_LAYOUT}, or {LIST_LAYOUT}")
 
 
+def _numbered_classes(root: Path, folders: list[str]) -> list[str]:
+    """Class names for integer-named folders: folder n at label n, the labels between named by their number."""
+    classes = [str(i) for i in range(max(int(f) for f in folders) + 1)]
+    by_label: dict[int, str] = {}
+    for folder in folders:
+        if int(folder) in by_label:
+            raise _layout_error(root, f"class folders {by_label[int(folder)]!r} and {folder!r} are the same number")
+        by_label[int(folder)] = classes[int(folder)] = folder
+    return classes
+
+
 def image_folder_samples(root: str | os.PathLike, class_names: Sequence[str] | None = None) -> Samples:
     """The images of an ImageFolder directory `root/<class>/**/<image>`.
 
-    Labels follow the sorted class folder names, or `class_names` (a label order fixed elsewhere, e.g. ImageNet-1k's
-    synsets or a training run's classes): then every folder must be one of them and its label is its position there,
-    so evaluating a subset of the classes keeps the model's label numbers.
+    Labels follow the sorted class folder names; folders named by integers ('0', '7', '999') are those labels (not
+    the sorted order, where '10' would come before '2'). With `class_names` (a label order fixed elsewhere, e.g.
+    ImageNet-1k's synsets or a training run's classes) every folder must be one of them and its label is its
+    position there, so evaluating a subset of the classes keeps the model's label numbers.
     """
     root = Path(root)
     if not root.exists():
@@ -72,7 +84,7 @@ def image_folder_samples(root: str | os.PathLike, class_names: Sequence[str] | N
     if not folders:
         raise _layout_error(root, "empty (no class sub-folders)")
     if class_names is None:
-        classes = folders
+        classes = _numbered_classes(root, folders) if all(f.isdigit() for f in folders) else folders
     else:
         classes = list(class_names)
         known = set(classes)

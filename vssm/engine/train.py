@@ -14,6 +14,7 @@ from timm.data import Mixup
 from timm.scheduler.scheduler import Scheduler
 from timm.utils import ModelEmaV3, NativeScaler, dispatch_clip_grad
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
@@ -94,7 +95,7 @@ def train_one_epoch(
             optimizer.step()
         num_updates += 1
         if ema is not None:
-            ema.update(model.module if hasattr(model, "module") else model, step=num_updates)
+            ema.update(model.module if isinstance(model, DistributedDataParallel) else model, step=num_updates)
         if scheduler is not None:
             scheduler.step_update(num_updates=num_updates)
         totals += torch.tensor([loss.item() * len(images), len(images)], dtype=torch.float64)

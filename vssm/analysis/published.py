@@ -9,9 +9,11 @@ Each family's repository counted FLOPs its own way (`shared/specs/*.md`, "FLOPs"
 * MambaVision: ptflops, which hooks modules: conv and linear layers count, the functional selective scan and SDPA
   do not (MambaVision#21/#97), nor the mixer's depthwise conv1d, which the original also calls functionally. Our
   conv/matmul multiply-adds, with norms, pooling, scan, attention and the mixer's conv left out.
-* LocalVMamba: VMamba's fvcore rule, but the original projects x_proj and dt_proj on the window routes *after*
-  padding them to the longest (ours projects the tokens, then pads): where a stage's grid is not a multiple of a
-  window (7 x 7 with `w2`) the original counts those padded projections and ours does not (LocalVMamba-T: 0.2 %).
+* LocalVMamba: VMamba's fvcore rule, with each direction's channel attention (BiAttn) counted as the original
+  computes it (a LayerNorm, 5 per element, and two linear layers; ours gets the same statistics from products with
+  a ones vector). The original projects x_proj and dt_proj on the window routes *after* padding them to the longest
+  (ours projects the tokens, then pads): where a stage's grid is not a multiple of a window (7 x 7 with `w2`) the
+  original counts those padded projections and ours does not (LocalVMamba-T: 0.2 %).
 * LocalVim (LocalMamba's analytic `flops()`: x_proj, dt_proj and the conv once per layer, 5·L·E·N per direction)
   and U-Mamba (none published) have no rule here.
 
@@ -26,6 +28,7 @@ from typing import Any
 from torch import nn
 
 from vssm.analysis.counting import Category, OpaqueMethod
+from vssm.layers.bi_attn import BiAttn
 from vssm.layers.mamba_mixer import MambaMixer
 from vssm.layers.mambavision_mixer import MambaVisionMixer
 from vssm.layers.ssm_core import SSMCore
@@ -63,6 +66,19 @@ VIM_BY_VMAMBA = PublishedCounter(
         OpaqueMethod(SSMCore, "ssm", Category.SCAN, _mamba_inner_fn),
     ),
 )
+def _bi_attn_as_original(module: nn.Module, args: tuple, kwargs: dict, out: Any) -> int:
+    """LocalMamba's BiAttn under fvcore: LayerNorm (5 per element) of every route's outputs, then the two linears
+    on the token-pooled features (the pooling mean is not counted by fvcore)."""
+    batch, routes, inner, steps = args[0].shape
+    hidden = module.global_reduce.out_features
+    return 5 * batch * routes * inner * steps + 2 * batch * routes * inner * hidden
+
+
+LOCALVMAMBA_FVCORE = PublishedCounter(
+    name="VMamba's fvcore counter (LocalVMamba)",
+    description=VMAMBA_FVCORE.description + "; each direction's BiAttn as LayerNorm (5 per element) + its two linears",
+    opaque=(OpaqueMethod(BiAttn, "gates", Category.NORM, _bi_attn_as_original),),
+)
 MAMBAVISION_PTFLOPS = PublishedCounter(
     name="ptflops (MambaVision)",
     description="MACs of conv and linear layers only (ptflops' module hooks); the functional selective scan, SDPA, "
@@ -74,7 +90,7 @@ MAMBAVISION_PTFLOPS = PublishedCounter(
 PUBLISHED_COUNTERS: dict[str, PublishedCounter] = {
     "vim": VIM_BY_VMAMBA,
     "vmamba": VMAMBA_FVCORE,
-    "localmamba.LocalVMamba": VMAMBA_FVCORE,
+    "localmamba.LocalVMamba": LOCALVMAMBA_FVCORE,
     "mambavision": MAMBAVISION_PTFLOPS,
 }
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from mmengine.config import Config
+
 from vssm.mm.runner import add_common_arguments, build_runner, load_config, runner_checkpoints
 
 
@@ -31,7 +33,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
+def configure(argv: list[str] | None = None) -> Config:
+    """The config the command line asks for: `--cfg-options`, work dir, launcher, AMP, LR scaling, resume."""
     args = parse_args(argv)
     cfg = load_config(args)
     if args.amp:
@@ -45,6 +48,11 @@ def main(argv: list[str] | None = None) -> int:
         cfg.resume, cfg.load_from = True, None
     elif args.resume is not None:
         cfg.resume, cfg.load_from = True, args.resume
+    return cfg
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg = configure(argv)
     with runner_checkpoints():
         build_runner(cfg).train()
     return 0

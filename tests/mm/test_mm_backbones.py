@@ -17,6 +17,7 @@ from mmengine.runner import load_checkpoint
 from timm.layers import DropPath, resample_abs_pos_embed
 from torch import nn
 
+from vssm.checkpoints import save_train_checkpoint
 from vssm.mm import MambaVisionBackbone, UMambaBackbone, VimBackbone, VMambaBackbone, VSSMBackbone
 from vssm.models.umamba import load_nnunet_checkpoint
 
@@ -165,6 +166,15 @@ def test_official_classification_checkpoint_loads_outnorms_fresh(tmp_path: Path)
     expected = checkpoint["model"]["layers.2.blocks.1.op.A_logs"]
     torch.testing.assert_close(backbone.layers[2].blocks[1].op.A_logs, expected, rtol=0, atol=0)
     assert torch.equal(backbone.outnorm3.weight, torch.ones(128))  # not in the checkpoint: LayerNorm's init
+
+
+def test_vssm_training_checkpoint_loads(tmp_path: Path) -> None:
+    network = timm.create_model("test_mambavision")
+    path = save_train_checkpoint(tmp_path / "last.pth", arch="test_mambavision", state_dict=network.state_dict(),
+                                 state_dict_ema=network.state_dict(), epoch=3)  # tools/train_cls.py's format
+    backbone = _build("MambaVisionBackbone", "test_mambavision", init_cfg=dict(type="Pretrained", checkpoint=str(path)))
+    backbone.init_weights()
+    torch.testing.assert_close(backbone.levels[3].blocks[1].mlp.fc2.weight, network.levels[3].blocks[1].mlp.fc2.weight)
 
 
 def test_wrong_variant_checkpoint_names_both(tmp_path: Path) -> None:

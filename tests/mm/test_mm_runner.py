@@ -72,6 +72,32 @@ def _dump(cfg: Config, path: Path) -> str:
     return str(path)
 
 
+# ---------------------------------------------------------------------------------------------------- command line
+
+
+def test_train_command_line_sets_up_the_runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = str(CONFIGS / "vmamba" / "mask-rcnn_vmamba-t_fpn_1x_coco.py")
+    cfg = train_tool.configure([config, "--amp", "--auto-scale-lr", "--launcher", "pytorch", "--cfg-options",
+                                "train_dataloader.batch_size=3", "model.backbone.drop_path_rate=0.1"])
+    assert cfg.work_dir == str(Path("work_dirs") / "mask-rcnn_vmamba-t_fpn_1x_coco") and cfg.launcher == "pytorch"
+    assert cfg.optim_wrapper.type == "AmpOptimWrapper" and cfg.optim_wrapper.loss_scale == "dynamic"
+    assert cfg.auto_scale_lr.enable and cfg.train_dataloader.batch_size == 3
+    assert cfg.model.backbone.drop_path_rate == 0.1 and not cfg.resume
+    cfg = train_tool.configure([config, "--work-dir", "run", "--resume"])
+    assert cfg.work_dir == "run" and cfg.resume and cfg.load_from is None
+    cfg = train_tool.configure([config, "--resume", "run/epoch_3.pth"])
+    assert cfg.resume and cfg.load_from == "run/epoch_3.pth"
+
+
+def test_command_line_errors() -> None:
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        train_tool.configure(["configs/nope.py"])
+    segmentation = str(CONFIGS / "vim" / "upernet_vim-t_4xb8-60k_ade20k-512x512.py")  # mmseg configs: no LR scaling
+    with pytest.raises(ValueError, match=r"auto_scale_lr\.base_batch_size"):
+        train_tool.configure([segmentation, "--auto-scale-lr"])
+
+
 # ---------------------------------------------------------------------------------------------------- Mask R-CNN
 
 

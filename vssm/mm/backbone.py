@@ -35,9 +35,10 @@ from timm.models._manipulate import group_with_matcher
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from vssm.checkpoints import read_checkpoint
 from vssm.models import list_models
 
-from .checkpoint import is_url, read_checkpoint, resolve_checkpoint, state_dict_of
+from .checkpoint import is_url, resolve_checkpoint, state_dict_of
 from .pyramid import PYRAMID_STRIDES, simple_pyramid
 
 __all__ = ["VSSMBackbone"]

@@ -1,17 +1,13 @@
-"""Reading the checkpoint a dense backbone starts from: a local file or a URL, weights only, any wrapper layout.
+"""Finding the checkpoint a dense backbone starts from (a local file or a URL) and its weights in any wrapper layout.
 
-The original repositories save training checkpoints that pickle a few harmless non-tensor objects next to the weights
-(Vim and timm's `train.py`: an `argparse.Namespace`; VMamba: a yacs `CfgNode`). They are allow-listed for
-`torch.load(weights_only=True)` (the CfgNode is read as the `OrderedDict` it subclasses), so no code from the file
-runs. The weights are then taken from the usual wrapper keys and, as mmengine's `Pretrained` init does, from under a
-key `prefix` (`'backbone.'` for a detector or segmentor checkpoint).
+Files are read weights-only by `vssm.checkpoints.read_checkpoint` (the originals' training checkpoints, ours,
+safetensors). The weights are then taken from the usual wrapper keys and, as mmengine's `Pretrained` init does, from
+under a key `prefix` (`'backbone.'` for a detector or segmentor checkpoint).
 """
 
 from __future__ import annotations
 
-import argparse
 import os
-from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlparse
@@ -19,11 +15,10 @@ from urllib.parse import urlparse
 import torch
 from torch import Tensor
 
-__all__ = ["is_url", "read_checkpoint", "resolve_checkpoint", "state_dict_of"]
+__all__ = ["is_url", "resolve_checkpoint", "state_dict_of"]
 
-# Where the original training scripts and MMEngine's runner keep the model weights, most specific first.
+# Where the original training scripts, vssm's train_cls.py and MMEngine's runner keep the model weights.
 _WEIGHT_KEYS = ("state_dict", "model", "network_weights")
-_SAFE_GLOBALS = [argparse.Namespace, (OrderedDict, "yacs.config.CfgNode")]
 
 
 def is_url(source: str | os.PathLike) -> bool:
@@ -43,12 +38,6 @@ def resolve_checkpoint(source: str | os.PathLike) -> Path:
     if not path.is_file():
         raise FileNotFoundError(f"pretrained checkpoint {str(source)!r} does not exist (expected a file or a URL)")
     return path
-
-
-def read_checkpoint(path: str | os.PathLike) -> dict:
-    """`torch.load(path, weights_only=True)` with the original scripts' argparse/yacs objects allowed."""
-    with torch.serialization.safe_globals(_SAFE_GLOBALS):
-        return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def state_dict_of(checkpoint: Mapping, prefix: str | None = None) -> dict[str, Tensor]:

@@ -344,12 +344,18 @@ def test_plain_backbone_needs_four_blocks_or_one() -> None:
         _build("VimBackbone", "test_vim", depth=2)
 
 
-def test_missing_pretrained_file_fails_at_build_in_a_detector(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("override", "error", "match"), [
+    (dict(model="vmamba_tiniest"), ValueError, r"unknown model 'vmamba_tiniest'.*expected one of \['test_vmamba'"),
+    (dict(out_indices=(1, 2, 3, 4)), ValueError, r"vmamba_tiny'\) has 4 feature maps; expected .* 0\.\.3"),
+    (dict(init_cfg=dict(type="Pretrained", checkpoint="no/such/vssm1_tiny.pth")), FileNotFoundError,
+     r"'no/such/vssm1_tiny\.pth' does not exist"),
+])
+def test_bad_config_fails_when_the_detector_is_built(override: dict, error: type, match: str) -> None:
     from mmdet.registry import MODELS as MMDET_MODELS
     from mmengine.config import Config
 
     cfg = Config.fromfile(Path(__file__).resolve().parents[2] / "configs/vmamba/mask-rcnn_vmamba-t_fpn_1x_coco.py")
-    cfg.model.backbone.init_cfg.checkpoint = str(tmp_path / "missing.pth")
-    with pytest.raises(FileNotFoundError, match=r"missing\.pth"):
+    cfg.model.backbone.update(override)
+    with pytest.raises(error, match=match), torch.device("meta"):
         MMDET_MODELS.build(cfg.model)
 

@@ -266,6 +266,8 @@ class VSSMBackbone(BaseModule):
 
     def _modules_within(self, names: set[str]) -> list[str]:
         """The outermost modules all of whose (one or more) parameters are in `names`."""
+        if not names:
+            return []
         inside = []
         for name, module in self.named_modules():
             params = [n for n, _ in module.named_parameters(prefix=name)]

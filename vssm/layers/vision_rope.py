@@ -67,6 +67,12 @@ class VisionRope(nn.Module):
     def forward(self, x: Tensor, tables: tuple[Tensor, Tensor]) -> Tensor:
         """x: (B, H·W, D) -> rotated, same shape and dtype; `tables` from `tables(grid)`."""
         cos, sin = tables
+        if x.dtype in (torch.float32, torch.float64) and x.dtype == cos.dtype and x.is_contiguous():
+            # Each channel pair (a, b) turned by its angle is one complex product (a + ib)·e^{iθ}: one elementwise op
+            # instead of timm's five (LocalVim-T applies RoPE 40 times per image; each op costs a thread wake-up).
+            turn = torch.complex(cos[:, 0::2], sin[:, 0::2])  # (H·W, D/2): the pair's two channels share θ
+            pairs = torch.view_as_complex(x.view(*x.shape[:-1], -1, 2))
+            return torch.view_as_real(pairs * turn).view(x.shape)
         return apply_rot_embed(x, sin, cos)
 
     def extra_repr(self) -> str:

@@ -1,7 +1,8 @@
 # MambaVision-L3 (ImageNet-21K, 512 px checkpoint) + UperNet 160k on ADE20K at 640 x 640: NVlabs/MambaVision
 # semantic_segmentation/configs/mamba_vision/mamba_vision_160k_ade20k-640x640_l3_21k.py. Windows (64, 32), drop path
 # 0.8, AdamW lr 8e-5, wd 0.05, full precision (the original: mixed precision "can cause instability" here),
-# evaluated every 5k iterations, 16 GPUs x 1 image; mmseg's ADE20K 640 x 640 pipelines. Reported: 53.2 mIoU, 780M params, 3670 GFLOPs.
+# evaluated every 5k iterations, 16 GPUs x 1 image; mmseg's ADE20K 640 x 640 pipelines.
+# Reported: 53.2 mIoU, 780M params, 3670 GFLOPs.
 _base_ = './upernet_mambavision-t_16xb1-160k_ade20k-512x512.py'
 
 crop_size = (640, 640)

@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.vssm-installed
 TORCH_PIN := torch==2.14.1 torchvision==0.29.1
-EXTRAS ?= mm,dev
+EXTRAS ?= mm,nnunet,dev
 PYTEST_ARGS ?=
 
 .PHONY: setup test report lint clean-venv

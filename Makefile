@@ -16,7 +16,7 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml tools/install_mmcv.py | $(PY)
+$(STAMP): pyproject.toml Makefile tools/install_mmcv.py | $(PY)
 	$(PY) -m pip install --quiet $(TORCH_PIN) "setuptools>=77,<81"
 	$(PY) tools/install_mmcv.py
 	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"

@@ -1,5 +1,5 @@
 # Every target does its own set-up: it creates .venv when missing and (re)installs vssm with its extras when
-# pyproject.toml changed. mmcv 2.1.0 comes from tools/install_mmcv.py (cached wheel or a C++20 source build).
+# pyproject.toml or this Makefile changed. mmcv 2.1.0 comes from tools/install_mmcv.py (cached wheel or a C++20 source build).
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python

@@ -203,7 +203,8 @@ def selective_scan_cpu_fwd(
     last_state = torch.empty(batch, channels, args.state, dtype=torch.float32)
     chunk_states = torch.empty(batch, channels, n_chunks - 1, args.state, dtype=torch.float32)
     args.out, args.last_state, args.chunk_states = out.data_ptr(), last_state.data_ptr(), chunk_states.data_ptr()
-    _run(lib.scan_forward, args, batch * _items_per_row(args, 1), LANES * args.steps * args.state)
+    _run(lib.scan_forward, args, batch * _items_per_row(args, BLOCKS_PER_PART),
+         BLOCKS_PER_PART * LANES * args.steps * args.state)
     del keep
     return out.to(torch.float32 if out_float32 else u.dtype), last_state, chunk_states
 

@@ -79,7 +79,7 @@ class MambaMixer(SSMCore):
                 bias=cfg.conv_bias,
                 **dd,
             )
-            self.add_module(naming.name("conv1d", k), conv)
+            self.add_module(naming.attr_name("conv1d", k), conv)
         self.out_proj = nn.Linear(self.d_inner, d_model, bias=cfg.proj_bias, **dd)
         self.route_mixer = route_mixer
 

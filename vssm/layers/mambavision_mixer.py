@@ -88,7 +88,7 @@ class MambaVisionMixer(SSMCore):
         for k in range(self.num_routes):
             for branch in ("conv1d_x", "conv1d_z"):
                 conv = nn.Conv1d(self.d_inner, self.d_inner, d_conv, groups=self.d_inner, bias=False, **dd)
-                self.add_module(naming.name(branch, k), conv)
+                self.add_module(naming.attr_name(branch, k), conv)
         self.out_proj = nn.Linear(2 * self.d_inner, d_model, bias=False, **dd)
 
     def delta_bias(self) -> Tensor:

@@ -87,8 +87,10 @@ class RouteNaming(enum.Enum):
     def max_routes(self) -> int | None:
         return 2 if self is RouteNaming.BACKWARD_SUFFIX else None
 
-    def name(self, base: str, route: int) -> str:
-        """The attribute name of parameter (or module) `base` of route `route`."""
+    def attr_name(self, base: str, route: int) -> str:
+        """The attribute name of parameter (or module) `base` of route `route`.
+
+        (Not `name`: that would shadow the enum member's own `name`, which torch.compile's tracing relies on.)"""
         if self is RouteNaming.INDEXED:
             return f"{base}_{route}"
         if route == 0:
@@ -138,12 +140,11 @@ class SSMCore(nn.Module):
         self.d_state = config.d_state
         self.dt_rank = config.rank(d_model)
         for k in range(num_routes):
-            self.add_module(
-                naming.name("x_proj", k), nn.Linear(self.d_inner, self.dt_rank + 2 * self.d_state, bias=False, **dd)
-            )
-            self.add_module(naming.name("dt_proj", k), self._dt_proj(**dd))
-            self.register_parameter(naming.name("A_log", k), nn.Parameter(self._a_log(**dd)))
-            self.register_parameter(naming.name("D", k), nn.Parameter(torch.ones(self.d_inner, **dd)))
+            x_proj = nn.Linear(self.d_inner, self.dt_rank + 2 * self.d_state, bias=False, **dd)
+            self.add_module(naming.attr_name("x_proj", k), x_proj)
+            self.add_module(naming.attr_name("dt_proj", k), self._dt_proj(**dd))
+            self.register_parameter(naming.attr_name("A_log", k), nn.Parameter(self._a_log(**dd)))
+            self.register_parameter(naming.attr_name("D", k), nn.Parameter(torch.ones(self.d_inner, **dd)))
 
     # ------------------------------------------------------------------------------------------------ init
 
@@ -171,7 +172,7 @@ class SSMCore(nn.Module):
 
     def route_params(self, base: str) -> list[Tensor | nn.Module]:
         """Parameter (or module) `base` of every route, in route order."""
-        return [getattr(self, self.naming.name(base, k)) for k in range(self.num_routes)]
+        return [getattr(self, self.naming.attr_name(base, k)) for k in range(self.num_routes)]
 
     def delta_bias(self) -> Tensor:
         """(K·E,) the bias the scan adds to delta before the softplus: every route's `dt_proj.bias`, in route order.

@@ -46,9 +46,8 @@ class _UMambaTrainer(nnUNetTrainer):
     allow_autocast: ClassVar[bool] = True
 
     def _do_i_compile(self) -> bool:
-        """torch.compile only on request (`nnUNet_compile=t`), as in nnU-Net 2.1.1 where U-Mamba was trained: nnU-Net
-        >= 2.4 compiles by default on CUDA, and the Mamba layers do not compile yet with torch 2.14 (dynamo fails on
-        the shared SSM layer's route naming)."""
+        """torch.compile only on request (`nnUNet_compile=t`), as in nnU-Net 2.1.1 where U-Mamba was trained (nnU-Net
+        >= 2.4 compiles by default on CUDA)."""
         requested = os.environ.get("nnUNet_compile", "").lower() in ("true", "1", "t")
         return requested and super()._do_i_compile()
 

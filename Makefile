@@ -28,6 +28,7 @@ test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 report: $(STAMP)
+	$(PY) benchmarks/targets.py
 	$(PY) tools/report.py
 
 lint: $(STAMP)

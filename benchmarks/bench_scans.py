@@ -1,6 +1,6 @@
 """Benchmark of `scans`: cross scan + merge against the hand-written VMamba copies, and route construction.
 
-    python benchmarks/bench_scans.py [--machine "2-core CPU container, no GPU"] [--out benchmarks]
+    python benchmarks/bench_scans.py [--rounds 15] [--out benchmarks]
 
 Targets (issue 4): `Cross().scan` + `merge` on (8, 192, 56, 56) fp32 CPU within 1.5x of the hand-written
 flatten/transpose/flip implementation; building the routes of a 256 x 256 grid under 50 ms for every order.
@@ -10,10 +10,9 @@ Writes `scans.md` (the table) and `scans.csv` under `--out`.
 from __future__ import annotations
 
 import argparse
-import csv
 import os
-import platform
 import shlex
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -24,6 +23,8 @@ import torch
 from tqdm import tqdm
 
 import scans
+from vssm.analysis.benchmark import time_alternately
+from vssm.analysis.tables import machine_description, markdown_table, write_csv
 
 SCAN_SHAPE = (8, 192, 56, 56)
 ROUTE_GRID = (256, 256)
@@ -58,21 +59,11 @@ class Row:
         return None if self.reference_ms is None else self.ours_ms / self.reference_ms
 
 
-def _median_ms(times: list[float]) -> float:
-    return sorted(times)[len(times) // 2] * 1e3
-
-
 def _interleaved(ours: Callable[[], object], reference: Callable[[], object], rounds: int) -> tuple[float, float]:
-    """Median ms of each, timed alternately so that drifting machine load hits both alike."""
-    for fn in (ours, reference, ours, reference):  # warm-up: allocator, caches, route tables
-        fn()
-    ours_times, reference_times = [], []
-    for _ in range(rounds):
-        for fn, times in ((ours, ours_times), (reference, reference_times)):
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
-    return _median_ms(ours_times), _median_ms(reference_times)
+    """Median ms of each, timed in turn so that drifting machine load hits both alike (warm-up: allocator, caches,
+    route tables)."""
+    times = time_alternately({"ours": ours, "reference": reference}, warmup=2, repeats=rounds)
+    return statistics.median(times["ours"]), statistics.median(times["reference"])
 
 
 def bench_cross(rounds: int) -> list[Row]:
@@ -113,7 +104,8 @@ def bench_other_orders(rounds: int) -> list[Row]:
     }
     rows = []
     for label, order in tqdm(orders.items(), desc="other orders", leave=False):
-        ms, _ = _interleaved(lambda order=order: order.merge(order.scan(x), height, width), lambda: None, rounds)
+        ms = statistics.median(time_alternately({label: lambda order=order: order.merge(order.scan(x), height, width)},
+                                                warmup=2, repeats=rounds)[label])
         rows.append(Row(f"{label} scan + merge", ms, None, "-", None))
     return rows
 
@@ -134,7 +126,7 @@ def bench_routes(repeats: int) -> list[Row]:
             start = time.perf_counter()
             order.route(height, width)
             times.append(time.perf_counter() - start)
-        ms = _median_ms(times)
+        ms = statistics.median(times) * 1e3
         rows.append(Row(f"build route: {label}, {height} x {width}", ms, None, f"< {ROUTE_TARGET_MS:g} ms",
                         ms < ROUTE_TARGET_MS))  # fmt: skip
     return rows
@@ -144,50 +136,43 @@ def _format(value: float | None, unit: str = "") -> str:
     return "-" if value is None else f"{value:.2f}{unit}"
 
 
+def _met(row: Row) -> str:
+    return "-" if row.passed is None else ("yes" if row.passed else "NO")
+
+
 def table(rows: list[Row]) -> str:
-    lines = ["| case | ours (ms) | hand-written (ms) | ratio | target | met |", "|---|---|---|---|---|---|"]
-    for row in rows:
-        met = "-" if row.passed is None else ("yes" if row.passed else "NO")
-        lines.append(
-            f"| {row.case} | {_format(row.ours_ms)} | {_format(row.reference_ms)} | {_format(row.ratio, 'x')} | "
-            f"{row.target} | {met} |"
-        )
-    return "\n".join(lines)
-
-
-def default_machine() -> str:
-    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
-    return f"{os.cpu_count()}-core CPU container, {gpu}"
+    return markdown_table(["case", "ours (ms)", "hand-written (ms)", "ratio", "target", "met"],
+                          [[r.case, _format(r.ours_ms), _format(r.reference_ms), _format(r.ratio, "x"), r.target,
+                            _met(r)] for r in rows], right=[False, True, True, True, False, False])
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--machine", default=default_machine(), help="machine description written with the results")
+    parser.add_argument("--machine", help="how to name the machine (default: detected)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent, help="folder for scans.md / scans.csv")
     parser.add_argument("--rounds", type=int, default=15, help="timed calls per measured case")
     parser.add_argument("--route-repeats", type=int, default=7, help="cold builds per order")
     args = parser.parse_args(argv)
 
+    load_before = ", ".join(f"{v:.2f}" for v in os.getloadavg())
     rows = bench_cross(args.rounds) + bench_other_orders(args.rounds) + bench_routes(args.route_repeats)
+    load_after = ", ".join(f"{v:.2f}" for v in os.getloadavg())
+    machine = machine_description("cpu", args.machine)
+    command = shlex.join(["python", "benchmarks/bench_scans.py", *(sys.argv[1:] if argv is None else argv)])
     header = (
-        f"Machine: {args.machine}; torch {torch.__version__}, {torch.get_num_threads()} threads, "
-        f"Python {platform.python_version()}. Medians of {args.rounds} calls (ours and hand-written "
-        f"timed alternately), fp32, CPU, forward only; route builds are cold (cache cleared), median of "
-        f"{args.route_repeats}.\n"
-        f"Command: `{shlex.join(['python', 'benchmarks/bench_scans.py', *(sys.argv[1:] if argv is None else argv)])}`"
+        f"Machine: {machine}. Medians of {args.rounds} calls (ours and hand-written timed in turn), fp32, CPU, "
+        f"forward only; route builds are cold (cache cleared), median of {args.route_repeats}. Load average "
+        f"(1, 5, 15 min) {load_before} before and {load_after} after the run.\nCommand: `{command}`"
     )
     text = f"# scans benchmark\n\n{header}\n\n{table(rows)}\n"
     print(text)
-    args.out.mkdir(parents=True, exist_ok=True)
+    write_csv(args.out / "scans.csv", [
+        {"machine": machine, "case": r.case, "ours_ms": round(r.ours_ms, 3),
+         "hand_written_ms": None if r.reference_ms is None else round(r.reference_ms, 3),
+         "ratio": None if r.ratio is None else round(r.ratio, 3), "target": r.target, "met": r.passed}
+        for r in rows
+    ])
     (args.out / "scans.md").write_text(text)
-    with open(args.out / "scans.csv", "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["machine", "case", "ours_ms", "hand_written_ms", "ratio", "target", "met"])
-        for row in rows:
-            writer.writerow([args.machine, row.case, f"{row.ours_ms:.3f}",
-                             "" if row.reference_ms is None else f"{row.reference_ms:.3f}",
-                             "" if row.ratio is None else f"{row.ratio:.3f}", row.target,
-                             "" if row.passed is None else row.passed])  # fmt: skip
     return 0 if all(row.passed is not False for row in rows) else 1
 
 

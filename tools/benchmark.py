@@ -6,9 +6,9 @@
     python tools/benchmark.py vim_small --compare deit_small_patch16_224 --repeats 20
 
 Each configuration gets `--warmup` untimed steps, then `--repeats` timed steps between device synchronisations;
-the median step is reported with the fastest and slowest as the spread (vssm/analysis/benchmark.py). Models (and the
-`--compare` baselines, built through timm in the same process, timed right after each model at the same settings)
-take turns, so drifting machine load hits them alike. Writes `<out>/<name>.csv`, `.md` (machine and command named)
+the median step is reported with the fastest and slowest as the spread (vssm/analysis/benchmark.py). The models and
+the `--compare` baselines (built through timm in the same process) are timed at the same settings in turn, one step
+each per round, so drifting machine load hits them alike. Writes `<out>/<name>.csv`, `.md` (machine and command named)
 and `.png` (throughput against resolution per model).
 """
 
@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 import vssm  # noqa: F401  (registers the models)
 from vssm.analysis import zoo
-from vssm.analysis.benchmark import AMP_DTYPES, BenchSettings, Measurement, Mode, measure
+from vssm.analysis.benchmark import AMP_DTYPES, BenchSettings, Measurement, Mode, measure_alternately
 from vssm.analysis.plots import plot_throughput
 from vssm.analysis.tables import machine_description, markdown_table, write_csv
 
@@ -108,34 +108,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     amp = AMP_DTYPES[args.amp] if args.amp else None
-    configs = list(product([Mode(m) for m in args.mode], args.batch, sizes))
-    results: list[tuple[Measurement, Measurement | None]] = []
-    baseline_results: list[Measurement] = []
-    progress = tqdm(total=len(configs) * (len(names) + len(baselines)), desc="benchmark", unit="run",
-                    file=sys.stderr)
+    configs = list(product([Mode(m) for m in args.mode], args.batch))
+    ours: list[tuple[Measurement, Measurement | None]] = []
+    theirs: list[tuple[Measurement, Measurement | None]] = []
+    progress = tqdm(total=len(sizes) * len(configs) * (len(names) + len(baselines)) * args.repeats,
+                    desc="benchmark", unit="step", file=sys.stderr)
     for size in sizes:
         models = {n: zoo.create(n, (3, *size)) for n in [*names, *baselines]}
-        for mode, batch, this_size in configs:
-            if this_size != size:
-                continue
+        for mode, batch in configs:
             settings = BenchSettings(mode=mode, batch=batch, image_size=size, amp_dtype=amp,
                                      channels_last=args.channels_last, compile=args.compile, warmup=args.warmup,
                                      repeats=args.repeats, device=args.device)
-            for name in names:
-                progress.set_postfix_str(f"{name} {mode.value} b{batch} {size[0]}x{size[1]}")
-                ours = measure(models[name], name, settings)
-                progress.update()
-                first = None
-                for baseline in baselines:
-                    progress.set_postfix_str(f"{baseline} {mode.value} b{batch} {size[0]}x{size[1]}")
-                    theirs = measure(models[baseline], baseline, settings)
-                    progress.update()
-                    baseline_results.append(theirs)
-                    first = first or theirs
-                results.append((ours, first))
+            progress.set_postfix_str(f"{mode.value} b{batch} {size[0]}x{size[1]}")
+            measured = measure_alternately(models, settings, progress)
+            first = measured[baselines[0]] if baselines else None
+            ours += [(measured[name], first) for name in names]
+            theirs += [(measured[baseline], None) for baseline in baselines]
     progress.close()
-    unique_baselines = {(m.model, m.mode, m.batch, m.height, m.width): m for m in baseline_results}
-    all_rows = results + [(m, None) for m in unique_baselines.values()]
+    all_rows = ours + theirs
     machine = machine_description(args.device, args.machine)
     command = " ".join(["python tools/benchmark.py", *(shlex.quote(a) for a in (argv or sys.argv[1:]))])
     settings_text = (f"Device {args.device}, {'amp ' + args.amp if args.amp else 'float32'}"

@@ -2,12 +2,14 @@
 
     settings = BenchSettings(mode=Mode.INFERENCE, batch=8, image_size=(224, 224), repeats=10)
     measurement = measure(model, "vim_small", settings)
+    ours, theirs = measure_alternately({"vim_small": vim, "deit_small": deit}, settings).values()
 
 Protocol: `warmup` untimed steps (which also absorb torch.compile's compilation), then `repeats` timed steps, each
-between device synchronisations; the median is reported with the fastest and slowest step as the spread. A training
+between device synchronisations; the median is reported with the fastest and slowest step as the spread. Models
+measured together take turns, one step each per round, so that drifting machine load hits them alike. A training
 step is forward + backward of the output's mean + an SGD update. Peak memory is the CUDA allocator's high-water
-mark on CUDA; on CPU it is the growth of the process's peak resident set during the timed steps (Linux
-`/proc/self/clear_refs` resets it; None elsewhere).
+mark on CUDA; on CPU it is the most tensor memory alive at once during one extra untimed step (weights and input
+included; `tensor_peak_mb`), None with torch.compile or `track_memory=False`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import enum
 import statistics
 import time
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +27,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
+from tqdm import tqdm
 
 
 class Mode(str, enum.Enum):
@@ -49,6 +52,7 @@ class BenchSettings:
     warmup: int = 2
     repeats: int = 5
     device: str = "cpu"
+    track_memory: bool = True  # CPU: the peak of live tensors, from one more (untimed, slower) step
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mode", Mode(self.mode))
@@ -178,48 +182,74 @@ def _step_fn(model: nn.Module, inputs: Tensor, settings: BenchSettings) -> Calla
     return train
 
 
+def time_alternately(steps: Mapping[str, Callable[[], object]], warmup: int, repeats: int,
+                     sync: Callable[[], None] = lambda: None, progress: tqdm | None = None) -> dict[str, list[float]]:
+    """Milliseconds of `repeats` timed runs of every step, after `warmup` untimed runs of each.
+
+    The steps take turns (one run each per round), so drifting machine load hits them alike; `progress` (if given)
+    advances by one per timed run.
+    """
+    for _ in range(warmup):
+        for step in steps.values():
+            step()
+    sync()
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(repeats):
+        for name, step in steps.items():
+            sync()
+            start = time.perf_counter()
+            step()
+            sync()
+            times[name].append((time.perf_counter() - start) * 1e3)
+            if progress is not None:
+                progress.update()
+    return times
+
+
 def measure(model: nn.Module, name: str, settings: BenchSettings) -> Measurement:
     """Time `settings.repeats` steps of `model` (moved to the settings' device, eval or train mode) after warm-up."""
+    return measure_alternately({name: model}, settings)[name]
+
+
+def measure_alternately(models: Mapping[str, nn.Module], settings: BenchSettings,
+                        progress: tqdm | None = None) -> dict[str, Measurement]:
+    """`measure` for several models at the same settings and on the same input, taking turns step by step."""
     device = torch.device(settings.device)
-    model = model.to(device).train(settings.mode is Mode.TRAIN)
     inputs = torch.randn(settings.batch, settings.in_chans, *settings.image_size, device=device)
     if settings.channels_last:
-        model = model.to(memory_format=torch.channels_last)
         inputs = inputs.contiguous(memory_format=torch.channels_last)
-    params = sum(p.numel() for p in model.parameters())
-    runner = torch.compile(model) if settings.compile else model
-    step = _step_fn(runner, inputs, settings)
-    peak = None
-    if device.type != "cuda" and not settings.compile:
-        peak = tensor_peak_mb(step, model, inputs)
-    for _ in range(settings.warmup):
-        step()
-    _sync(device)
+    steps, peaks, params = {}, {}, {}
+    for name, model in models.items():
+        model = model.to(device).train(settings.mode is Mode.TRAIN)
+        if settings.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        params[name] = sum(p.numel() for p in model.parameters())
+        steps[name] = _step_fn(torch.compile(model) if settings.compile else model, inputs, settings)
+        peaks[name] = None
+        if device.type != "cuda" and not settings.compile and settings.track_memory:
+            peaks[name] = tensor_peak_mb(steps[name], model, inputs)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    times = []
-    for _ in range(settings.repeats):
-        _sync(device)
-        start = time.perf_counter()
-        step()
-        _sync(device)
-        times.append((time.perf_counter() - start) * 1e3)
-    if device.type == "cuda":
-        peak = torch.cuda.max_memory_allocated(device) / 2**20
-    return Measurement(
-        model=name,
-        mode=settings.mode.value,
-        device=str(device),
-        precision=settings.precision,
-        channels_last=settings.channels_last,
-        compiled=settings.compile,
-        batch=settings.batch,
-        height=settings.image_size[0],
-        width=settings.image_size[1],
-        repeats=settings.repeats,
-        ms_median=statistics.median(times),
-        ms_min=min(times),
-        ms_max=max(times),
-        peak_memory_mb=peak,
-        params=params,
-    )
+    times = time_alternately(steps, settings.warmup, settings.repeats, lambda: _sync(device), progress)
+    if device.type == "cuda":  # one allocator high-water mark for models measured together
+        peaks = dict.fromkeys(models, torch.cuda.max_memory_allocated(device) / 2**20)
+    return {
+        name: Measurement(
+            model=name,
+            mode=settings.mode.value,
+            device=str(device),
+            precision=settings.precision,
+            channels_last=settings.channels_last,
+            compiled=settings.compile,
+            batch=settings.batch,
+            height=settings.image_size[0],
+            width=settings.image_size[1],
+            repeats=settings.repeats,
+            ms_median=statistics.median(times[name]),
+            ms_min=min(times[name]),
+            ms_max=max(times[name]),
+            peak_memory_mb=peaks[name],
+            params=params[name],
+        )
+        for name in models
+    }

@@ -1,0 +1,72 @@
+"""Every issue's CPU speed target in one run, written as one results table.
+
+    python benchmarks/targets.py                        # all families: benchmarks/targets.md + targets.csv
+    python benchmarks/targets.py --family vim vmamba    # some families (written as targets_<families>.*)
+    OMP_WAIT_POLICY=PASSIVE python benchmarks/targets.py --threads 1 --name targets_1thread
+    python benchmarks/targets.py --test-variants --out /tmp/targets           # the tiny test variants (tests)
+
+The targets (vssm/analysis/targets.py): vim_small >= 0.5x deit_small_patch16_224, vmamba_tiny >= 0.5x
+swin_tiny_patch4_window7_224, local_vim_tiny >= 0.5x deit_tiny_patch16_224, local_vssm_tiny >= 0.5x Swin-T,
+mambavision_tiny >= 0.7x convnext_tiny (images/s; batch 8, 224², float32), and a UMambaBot 2D forward on
+1 × 1 × 256² within 1.5x the time of the same plan's plain U-Net; plus the reference rows the model cards discuss.
+Each batch and input size's networks are timed in turn, round after round. Rows name the machine, the load average
+around the run, the selective-scan backend and the threads. `tools/report.py` puts each family's rows into its model
+card. The exit status is 0 whether or not the targets are met (`--fail-unmet`: 1 when one is not).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+import torch
+
+import vssm  # noqa: F401  (registers the models)
+from vssm.analysis.targets import TARGETS, results_markdown, run_targets, tiny_targets, write_results
+
+OUT = Path(__file__).resolve().parent
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--family", nargs="+", help="only these families' targets")
+    parser.add_argument("--test-variants", action="store_true", help="the tiny test variants instead (seconds)")
+    parser.add_argument("--rounds", type=int, default=7, help="timed forwards per network (default 7)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed forwards per network first (default 1)")
+    parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's)")
+    parser.add_argument("--out", type=Path, default=OUT, help="output directory (default benchmarks/)")
+    parser.add_argument("--name", help="output file stem (default targets, or targets_<families>)")
+    parser.add_argument("--machine", help="how to name the machine (default: detected)")
+    parser.add_argument("--fail-unmet", action="store_true", help="exit with status 1 when a target is not met")
+    args = parser.parse_args(argv)
+    if args.rounds < 1 or args.warmup < 0 or (args.threads is not None and args.threads < 1):
+        parser.error(f"expected --rounds >= 1, --warmup >= 0, --threads >= 1; got {args.rounds}, {args.warmup}, "
+                     f"{args.threads}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    targets = tiny_targets() if args.test_variants else TARGETS
+    if args.family:
+        known = sorted({t.family for t in targets})
+        unknown = sorted(set(args.family) - set(known))
+        if unknown:
+            print(f"error: --family: expected some of {', '.join(known)}, got {', '.join(unknown)}", file=sys.stderr)
+            return 2
+        targets = tuple(t for t in targets if t.family in args.family)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    results = run_targets(targets, rounds=args.rounds, warmup=args.warmup, machine=args.machine)
+    stem = args.name or ("targets" if not args.family else "targets_" + "_".join(sorted(args.family)))
+    command = shlex.join(["python", "benchmarks/targets.py", *(sys.argv[1:] if argv is None else argv)])
+    markdown, table = write_results(results, args.out, command, stem)
+    print(results_markdown(results, command))
+    print(f"wrote {markdown} and {table}", file=sys.stderr)
+    return 1 if args.fail_unmet and any(r.met is False for r in results) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

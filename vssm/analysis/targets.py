@@ -1,0 +1,329 @@
+"""The issues' CPU speed targets: each family's model against a baseline at the same settings, in one run.
+
+    results = run_targets(TARGETS, rounds=5)              # tiny_targets(): the same on the tiny test variants
+    write_results(results, Path("benchmarks"), command)   # targets.md + targets.csv
+
+A `Target` pairs one of our networks with a baseline (a timm model of similar size, or for U-Mamba the same plan's
+plain residual U-Net) at one setting (batch, input size; float32 CPU inference). Targets with a threshold are the
+issues' acceptance criteria; those without are reference rows the model cards discuss. All networks of one setting
+are timed in turn, one forward each per round (`vssm.analysis.benchmark.measure_alternately`), so drifting machine
+load hits them alike; the medians give the ratio. Each network's per-image MACs (`macs` convention), where its
+forward spends its time and how many ops it dispatches (`vssm.analysis.profile`) are written with it, and every
+row names the machine, the load average around the run, the selective-scan backend and the thread count.
+"""
+
+from __future__ import annotations
+
+import csv
+import enum
+import os
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime, timezone
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import timm
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from kernels.backends import select_backend
+from vssm.analysis import zoo
+from vssm.analysis.benchmark import BenchSettings, Measurement, measure_alternately
+from vssm.analysis.flops import Convention, count_flops
+from vssm.analysis.profile import time_split
+from vssm.analysis.tables import machine_description, markdown_table, write_csv
+from vssm.models.umamba import MambaPlacement, UMamba
+
+
+class Metric(str, enum.Enum):
+    """How ours is compared with the baseline."""
+
+    SPEED = "speed"  # ours images/s over the baseline's; the threshold is a minimum
+    TIME = "time"  # ours time per forward over the baseline's; the threshold is a maximum
+
+    @property
+    def meaning(self) -> str:
+        return "images/s ratio" if self is Metric.SPEED else "time ratio"
+
+
+@dataclass(frozen=True)
+class Network:
+    """A network the targets time: its name in the tables and how to build it for an input size (C, H, W)."""
+
+    name: str
+    build: Callable[[tuple[int, int, int]], nn.Module]
+
+    @classmethod
+    def timm(cls, model: str, label: str | None = None, **kwargs: Any) -> Network:
+        """A registered timm (or vssm) model, built for the input size by `zoo.create`."""
+        return cls(label or model, partial(_timm_model, model, kwargs))
+
+
+def _timm_model(model: str, kwargs: dict[str, Any], input_size: tuple[int, int, int]) -> nn.Module:
+    return zoo.create(model, input_size, **kwargs)
+
+
+def _umamba(encoder: str, placement: MambaPlacement, plain: bool, input_size: tuple[int, int, int]) -> nn.Module:
+    """U-Mamba's segmentation network (4 classes, no deep supervision) on the plan of the registered `encoder`; with
+    `plain`, the same network with every Mamba layer replaced by identity (the same plan's residual U-Net)."""
+    plan = timm.create_model(encoder, device="meta").plan
+    network = UMamba(plan, num_classes=4, in_chans=input_size[0], placement=placement).eval()
+    if plain:
+        layers = network.encoder.mamba_layers
+        network.encoder.mamba_layers = nn.ModuleList(nn.Identity() for _ in layers)
+        network.encoder.mamba_tokens = [None] * len(layers)
+    return network
+
+
+def umamba_network(encoder: str, placement: MambaPlacement, label: str) -> Network:
+    return Network(label, partial(_umamba, encoder, placement, False))
+
+
+def plain_unet(encoder: str, label: str) -> Network:
+    return Network(label, partial(_umamba, encoder, MambaPlacement.BOT, True))
+
+
+@dataclass(frozen=True)
+class Target:
+    """`ours` against `baseline` at batch `batch` and input `input_size`; `threshold` None marks a reference row."""
+
+    family: str
+    ours: Network
+    baseline: Network
+    threshold: float | None
+    metric: Metric = Metric.SPEED
+    batch: int = 8
+    input_size: tuple[int, int, int] = (3, 224, 224)
+
+    @property
+    def setting(self) -> tuple[int, tuple[int, int, int]]:
+        return self.batch, self.input_size
+
+
+DEIT_T, DEIT_S = Network.timm("deit_tiny_patch16_224"), Network.timm("deit_small_patch16_224")
+SWIN_T, CONVNEXT_T = Network.timm("swin_tiny_patch4_window7_224"), Network.timm("convnext_tiny")
+UNET_256 = plain_unet("umamba_bot_2d", "plain U-Net (nnU-Net 2D plan, 256²)")
+
+# The issues' targets (batch 8, 224², float32 unless stated), then the reference rows the model cards discuss.
+TARGETS: tuple[Target, ...] = (
+    Target("vim", Network.timm("vim_small"), DEIT_S, 0.5),
+    Target("vim", Network.timm("vim_tiny"), DEIT_T, None),
+    Target("vmamba", Network.timm("vmamba_tiny"), SWIN_T, 0.5),
+    Target("vmamba", Network.timm("vmamba_tiny", "vmamba_tiny (channels_last layout)", layout="channels_last"),
+           SWIN_T, None),
+    Target("vmamba", Network.timm("vmamba_tiny_v0"), SWIN_T, None),
+    Target("localmamba", Network.timm("local_vim_tiny"), DEIT_T, 0.5),
+    Target("localmamba", Network.timm("local_vssm_tiny"), SWIN_T, 0.5),
+    Target("localmamba", Network.timm("local_vim_tiny_midcls"), DEIT_T, None),
+    Target("mambavision", Network.timm("mambavision_tiny"), CONVNEXT_T, 0.7),
+    Target("umamba", umamba_network("umamba_bot_2d", MambaPlacement.BOT, "UMambaBot 2D (nnU-Net 2D plan, 256²)"),
+           UNET_256, 1.5, Metric.TIME, batch=1, input_size=(1, 256, 256)),
+    Target("umamba", umamba_network("umamba_enc_2d", MambaPlacement.ENC, "UMambaEnc 2D (nnU-Net 2D plan, 256²)"),
+           UNET_256, None, Metric.TIME, batch=1, input_size=(1, 256, 256)),
+)
+
+
+def tiny_targets() -> tuple[Target, ...]:
+    """The same comparisons on the tiny test variants (for tests: seconds, not minutes)."""
+    vit, resnet, convnext = Network.timm("test_vit"), Network.timm("test_resnet"), Network.timm("test_convnext")
+    small = {"batch": 2, "input_size": (3, 64, 64)}
+    return (
+        Target("vim", Network.timm("test_vim"), vit, 0.5, **small),
+        Target("vmamba", Network.timm("test_vmamba"), resnet, 0.5, **small),
+        Target("localmamba", Network.timm("test_local_vssm"), resnet, None, **small),
+        Target("mambavision", Network.timm("test_mambavision"), convnext, 0.7, **small),
+        Target("umamba", umamba_network("test_umamba_bot_2d", MambaPlacement.BOT, "UMambaBot 2D (test plan)"),
+               plain_unet("test_umamba_bot_2d", "plain U-Net (test plan)"), 1.5, Metric.TIME, batch=1,
+               input_size=(1, 64, 64)),
+    )
+
+
+@dataclass(frozen=True)
+class TargetResult:
+    """One row of the results table (`targets.csv` holds these fields)."""
+
+    family: str
+    model: str
+    baseline: str
+    metric: str
+    ratio: float
+    target: str
+    met: bool | None
+    batch: int
+    input: str
+    images_per_s: float
+    baseline_images_per_s: float
+    ms_per_batch: float
+    baseline_ms_per_batch: float
+    spread_pct: float
+    baseline_spread_pct: float
+    params: int
+    baseline_params: int
+    gmacs: float
+    baseline_gmacs: float
+    ops: int
+    baseline_ops: int
+    time_split: str
+    baseline_time_split: str
+    rounds: int
+    threads: int
+    scan_backend: str
+    omp_wait_policy: str
+    load_before: str
+    load_after: str
+    machine: str
+    date: str
+
+    @classmethod
+    def from_csv(cls, row: dict[str, str]) -> TargetResult:
+        values: dict[str, Any] = {}
+        for field in fields(cls):
+            text = row[field.name]
+            if field.type == "bool | None":
+                values[field.name] = None if text == "" else text == "True"
+            elif field.type == "int":
+                values[field.name] = int(text)
+            elif field.type == "float":
+                values[field.name] = float(text)
+            else:
+                values[field.name] = text
+        return cls(**values)
+
+
+def _load() -> str:
+    return ", ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+def _threshold_text(target: Target) -> str:
+    if target.threshold is None:
+        return "-"
+    return f">= {target.threshold:g}x" if target.metric is Metric.SPEED else f"<= {target.threshold:g}x"
+
+
+def _ratio(target: Target, ours: Measurement, theirs: Measurement) -> float:
+    if target.metric is Metric.SPEED:
+        return ours.images_per_s / theirs.images_per_s
+    return ours.ms_median / theirs.ms_median
+
+
+def _met(target: Target, ratio: float) -> bool | None:
+    if target.threshold is None:
+        return None
+    return ratio >= target.threshold if target.metric is Metric.SPEED else ratio <= target.threshold
+
+
+def run_targets(targets: Sequence[Target], rounds: int = 5, warmup: int = 1, machine: str | None = None,
+                progress: bool = True) -> list[TargetResult]:
+    """Time every target's networks (each setting's networks in turn, `rounds` timed forwards each) and return one
+    row per target, in the order given."""
+    load_before = _load()
+    backend = select_backend(torch.device("cpu"), torch.float32).value
+    settings_of = {t.setting: BenchSettings(batch=t.batch, image_size=t.input_size[1:], in_chans=t.input_size[0],
+                                            warmup=warmup, repeats=rounds, track_memory=False) for t in targets}
+    groups: dict[tuple, dict[str, Network]] = {}
+    for t in targets:
+        groups.setdefault(t.setting, {}).update({t.ours.name: t.ours, t.baseline.name: t.baseline})
+    total = sum(len(g) for g in groups.values())
+    bar = tqdm(total=total * (rounds + 1), desc="targets", unit="forward", file=sys.stderr, disable=not progress)
+    measured: dict[tuple, dict[str, Measurement]] = {}
+    described: dict[tuple, dict[str, tuple[float, Any]]] = {}
+    for setting, networks in groups.items():
+        size = setting[1]
+        bar.set_postfix_str(f"building {len(networks)} networks for batch {setting[0]}, {'x'.join(map(str, size))}")
+        models = {name: network.build(size) for name, network in networks.items()}
+        bar.set_postfix_str(f"timing batch {setting[0]}, {'x'.join(map(str, size))}")
+        measured[setting] = measure_alternately(models, settings_of[setting], progress=bar)
+        inputs = torch.randn(setting[0], *size)
+        described[setting] = {}
+        for name, model in models.items():  # after the timing, so that one-time set-up costs are not in the split
+            bar.set_postfix_str(f"counting and profiling {name}")
+            macs = count_flops(model, size, Convention.MACS).total
+            described[setting][name] = (macs / 1e9, time_split(model, inputs))
+            bar.update()
+        del models
+    bar.close()
+    load_after = _load()
+    machine = machine_description("cpu", machine)
+    date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    results = []
+    for t in targets:
+        ours, theirs = measured[t.setting][t.ours.name], measured[t.setting][t.baseline.name]
+        (gmacs, split), (baseline_gmacs, baseline_split) = (described[t.setting][t.ours.name],
+                                                             described[t.setting][t.baseline.name])
+        ratio = _ratio(t, ours, theirs)
+        results.append(TargetResult(
+            family=t.family, model=t.ours.name, baseline=t.baseline.name, metric=t.metric.value,
+            ratio=round(ratio, 4), target=_threshold_text(t), met=_met(t, ratio), batch=t.batch,
+            input="x".join(map(str, t.input_size)), images_per_s=round(ours.images_per_s, 4),
+            baseline_images_per_s=round(theirs.images_per_s, 4), ms_per_batch=round(ours.ms_median, 2),
+            baseline_ms_per_batch=round(theirs.ms_median, 2), spread_pct=round(ours.spread_pct, 1),
+            baseline_spread_pct=round(theirs.spread_pct, 1), params=ours.params, baseline_params=theirs.params,
+            gmacs=round(gmacs, 4), baseline_gmacs=round(baseline_gmacs, 4), ops=split.ops,
+            baseline_ops=baseline_split.ops, time_split=split.text(), baseline_time_split=baseline_split.text(),
+            rounds=rounds, threads=torch.get_num_threads(), scan_backend=backend,
+            omp_wait_policy=os.environ.get("OMP_WAIT_POLICY", "unset"), load_before=load_before,
+            load_after=load_after, machine=machine, date=date,
+        ))
+    return results
+
+
+def _met_text(met: bool | None) -> str:
+    return "-" if met is None else ("yes" if met else "NO")
+
+
+def results_table(results: Iterable[TargetResult], details: bool = True) -> str:
+    """The results as a markdown table; `details` adds MACs, op counts and where ours spends its time."""
+    headers = ["family", "model", "baseline", "batch, input", "images/s", "baseline images/s", "ratio", "target",
+               "met"]
+    right = [False, False, False, True, True, True, True, False, False]
+    if details:
+        headers += ["GMACs / image", "ops / forward", "where ours spends its time"]
+        right += [True, True, False]
+    rows = []
+    for r in results:
+        ratio = f"{r.ratio:.2f}x {'time' if r.metric == Metric.TIME.value else 'speed'}"
+        row = [r.family, r.model, r.baseline, f"{r.batch}, {r.input}", f"{r.images_per_s:.3g}",
+               f"{r.baseline_images_per_s:.3g}", ratio, r.target, _met_text(r.met)]
+        if details:
+            row += [f"{r.gmacs:.3g} vs {r.baseline_gmacs:.3g}", f"{r.ops} vs {r.baseline_ops}", r.time_split]
+        rows.append(row)
+    return markdown_table(headers, rows, right)
+
+
+def conditions(results: Sequence[TargetResult]) -> str:
+    """The sentence that says how and where the results were measured."""
+    first = results[0]
+    return (f"Measured {first.date} on {first.machine}; selective-scan backend `{first.scan_backend}`, "
+            f"{first.threads} threads, OMP_WAIT_POLICY {first.omp_wait_policy}, load average (1, 5, 15 min) "
+            f"{first.load_before} before and {first.load_after} after the run. Float32 CPU inference, eval mode, "
+            f"random weights; median of {first.rounds} forwards per network, the networks of one batch and input size "
+            f"timed in turn. Ratio: ours over the baseline, images/s (`speed`, target a minimum) or time per forward "
+            f"(`time`, target a maximum). GMACs: the `macs` convention (vssm.analysis.flops). Ops: non-view ops "
+            f"dispatched per forward; time split: wall time per kind of op in one forward (vssm.analysis.profile).")
+
+
+def results_markdown(results: Sequence[TargetResult], command: str) -> str:
+    met = [r for r in results if r.met is not None]
+    summary = f"{sum(bool(r.met) for r in met)} of {len(met)} targets met."
+    return (f"# Speed targets\n\n{conditions(results)}\nCommand: `{command}`\n\n{summary}\n\n"
+            f"{results_table(results)}\n")
+
+
+def write_results(results: Sequence[TargetResult], out: Path, command: str, stem: str = "targets") -> tuple[Path, Path]:
+    """`<out>/<stem>.md` (the table, machine and command named) and `<out>/<stem>.csv` (every field)."""
+    out.mkdir(parents=True, exist_ok=True)
+    markdown = out / f"{stem}.md"
+    markdown.write_text(results_markdown(results, command))
+    return markdown, write_csv(out / f"{stem}.csv", [asdict(r) for r in results])
+
+
+def read_results(path: Path) -> list[TargetResult]:
+    """The rows of a `targets.csv`; [] when there is no such file."""
+    if not path.is_file():
+        return []
+    with path.open(newline="") as f:
+        return [TargetResult.from_csv(row) for row in csv.DictReader(f)]

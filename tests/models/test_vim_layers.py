@@ -171,6 +171,21 @@ def test_uneven_coverage_is_averaged_per_token() -> None:
     assert sums.merge_mode is RouteMerge.SUM
 
 
+@pytest.mark.parametrize(("name", "class_token"), [("bidirectional", True), ("cross", False), ("atrous", True)])
+def test_routes_on_the_meta_device_are_the_cpu_routes_moved(name: str, class_token: bool) -> None:
+    cpu = token_routes(scans.get(name), 3, 5, torch.device("cpu"), class_token)
+    meta = token_routes(scans.get(name), 3, 5, torch.device("meta"), class_token)
+    assert meta.gather_index.is_meta and meta.merge_index.is_meta
+    assert meta.gather_index.shape == cpu.gather_index.shape and meta.merge_index.shape == cpu.merge_index.shape
+    assert (meta.length, meta.padded, meta.identity, meta.reversed, meta.adjoint) == (
+        cpu.length, cpu.padded, cpu.identity, cpu.reversed, cpu.adjoint)  # fmt: skip
+    assert isinstance(meta.coverage, int) == isinstance(cpu.coverage, int)
+    if not isinstance(meta.coverage, int):
+        assert meta.coverage.is_meta
+    mixer = MambaMixer(8, num_routes=meta.num_routes, naming=RouteNaming.INDEXED, device="meta")
+    assert mixer(torch.empty(2, meta.length, 8, device="meta"), meta).shape == (2, meta.length, 8)
+
+
 def test_sequence_routes_need_every_token() -> None:
     with pytest.raises(ValueError, match="cannot serve a plain model"):
         SequenceRoutes.build(torch.tensor([[0, 1, -1]]), torch.tensor([[0, 1, -1]]), 4)

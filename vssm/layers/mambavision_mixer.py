@@ -17,7 +17,6 @@ tokens and averaged over the routes that visit each token before the concatenati
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import math
 
@@ -114,14 +113,7 @@ class MambaVisionMixer(SSMCore):
             )
         else:
             height = width = self.window_size
-        if device.type != "meta":
-            return token_routes(self.order, height, width, device)
-        # Route tables are data, built and checked on the CPU; a meta forward (FLOP counts, shapes) needs their shapes.
-        cpu = token_routes(self.order, height, width, torch.device("cpu"))
-        coverage = cpu.coverage if isinstance(cpu.coverage, int) else cpu.coverage.to(device)
-        return dataclasses.replace(
-            cpu, gather_index=cpu.gather_index.to(device), merge_index=cpu.merge_index.to(device), coverage=coverage
-        )
+        return token_routes(self.order, height, width, device)
 
     def forward(self, x: Tensor) -> Tensor:
         """x: (B, L, C) the tokens of B windows in raster order -> (B, L, C)."""

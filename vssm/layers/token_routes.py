@@ -16,6 +16,7 @@ tokens) need IN_SEQUENCE.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import functools
 from dataclasses import dataclass
@@ -83,6 +84,13 @@ class SequenceRoutes:
         adjoint = torch.equal(route, merge_route)
         return cls(sink_index(route, length), merge_index, length, padded, coverage, identity, reversed_, adjoint)
 
+    def to(self, device: torch.device) -> SequenceRoutes:
+        """The same routes with their index tables (and a per-token coverage) on `device`."""
+        coverage = self.coverage if isinstance(self.coverage, int) else self.coverage.to(device)
+        return dataclasses.replace(
+            self, gather_index=self.gather_index.to(device), merge_index=self.merge_index.to(device), coverage=coverage
+        )
+
     @property
     def num_routes(self) -> int:
         return self.gather_index.shape[0]
@@ -137,9 +145,12 @@ def token_routes(
 
     `routing=None` picks IN_SEQUENCE for 1-D orders and FIXED_STEP for 2-D ones (Vim's rule for its bidirectional
     order, LocalMamba's for its windowed ones). Cached per (order, H, W, device, class_token, routing); the tensors
-    are shared, treat them as read-only.
+    are shared, treat them as read-only. On the meta device (shape inference, FLOP counts) the routes are built and
+    checked on the CPU and their tables moved to meta.
     Raises ValueError if the order leaves a token unvisited (it cannot serve a plain model).
     """
+    if device.type == "meta":  # building and checking the tables reads their values
+        return token_routes(order, height, width, torch.device("cpu"), class_token, routing).to(device)
     what = f"scan order {order!r} on a {height} × {width} grid"
     if not class_token:
         return SequenceRoutes.build(

@@ -6,9 +6,18 @@ A card (`model_cards/<family>.md`, written by hand) holds any number of generate
     ...replaced by tools/report.py on every run...
     <!-- /vssm:table -->
 
-Kinds: `flops` (every variant: parameters and FLOPs under each convention, against the published counts) and
-`speed` (the measured variants: CPU throughput and the fast-path check, with the machine named). A card without
-markers gets a generated section appended once, at its end; text outside the markers is never touched.
+Kinds (`vssm.analysis.zoo_report.card_tables` fills them):
+
+* `flops`: every variant's exact parameter and state-tensor counts and FLOPs under each convention, against the
+  published counts;
+* `flops_by_kind`: every variant's MACs split by kind of work (conv, matmul, attention, scan, norm, ...);
+* `targets`: the family's rows of the speed-targets run (`benchmarks/targets.csv`: ratio, target, met, machine,
+  load);
+* `faithfulness`: the family's golden-fixture errors against the original code;
+* `speed`: the measured variants' CPU throughput and fast-path check, with the machine named.
+
+A block whose table cannot be made in a run (no results for that family) is left as it is. A card without markers
+gets a generated section appended once, at its end; text outside the markers is never touched.
 """
 
 from __future__ import annotations
@@ -18,7 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-KINDS = ("flops", "speed")
+KINDS = ("flops", "flops_by_kind", "targets", "faithfulness", "speed")
+APPENDED_KINDS = ("flops", "targets", "faithfulness", "speed")  # the section a card without blocks gets
 END = "<!-- /vssm:table -->"
 _BLOCK = re.compile(
     r"(?P<start><!-- vssm:table:(?P<kind>[a-z_]+)(?::(?P<family>[a-z0-9_]+))? -->\n)(?P<body>.*?)(?P<end>"
@@ -74,7 +84,7 @@ def refresh_card(path: str | Path, table: Callable[[str, str], str | None], appe
     original = path.read_text()
     text, appended = original, False
     if append and not _BLOCK.search(text):
-        blocks = "\n\n".join(f"{start_marker(kind)}\n{END}" for kind in KINDS)
+        blocks = "\n\n".join(f"{start_marker(kind)}\n{END}" for kind in APPENDED_KINDS)
         text = text.rstrip("\n") + SECTION + "\n" + blocks + "\n"
         appended = True
     text, refreshed, skipped = refresh_text(text, family, table)

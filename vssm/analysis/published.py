@@ -128,6 +128,7 @@ def round_to(value: float, digits: int) -> float:
 
 
 _VMAMBA = "VMamba README / spec vmamba.md §6 (derived from the fvcore rule)"
+_VMAMBA_CODE = "VMamba's root vmamba.py, a comment on T[s1l8] (an exact integer)"
 _MV = "MambaVision README (ptflops) / spec mambavision.md §7 (derived Conv+Linear MACs)"
 _VIM = "spec vim.md §6: VMamba's analyze/analyze_for_vim.py"
 _LOCAL = "LocalMamba README / spec localmamba.md §9"
@@ -136,8 +137,8 @@ PUBLISHED_COUNTS: dict[str, PublishedCount] = {
     "vim_tiny": PublishedCount("1.605", _VIM),
     "vim_small": PublishedCount("5.3015", _VIM),
     "vim_base": PublishedCount("18.97", _VIM),
-    "vmamba_tiny": PublishedCount("4.9", "VMamba root vmamba.py comment (T[s1l8])", exact=4_905_609_984),
-    "vmamba_tiny_s1l8": PublishedCount("4.9", "VMamba root vmamba.py comment", exact=4_905_609_984),
+    "vmamba_tiny": PublishedCount("4.9", _VMAMBA_CODE, exact=4_905_609_984),
+    "vmamba_tiny_s1l8": PublishedCount("4.9", _VMAMBA_CODE, exact=4_905_609_984),
     "vmamba_tiny_s2l5": PublishedCount("4.9", _VMAMBA, derived="4.858"),
     "vmamba_small": PublishedCount("8.7", _VMAMBA, derived="8.716"),
     "vmamba_small_s2l15": PublishedCount("8.7", _VMAMBA, derived="8.716"),

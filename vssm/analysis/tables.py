@@ -59,3 +59,8 @@ def machine_description(device: torch.device | str = "cpu", label: str | None = 
     runtime = (f"torch {torch.__version__}, timm {timm.__version__}, {torch.get_num_threads()} threads, "
                f"Python {platform.python_version()}")
     return f"{label} ({hardware}; {runtime})"
+
+
+def load_average() -> str:
+    """The machine's load average over 1, 5 and 15 minutes, as '0.52, 0.61, 0.70'."""
+    return ", ".join(f"{v:.2f}" for v in os.getloadavg())

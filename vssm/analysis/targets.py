@@ -35,7 +35,7 @@ from vssm.analysis import zoo
 from vssm.analysis.benchmark import BenchSettings, Measurement, measure_alternately
 from vssm.analysis.flops import Convention, count_flops
 from vssm.analysis.profile import time_split
-from vssm.analysis.tables import machine_description, markdown_table, write_csv
+from vssm.analysis.tables import load_average, machine_description, markdown_table, write_csv
 from vssm.models.umamba import MambaPlacement, UMamba
 
 
@@ -194,10 +194,6 @@ class TargetResult:
         return cls(**values)
 
 
-def _load() -> str:
-    return ", ".join(f"{v:.2f}" for v in os.getloadavg())
-
-
 def _threshold_text(target: Target) -> str:
     if target.threshold is None:
         return "-"
@@ -220,7 +216,7 @@ def run_targets(targets: Sequence[Target], rounds: int = 5, warmup: int = 1, mac
                 progress: bool = True) -> list[TargetResult]:
     """Time every target's networks (each setting's networks in turn, `rounds` timed forwards each) and return one
     row per target, in the order given."""
-    load_before = _load()
+    load_before = load_average()
     backend = select_backend(torch.device("cpu"), torch.float32).value
     settings_of = {t.setting: BenchSettings(batch=t.batch, image_size=t.input_size[1:], in_chans=t.input_size[0],
                                             warmup=warmup, repeats=rounds, track_memory=False) for t in targets}
@@ -246,7 +242,7 @@ def run_targets(targets: Sequence[Target], rounds: int = 5, warmup: int = 1, mac
             bar.update()
         del models
     bar.close()
-    load_after = _load()
+    load_after = load_average()
     machine = machine_description("cpu", machine)
     date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     results = []
@@ -306,10 +302,14 @@ def conditions(results: Sequence[TargetResult]) -> str:
             f"dispatched per forward; time split: wall time per kind of op in one forward (vssm.analysis.profile).")
 
 
+def met_summary(results: Iterable[TargetResult]) -> str:
+    """'N of M targets met.' (reference rows, without a target, not counted)."""
+    met = [r.met for r in results if r.met is not None]
+    return f"{sum(met)} of {len(met)} targets met."
+
+
 def results_markdown(results: Sequence[TargetResult], command: str) -> str:
-    met = [r for r in results if r.met is not None]
-    summary = f"{sum(bool(r.met) for r in met)} of {len(met)} targets met."
-    return (f"# Speed targets\n\n{conditions(results)}\nCommand: `{command}`\n\n{summary}\n\n"
+    return (f"# Speed targets\n\n{conditions(results)}\nCommand: `{command}`\n\n{met_summary(results)}\n\n"
             f"{results_table(results)}\n")
 
 
@@ -322,8 +322,13 @@ def write_results(results: Sequence[TargetResult], out: Path, command: str, stem
 
 
 def read_results(path: Path) -> list[TargetResult]:
-    """The rows of a `targets.csv`; [] when there is no such file."""
+    """The rows of a `targets.csv`; [] when there is no such file, ValueError when it lacks a column."""
     if not path.is_file():
         return []
     with path.open(newline="") as f:
-        return [TargetResult.from_csv(row) for row in csv.DictReader(f)]
+        reader = csv.DictReader(f)
+        missing = [field.name for field in fields(TargetResult) if field.name not in (reader.fieldnames or ())]
+        if missing:
+            raise ValueError(f"{path}: expected the columns benchmarks/targets.py writes, missing {', '.join(missing)} "
+                             "(an older results file? re-run python benchmarks/targets.py)")
+        return [TargetResult.from_csv(row) for row in reader]

@@ -3,16 +3,19 @@ check and CPU throughput, as `reports/zoo.md` (+ CSV, PNG) and as the generated 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 
 import timm
 
 from vssm.analysis import published, zoo
 from vssm.analysis.benchmark import BenchSettings, Measurement, measure
+from vssm.analysis.counting import Category
+from vssm.analysis.faithfulness import Faithfulness, faithfulness_markdown
 from vssm.analysis.fastpath import FastPathCheck, check_fast_path, small_input_size
 from vssm.analysis.flops import CONVENTION_TEXT, Convention, count_conventions
 from vssm.analysis.tables import markdown_table
+from vssm.analysis.targets import TargetResult, conditions, met_summary, results_table
 
 
 @dataclass(frozen=True)
@@ -24,7 +27,9 @@ class Entry:
     family: str
     input_size: tuple[int, int, int]
     params: int
+    state_tensors: int
     macs: int
+    macs_by_kind: dict[str, int]
     full: int
     original: int | None
     counter: published.PublishedCounter | None
@@ -58,7 +63,9 @@ def count_entry(name: str, cache: dict[tuple[str, tuple[int, int, int]], Entry] 
         family=family,
         input_size=size,
         params=results[Convention.MACS].params,
+        state_tensors=len(model.state_dict()),
         macs=results[Convention.MACS].total,
+        macs_by_kind=results[Convention.MACS].by_category,
         full=results[Convention.FULL].total,
         original=original,
         counter=counter,
@@ -128,6 +135,14 @@ def choose_table(entries: Iterable[Entry]) -> str:
     return markdown_table(headers, rows, right=[False, False, True, True, True, True, True, True, True, False])
 
 
+def _agreement(entry: Entry) -> str:
+    if entry.counter is None:
+        return "no original counter mirrored"
+    if entry.reference is None:
+        return "not published"
+    return (entry.agreement or "-") + (f" ({entry.reference.note})" if entry.reference.note else "")
+
+
 def published_table(entries: Iterable[Entry]) -> str:
     """Ours under each family's original counter against what the authors published."""
     headers = ["model", "original counter", "ours (GMACs)", "published (printed)", "published (most precise)",
@@ -139,29 +154,41 @@ def published_table(entries: Iterable[Entry]) -> str:
         ref = e.reference
         ours = f"{e.original:,}" if ref and ref.exact is not None else f"{e.original / 1e9:.6g}"
         delta = f"{100 * (e.original / 1e9 / float(ref.reference) - 1):+.2f} %" if ref else "-"
-        verdict = (e.agreement or "") + (f" ({ref.note})" if ref and ref.note else "") if ref else "not published"
         rows.append([e.name, e.counter.name, ours, ref.printed if ref else "-", ref.reference if ref else "-", delta,
-                     verdict])
+                     _agreement(e)])
     return markdown_table(headers, rows, right=[False, False, True, True, True, True, False])
 
 
 def flops_card_table(entries: Iterable[Entry]) -> str:
-    """A card's `flops` block: every variant of one family."""
+    """A card's `flops` block: every variant of one family (exact parameter and state-tensor counts)."""
     entries = list(entries)
     counters = {e.counter for e in entries if e.counter is not None}
-    headers = ["model", "input", "params (M)", "GMACs (macs)", "GFLOPs (full)"]
+    headers = ["model", "input", "params", "state tensors", "GMACs (macs)", "GFLOPs (full)"]
     if counters:
         headers += ["GMACs (original counter)", "published", "agreement"]
     rows = []
     for e in entries:
-        row = [e.name, _size(e), f"{e.params / 1e6:.2f}", _g(e.macs), _g(e.full)]
+        row = [e.name, _size(e), f"{e.params:,}", e.state_tensors, _g(e.macs), _g(e.full)]
         if counters:
-            row += [_g(e.original), e.reference.printed if e.reference else "-",
-                    (e.agreement or "not published") if e.counter else "no original counter mirrored"]
+            row += [_g(e.original), e.reference.printed if e.reference else "-", _agreement(e)]
         rows.append(row)
     notes = [f"- `macs`: {CONVENTION_TEXT[Convention.MACS]}.", f"- `full`: {CONVENTION_TEXT[Convention.FULL]}."]
     notes += [f"- original counter, {c.name}: {c.description}." for c in sorted(counters, key=lambda c: c.name)]
-    return markdown_table(headers, rows, right=[False, *[True] * (len(headers) - 1)]) + "\n\n" + "\n".join(notes)
+    published_notes = sorted({f"- published: {e.reference.source}." for e in entries if e.reference})
+    return markdown_table(headers, rows, right=[False, *[True] * (len(headers) - 1)]) + "\n\n" + "\n".join(
+        notes + published_notes)
+
+
+def flops_by_kind_card_table(entries: Iterable[Entry]) -> str:
+    """A card's `flops_by_kind` block: each variant's `macs` count split by kind of work (GMACs)."""
+    entries = list(entries)
+    kinds = [k.value for k in Category if any(e.macs_by_kind.get(k.value) for e in entries)]
+    headers = ["model", "input", *kinds, "total"]
+    rows = [[e.name, _size(e), *(_g(e.macs_by_kind.get(k, 0)) for k in kinds), _g(e.macs)] for e in entries]
+    return (markdown_table(headers, rows, right=[False, *[True] * (len(headers) - 1)])
+            + "\n\nGMACs per image under the `macs` convention by kind of work: conv (convolutions), matmul (linear "
+            "layers and matrix products), attention (both products of scaled dot-product attention), scan (the "
+            "selective scan), norm, pool, resample.")
 
 
 def speed_card_table(entries: Iterable[Entry], machine: str, settings_text: str) -> str | None:
@@ -175,15 +202,32 @@ def speed_card_table(entries: Iterable[Entry], machine: str, settings_text: str)
     return f"Machine: {machine}. {settings_text}\n\n{table}"
 
 
-def card_tables(entries: list[Entry], machine: str, settings_text: str) -> Callable[[str, str], str | None]:
+def targets_markdown(results: Sequence[TargetResult], source: str) -> str | None:
+    """Speed-targets rows read from `source` (a `targets.csv`): how they were measured, how many targets are met,
+    the table; None without rows."""
+    if not results:
+        return None
+    return (f"From `{source}` (`python benchmarks/targets.py`). {conditions(results)}\n\n{met_summary(results)}\n\n"
+            f"{results_table(results)}")
+
+
+def card_tables(entries: list[Entry], machine: str, settings_text: str, targets: Sequence[TargetResult] = (),
+                targets_source: str = "benchmarks/targets.csv",
+                faithfulness: Sequence[Faithfulness] = ()) -> Callable[[str, str], str | None]:
     """The `table(kind, family)` callback of `vssm.analysis.cards`; None for a kind or family it cannot fill."""
 
     def table(kind: str, family: str) -> str | None:
+        if kind == "targets":
+            return targets_markdown([r for r in targets if r.family == family], targets_source)
+        if kind == "faithfulness":
+            return faithfulness_markdown([r for r in faithfulness if r.family == family])
         mine = [e for e in entries if e.family == family]
         if not mine:
             return None
         if kind == "flops":
             return flops_card_table(mine)
+        if kind == "flops_by_kind":
+            return flops_by_kind_card_table(mine)
         if kind == "speed":
             return speed_card_table(mine, machine, settings_text)
         return None

@@ -1,14 +1,18 @@
 """Classification checkpoints: reading the originals' files weights-only, choosing model or EMA weights, and our
 training checkpoint format.
 
-Formats read (no code from the file runs; `torch.load(weights_only=True)` with the two config classes the originals
-embed allow-listed as plain containers):
+Formats read (no code from the file runs: `torch.load(weights_only=True)` with the config classes the originals
+embed and nnU-Net's numpy scalars allow-listed as plain data; the reader and the weight selection are
+`vssm.models._checkpoint`'s, which the families' checkpoint loading shares):
 
 - DeiT-style training checkpoints (Vim, LocalVim): `{'model', 'model_ema', 'optimizer', ..., 'args': Namespace}`
 - Swin-style training checkpoints (VMamba): `{'model', 'model_ema', ..., 'config': yacs CfgNode}`
 - timm-style checkpoints (MambaVision, ours): `{'state_dict', 'state_dict_ema', ..., 'args'}`; LocalMamba's
   `{'state_dict'}` and `{'model', 'ema_model'}`
+- nnU-Net checkpoints (U-Mamba): `{'network_weights', 'optimizer_state', ..., 'logging', 'init_args'}`
 - bare state dicts (`.pth`, `.pt`, `.bin`) and `.safetensors` files
+
+EMA weights are used only when asked for (`select_weights(..., ema=True)`, the tools' `--ema`).
 
 The family's `checkpoint_filter_fn` (applied by timm when the weights are loaded) then converts key names.
 
@@ -19,10 +23,7 @@ pretrained_cfg_overlay=dict(file=PATH))` reads it too, plus what rebuilds the mo
 
 from __future__ import annotations
 
-import argparse
 import os
-import pickle
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,81 +31,32 @@ from typing import Any
 
 import timm
 import torch
-from safetensors.torch import load_file
-from timm.models import clean_state_dict
-from torch import Tensor, nn
+from torch import nn
 
 from .analysis.zoo import check_input_size, resolve_names
+from .models._checkpoint import EMA_KEYS, MODEL_KEYS, read_checkpoint, select_weights
+
+__all__ = [
+    "EMA_KEYS",
+    "MODEL_KEYS",
+    "VSSM_FORMAT",
+    "LoadedClassifier",
+    "is_vssm_checkpoint",
+    "load_classifier",
+    "model_kwargs_for_size",
+    "read_checkpoint",
+    "save_train_checkpoint",
+    "select_weights",
+]
 
 VSSM_FORMAT = "vssm.classification/1"
-MODEL_KEYS = ("model", "state_dict")
-EMA_KEYS = ("model_ema", "state_dict_ema", "ema_model")
 # Our checkpoint's entries that only resuming needs.
 _TRAINING_STATE = ("state_dict", "state_dict_ema", "optimizer", "scaler")
-# Config objects the originals pickle into their training checkpoints, read as plain containers.
-_SAFE_GLOBALS = [argparse.Namespace, (OrderedDict, "yacs.config.CfgNode")]
-
-
-def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """The contents of a checkpoint file, read weights-only (a `.safetensors` file gives its state dict).
-
-    Raises FileNotFoundError for a missing file and ValueError for a file that is not a weights-only checkpoint.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path}: no such file")
-    if path.suffix == ".safetensors":
-        return load_file(path, device="cpu")
-    try:
-        with torch.serialization.safe_globals(_SAFE_GLOBALS):
-            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        try:
-            unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
-        except (ValueError, RuntimeError, pickle.UnpicklingError):
-            raise ValueError(f"checkpoint {path}: not a PyTorch checkpoint ({exc})") from None
-        raise ValueError(
-            f"checkpoint {path}: holds objects other than tensors and plain containers ({', '.join(unsafe) or exc}); "
-            "only weights-only checkpoints are read (re-save its state dict with torch.save(model.state_dict()))"
-        ) from None
-    except RuntimeError as exc:  # not a torch.save file (a truncated download, a text file)
-        raise ValueError(f"checkpoint {path}: not a PyTorch checkpoint ({exc})") from None
-    if not isinstance(checkpoint, Mapping):
-        raise ValueError(f"checkpoint {path}: expected a dict (a state dict or a training checkpoint), "
-                         f"got {type(checkpoint).__name__}")
-    return dict(checkpoint)
 
 
 def is_vssm_checkpoint(checkpoint: Mapping[str, Any]) -> bool:
     """Whether `checkpoint` was written by `save_train_checkpoint`."""
     return checkpoint.get("format") == VSSM_FORMAT
-
-
-def select_weights(checkpoint: Mapping[str, Any], ema: bool = False, what: str = "checkpoint") -> tuple[dict, str]:
-    """The state dict to evaluate and the key it came from ('' for a bare state dict).
-
-    `ema=False` takes the model weights (`model`, `state_dict`: what the originals' validation reports),
-    `ema=True` the EMA weights (`model_ema`, `state_dict_ema`, `ema_model`); asking for EMA weights a checkpoint
-    does not have is a ValueError listing its keys. A DDP `module.` prefix is removed.
-    """
-    keys = EMA_KEYS if ema else MODEL_KEYS
-    found = next((k for k in keys if isinstance(checkpoint.get(k), Mapping)), None)
-    if found is None:
-        nested = [k for k, v in checkpoint.items() if isinstance(v, Mapping)]
-        tensors = [k for k, v in checkpoint.items() if isinstance(v, Tensor)]
-        if ema or not tensors:
-            kind = "EMA weights" if ema else "model weights"
-            raise ValueError(
-                f"{what}: no {kind}: expected one of {list(keys)} (or a bare state dict), found keys {nested[:8]}"
-                + (f" and {len(tensors)} tensors" if tensors else "")
-            )
-        state_dict, found = checkpoint, ""
-    else:
-        state_dict = checkpoint[found]
-    weights = {k: v for k, v in state_dict.items() if isinstance(v, Tensor)}
-    if not weights:
-        raise ValueError(f"{what}: {found or 'the state dict'} holds no tensors")
-    return clean_state_dict(weights), found
 
 
 def save_train_checkpoint(path: str | os.PathLike, **fields: Any) -> Path:

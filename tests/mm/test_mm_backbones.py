@@ -17,9 +17,8 @@ from mmengine.runner import load_checkpoint
 from timm.layers import DropPath, resample_abs_pos_embed
 from torch import nn
 
-from vssm.checkpoints import save_train_checkpoint
+from vssm.checkpoints import read_checkpoint, save_train_checkpoint
 from vssm.mm import MambaVisionBackbone, UMambaBackbone, VimBackbone, VMambaBackbone, VSSMBackbone
-from vssm.models.umamba import load_nnunet_checkpoint
 
 pytestmark = pytest.mark.mm
 
@@ -206,7 +205,7 @@ def test_umamba_nnunet_checkpoint_is_the_whole_network(tmp_path: Path) -> None:
     checkpoint, x, _ = _fixture("umamba_bot_2d_test")
     path = tmp_path / "checkpoint_final.pth"
     torch.save(checkpoint, path)
-    assert load_nnunet_checkpoint(path).keys() == checkpoint.keys()
+    assert read_checkpoint(path).keys() == checkpoint.keys()
     backbone = _build("UMambaBackbone", "test_umamba_bot_2d", init_cfg=dict(type="Pretrained", checkpoint=str(path)))
     backbone.init_weights()
     backbone.eval()

@@ -17,7 +17,8 @@ from vmamba_official import ALIASES, RELEASED, TENSOR_COUNTS, Shapes, official_s
 from yacs.config import CfgNode
 
 import vssm
-from vssm.models.vmamba import checkpoint_filter_fn, describe_checkpoint, load_checkpoint
+from vssm.checkpoints import read_checkpoint
+from vssm.models.vmamba import checkpoint_filter_fn, describe_checkpoint
 
 # ----------------------------------------------------------------------------- the released layouts, as transforms
 
@@ -131,7 +132,7 @@ def test_pretrained_file_loads_a_training_checkpoint_weights_only(tmp_path) -> N
     torch.save(training_checkpoint(golden.state_dict, ema), path)
     with pytest.raises(Exception, match="Weights only load failed"):
         torch.load(path, weights_only=True)
-    assert isinstance(load_checkpoint(path)["config"], dict)
+    assert isinstance(read_checkpoint(path)["config"], dict)
     overlay = dict(file=str(path), custom_load=True)  # timm resets custom_load for a user-given file unless set
 
     model = timm.create_model("test_vmamba", pretrained=True, pretrained_cfg_overlay=overlay).eval()

@@ -119,9 +119,9 @@ def predict(trainer, trainer_class, raw: Path) -> dict:
     from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 
-    from vssm.models.umamba import load_nnunet_checkpoint
+    from vssm.checkpoints import read_checkpoint
 
-    checkpoint = load_nnunet_checkpoint(Path(trainer.output_folder) / "checkpoint_final.pth")
+    checkpoint = read_checkpoint(Path(trainer.output_folder) / "checkpoint_final.pth")
     network = trainer_class.build_network_architecture(
         trainer.plans_manager, trainer.configuration_manager, 1, trainer.label_manager.num_segmentation_heads,
         enable_deep_supervision=False,

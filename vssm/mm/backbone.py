@@ -10,7 +10,7 @@ contract, overrides a hook (see `vssm/mm/families.py`):
     plain               single-stride network: the multi-scale adapter `fpn1..fpn4` (strides 4/8/16/32)
     head_keys           classification-only checkpoint prefixes under legacy names, dropped on load
     hooks               build_network, network_features, feature_info, prune_network, network_group_matcher,
-                        network_no_weight_decay, read_checkpoint
+                        network_no_weight_decay
 
 The backbone holds the network's own modules and parameters as its children (the network object stays outside the
 module tree and runs its methods on them), so parameter names and checkpoint keys are the original wrappers':
@@ -188,8 +188,6 @@ class VSSMBackbone(BaseModule):
     def network_no_weight_decay(self) -> set[str]:
         return set(self._net.no_weight_decay())
 
-    read_checkpoint = staticmethod(read_checkpoint)
-
     # ------------------------------------------------------------------------------------------------- validation
 
     @classmethod
@@ -348,7 +346,7 @@ class VSSMBackbone(BaseModule):
         """Load an official classification checkpoint, a vssm one, or (with `prefix='backbone.'`) a detector's or
         segmentor's, converted by the family's filter. Only the adapter's own modules (out norms, multi-scale adapter)
         may be absent from the checkpoint; any other mismatch raises ValueError."""
-        weights = state_dict_of(self.read_checkpoint(resolve_checkpoint(source)), prefix)
+        weights = state_dict_of(read_checkpoint(resolve_checkpoint(source)), prefix)
         adapter = {k: v for k, v in weights.items() if k.startswith(self._adapter_prefixes)}
         network = {k: v for k, v in weights.items()
                    if not k.startswith(self._adapter_prefixes) and not k.startswith(self._pruned_prefixes)}

@@ -1,8 +1,9 @@
 """Finding the checkpoint a dense backbone starts from (a local file or a URL) and its weights in any wrapper layout.
 
-Files are read weights-only by `vssm.checkpoints.read_checkpoint` (the originals' training checkpoints, ours,
-safetensors). The weights are then taken from the usual wrapper keys and, as mmengine's `Pretrained` init does, from
-under a key `prefix` (`'backbone.'` for a detector or segmentor checkpoint).
+Files are read weights-only by `vssm.checkpoints.read_checkpoint` (the originals' training checkpoints, ours, nnU-Net's,
+safetensors). The model weights are then chosen by `vssm.checkpoints.select_weights` (never the EMA copy) and, as
+mmengine's `Pretrained` init does, taken from under a key `prefix` (`'backbone.'` for a detector or segmentor
+checkpoint).
 """
 
 from __future__ import annotations
@@ -15,10 +16,9 @@ from urllib.parse import urlparse
 import torch
 from torch import Tensor
 
-__all__ = ["is_url", "resolve_checkpoint", "state_dict_of"]
+from vssm.checkpoints import select_weights
 
-# Where the original training scripts, vssm's train_cls.py and MMEngine's runner keep the model weights.
-_WEIGHT_KEYS = ("state_dict", "model", "network_weights")
+__all__ = ["is_url", "resolve_checkpoint", "state_dict_of"]
 
 
 def is_url(source: str | os.PathLike) -> bool:
@@ -41,14 +41,10 @@ def resolve_checkpoint(source: str | os.PathLike) -> Path:
 
 
 def state_dict_of(checkpoint: Mapping, prefix: str | None = None) -> dict[str, Tensor]:
-    """The tensors of a checkpoint: unwrapped from `state_dict` / `model` / `network_weights`, a DDP `module.` and a
-    common `model.` prefix stripped, and with `prefix` only the keys under it, the prefix removed (ValueError if none
-    is)."""
-    for key in _WEIGHT_KEYS:
-        if isinstance(checkpoint.get(key), Mapping):
-            checkpoint = checkpoint[key]
-            break
-    weights = {k.removeprefix("module."): v for k, v in checkpoint.items() if isinstance(v, Tensor)}
+    """The model weights of a checkpoint (`select_weights`: `model` / `state_dict` / `network_weights` or a bare state
+    dict, DDP and torch.compile prefixes stripped), a common `model.` prefix stripped, and with `prefix` only the keys
+    under it, the prefix removed (ValueError if none is)."""
+    weights, _ = select_weights(checkpoint)
     if weights and all(k.startswith("model.") for k in weights):
         # Hugging Face trust_remote_code wrappers hold the network as `self.model` (MambaVision's releases).
         weights = {k.removeprefix("model."): v for k, v in weights.items()}

@@ -11,7 +11,7 @@ Adding a family (e.g. LocalMamba) is one entry here plus its configs:
 and, for what differs from the timm feature contract, a class attribute or hook: `plain = True` (single-stride
 network: Vim's multi-scale adapter), `out_norm = False`, `out_norm_name = "outnorm_{}"` (LocalVim's keys),
 `default_kwargs`, `head_keys`, `network_features`, `build_network`, `feature_info`, `prune_network`,
-`network_group_matcher`, `network_no_weight_decay`, `read_checkpoint` (see `VSSMBackbone`).
+`network_group_matcher`, `network_no_weight_decay` (see `VSSMBackbone`).
 """
 
 from __future__ import annotations
@@ -171,7 +171,6 @@ class UMambaBackbone(VSSMBackbone):
     models = ("umamba_*", "test_umamba_*")
     out_norm = False
     checkpoint_filter = staticmethod(umamba.checkpoint_filter_fn)
-    read_checkpoint = staticmethod(umamba.load_nnunet_checkpoint)
 
     @classmethod
     def build_network(cls, model: str, kwargs: dict[str, Any]) -> umamba.UMamba:

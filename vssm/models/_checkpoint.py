@@ -1,10 +1,141 @@
-"""Checking a converted checkpoint against a model before `load_state_dict`, with a message a user can act on."""
+"""One checkpoint-loading story for every family: read weights-only, take the model weights, convert, check.
+
+1. `read_checkpoint(path)`: a file's contents with `torch.load(weights_only=True)` (or safetensors). The config
+   objects the originals pickle into their training checkpoints (argparse `Namespace`, yacs `CfgNode` read as a
+   plain `OrderedDict`) and the numpy scalars of nnU-Net's training log are allow-listed as plain data; nothing
+   else is unpickled.
+2. `select_weights(checkpoint, ema=False)`: the model weights of a training checkpoint (`model`, `state_dict`,
+   nnU-Net's `network_weights`) or a bare state dict, wrapper prefixes removed. EMA weights (`model_ema`,
+   `state_dict_ema`, `ema_model`) only with `ema=True`: a checkpoint that holds nothing else is a ValueError saying
+   so, never a silent substitute.
+3. The family's `checkpoint_filter_fn` renames the original's keys to ours.
+4. `check_fits` / `check_variant_fits`: a converted state dict that does not fit the model is a ValueError naming the
+   model variant, the checkpoint's (when it can be told) and the first missing, unexpected and mis-shaped keys.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import argparse
+import os
+import pickle
+import re
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
+import numpy as np
+import torch
+from safetensors.torch import load_file
 from torch import Tensor, nn
+
+__all__ = [
+    "EMA_KEYS",
+    "MODEL_KEYS",
+    "check_fits",
+    "check_variant_fits",
+    "model_name",
+    "read_checkpoint",
+    "rename_key",
+    "select_weights",
+]
+
+MODEL_KEYS = ("model", "state_dict", "network_weights")
+EMA_KEYS = ("model_ema", "state_dict_ema", "ema_model")
+# Prefixes wrappers add to every key of the network they hold: DDP (`module.`) and torch.compile (`_orig_mod.`).
+_WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+
+_NUMPY_CORE = getattr(np, "_core", None) or np.core
+_NUMPY_DTYPES = ("Float16DType", "Float32DType", "Float64DType", "Int32DType", "Int64DType", "BoolDType")
+_SAFE_GLOBALS = [
+    argparse.Namespace,  # DeiT-style training checkpoints (Vim, LocalVim): `args`
+    (OrderedDict, "yacs.config.CfgNode"),  # Swin-style training checkpoints (VMamba): `config`
+    _NUMPY_CORE.multiarray.scalar,  # nnU-Net's `logging` entry (U-Mamba): numpy scalars
+    np.dtype,
+    *(getattr(np.dtypes, name) for name in _NUMPY_DTYPES),
+]
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """The contents of a checkpoint file, read weights-only (a `.safetensors` file gives its state dict).
+
+    Raises FileNotFoundError for a missing file and ValueError for a file that is not a weights-only checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path}: no such file")
+    if path.suffix == ".safetensors":
+        return load_file(path, device="cpu")
+    try:
+        with torch.serialization.safe_globals(_SAFE_GLOBALS):
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        try:
+            unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+        except (ValueError, RuntimeError, pickle.UnpicklingError):
+            raise ValueError(f"checkpoint {path}: not a PyTorch checkpoint ({exc})") from None
+        raise ValueError(
+            f"checkpoint {path}: holds objects other than tensors and plain containers ({', '.join(unsafe) or exc}); "
+            "only weights-only checkpoints are read (re-save its state dict with torch.save(model.state_dict()))"
+        ) from None
+    except RuntimeError as exc:  # not a torch.save file (a truncated download, a text file)
+        raise ValueError(f"checkpoint {path}: not a PyTorch checkpoint ({exc})") from None
+    if not isinstance(checkpoint, Mapping):
+        raise ValueError(f"checkpoint {path}: expected a dict (a state dict or a training checkpoint), "
+                         f"got {type(checkpoint).__name__}")
+    return dict(checkpoint)
+
+
+def _strip_wrappers(key: str) -> str:
+    # Any number, in any order: LocalMamba's training checkpoints nest DDP twice (`module.module.`), which timm's
+    # `clean_state_dict` (one of each) leaves half-stripped.
+    while key.startswith(_WRAPPER_PREFIXES):
+        key = key.split(".", 1)[1]
+    return key
+
+
+def select_weights(
+    checkpoint: Mapping[str, Any], ema: bool = False, what: str = "checkpoint"
+) -> tuple[dict[str, Tensor], str]:
+    """The state dict to load and the key it came from ('' for a bare state dict).
+
+    `ema=False` takes the model weights (`model`, `state_dict`, `network_weights`: what the originals' validation
+    reports), `ema=True` the EMA weights (`model_ema`, `state_dict_ema`, `ema_model`). Asking for weights a checkpoint
+    does not have is a ValueError listing its keys. DDP `module.` and torch.compile `_orig_mod.` prefixes are removed.
+    """
+    keys = EMA_KEYS if ema else MODEL_KEYS
+    found = next((k for k in keys if isinstance(checkpoint.get(k), Mapping)), None)
+    if found is None:
+        nested = [k for k, v in checkpoint.items() if isinstance(v, Mapping)]
+        tensors = [k for k, v in checkpoint.items() if isinstance(v, Tensor)]
+        if ema or not tensors:
+            kind = "EMA weights" if ema else "model weights"
+            ema_only = [k for k in EMA_KEYS if k in nested] if not ema else []
+            hint = (f"; it holds EMA weights ({', '.join(ema_only)}): select them explicitly (vssm.checkpoints."
+                    "select_weights(checkpoint, ema=True), the tools' --ema)") if ema_only else ""
+            raise ValueError(
+                f"{what}: no {kind}: expected one of {list(keys)} (or a bare state dict), found keys {nested[:8]}"
+                + (f" and {len(tensors)} tensors" if tensors else "") + hint
+            )
+        state_dict, found = checkpoint, ""
+    else:
+        state_dict = checkpoint[found]
+    weights = {_strip_wrappers(k): v for k, v in state_dict.items() if isinstance(v, Tensor)}
+    if not weights:
+        raise ValueError(f"{what}: {found or 'the state dict'} holds no tensors")
+    return weights, found
+
+
+def rename_key(key: str, renames: Iterable[tuple[re.Pattern[str], str]]) -> str:
+    """`key` with every (pattern, replacement) of `renames` substituted, in order."""
+    for pattern, replacement in renames:
+        key = pattern.sub(replacement, key)
+    return key
+
+
+def model_name(model: nn.Module) -> str:
+    """The registered name a model was built as (its pretrained config's `architecture`), else its class name."""
+    return (getattr(model, "pretrained_cfg", None) or {}).get("architecture") or type(model).__name__
 
 
 def check_fits(
@@ -22,3 +153,26 @@ def check_fits(
     parts = [f"{name}: {items[:5]}{' ...' if len(items) > 5 else ''}" for name, items in found if items]
     if parts:
         raise ValueError(f"{what}: " + "; ".join(parts))
+
+
+def check_variant_fits(
+    state_dict: Mapping[str, Tensor],
+    model: nn.Module,
+    describe_checkpoint: Callable[[Mapping[str, Tensor]], dict],
+    summary: Callable[[dict], str],
+    variants: Mapping[str, dict],
+    ignore: Sequence[str],
+) -> None:
+    """`check_fits` with a message naming both networks: the model's architecture and the checkpoint's, read from
+    its keys and shapes by `describe_checkpoint`, with the registered variants (`variants`: name -> architecture)
+    it equals. `summary` writes an architecture for the message. For the mix-ups of variants that differ only in
+    depths or widths (VMamba's s1l8 vs s2l5)."""
+    what = f"checkpoint does not fit {model_name(model)} ({summary(describe_checkpoint(model.state_dict()))})"
+    try:
+        arch = describe_checkpoint(state_dict)
+    except (KeyError, ValueError):  # not this family's layout: check_fits lists the keys
+        arch = None
+    if arch is not None:
+        same = [name for name, variant in variants.items() if variant == arch]
+        what += f"; the checkpoint is {summary(arch)}" + (f" = {', '.join(same)}" if same else "")
+    check_fits(state_dict, model, what, ignore=ignore)

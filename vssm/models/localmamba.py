@@ -44,7 +44,7 @@ from vssm.layers.ssm_core import RouteNaming
 from vssm.layers.token_pos_embed import resample_pos_embed_with_middle_token
 from vssm.layers.token_routes import ClassTokenRouting, SequenceRoutes
 from vssm.models import _localmamba_directions as tables
-from vssm.models._checkpoint import check_fits
+from vssm.models._checkpoint import check_fits, model_name, rename_key, select_weights
 from vssm.models.vim import VisionMamba
 from vssm.models.vmamba import Downsample, Stem, VMamba
 
@@ -335,28 +335,11 @@ class LocalVMamba(VMamba):
 
 # ---------------------------------------------------------------------------------------------------- checkpoints
 
-_WRAPPERS = ("state_dict", "model", "ema_model", "model_ema", "state_dict_ema")
 _SEARCH_KEY = re.compile(r"\.multi_scan\.(weights|norms\.)")
 _RENAMES = (
     (re.compile(r"(\.mixer)\.attn\."), r"\1.route_mixer."),  # LocalVim's BiAttn
     (re.compile(r"(\.op)\.multi_scan\.attn\."), r"\1.route_mixer."),  # LocalVMamba's BiAttn
 )
-
-
-def _unwrap(checkpoint: dict[str, Any]) -> dict[str, Tensor]:
-    """The weights of a released `{'state_dict': ...}` file (or a training checkpoint), DDP prefixes stripped."""
-    for key in _WRAPPERS:
-        if isinstance(checkpoint.get(key), dict):
-            checkpoint = checkpoint[key]
-            break
-    out = {}
-    for key, value in checkpoint.items():
-        if not isinstance(value, Tensor):
-            continue
-        while key.startswith("module."):
-            key = key[len("module."):]
-        out[key] = value
-    return out
 
 
 def _describe(state_dict: dict[str, Tensor]) -> str:
@@ -373,11 +356,6 @@ def _describe(state_dict: dict[str, Tensor]) -> str:
                                                                         else "no class token, no RoPE")
         return f"a LocalVim checkpoint (embed_dim {width}, depth {depth}, {kind})"
     return "not a LocalMamba checkpoint"
-
-
-def _model_name(model: nn.Module) -> str:
-    name = (getattr(model, "pretrained_cfg", None) or {}).get("architecture")
-    return name or type(model).__name__
 
 
 def _resize_grid_table(table: Tensor, grid: tuple[int, int]) -> Tensor:
@@ -409,25 +387,23 @@ def _fit_grid_tables(state_dict: dict[str, Tensor], model: LocalVim) -> None:
 def checkpoint_filter_fn(checkpoint: dict[str, Any], model: nn.Module) -> dict[str, Tensor]:
     """A released LocalMamba checkpoint (`{'state_dict': ...}`, as `tools/convert_ckpt.py` writes) -> our state dict.
 
-    Strips `module.` prefixes, renames the channel attention (`mixer.attn.` / `op.multi_scan.attn.` ->
-    `*.route_mixer.`), drops the dense backbones' `outnorm*`, resizes pos_embed / RoPE
-    tables for a LocalVim built for another input size, and refuses search supernets. Anything else that does not
-    fit (e.g. the LocalVMamba-S file the README links for LocalVim-S, LocalMamba#43) raises ValueError naming the
-    model and the checkpoint.
+    Takes the model weights of a training checkpoint (`model`; `ema_model` only as a bare state dict, e.g. from
+    `vssm.checkpoints.select_weights(..., ema=True)`), strips `module.` prefixes, renames the channel attention
+    (`mixer.attn.` / `op.multi_scan.attn.` -> `*.route_mixer.`), drops the dense backbones' `outnorm*`, resizes
+    pos_embed / RoPE tables for a LocalVim built for another input size, and refuses search supernets. Anything else
+    that does not fit (e.g. the LocalVMamba-S file the README links for LocalVim-S, LocalMamba#43) raises ValueError
+    naming the model and the checkpoint.
     Every `A_log_k` is its own tensor in our model, so loading on the CPU keeps them distinct (LocalMamba#16).
     """
-    state_dict = _unwrap(checkpoint)
-    name = _model_name(model)
+    name = model_name(model)
+    state_dict, _ = select_weights(checkpoint, what=f"checkpoint for {name}")
     search = sorted(k for k in state_dict if _SEARCH_KEY.search(k))
     if search:
         raise ValueError(f"{name}: the checkpoint is a direction-search supernet ({search[0]}), not a final model")
     out = {}
     for key, value in state_dict.items():
-        if key.startswith("outnorm"):
-            continue
-        for pattern, replacement in _RENAMES:
-            key = pattern.sub(replacement, key)
-        out[key] = value
+        if not key.startswith("outnorm"):
+            out[rename_key(key, _RENAMES)] = value
     if isinstance(model, LocalVim):
         _fit_grid_tables(out, model)
         ignore: tuple[str, ...] = ("head.",)

@@ -36,7 +36,7 @@ from torch import nn
 import scans
 from vssm.layers.mambavision_mixer import DtBias, MambaVisionMixer
 from vssm.layers.window_partition import window_partition, window_reverse
-from vssm.models._checkpoint import check_fits
+from vssm.models._checkpoint import check_variant_fits, model_name, select_weights
 
 __all__ = ["DtBias", "MambaVision", "checkpoint_filter_fn", "describe_checkpoint"]
 
@@ -424,18 +424,10 @@ class MambaVision(nn.Module):
 
 # -------------------------------------------------------------------------------------------------- checkpoints
 
-_CHECKPOINT_KEYS = ("state_dict", "model")  # the original's `_load_checkpoint` order
-# Wrappers around the network: DDP (`module.`), Hugging Face's trust_remote_code models (`model.`, the network is
-# their `self.model`), encoder-style exports (`encoder.`, kept by the original loader) and OpenMMLab detectors and
-# segmentors (`backbone.`).
-_WRAPPER_PREFIXES = ("module.", "model.", "encoder.", "backbone.")
-
-
-def _unwrap(checkpoint: dict) -> dict[str, torch.Tensor]:
-    for key in _CHECKPOINT_KEYS:
-        if isinstance(checkpoint.get(key), dict):
-            return checkpoint[key]
-    return checkpoint
+# Wrappers around the network (after `select_weights` removed DDP's `module.`): Hugging Face's trust_remote_code
+# models (`model.`, the network is their `self.model`), encoder-style exports (`encoder.`, kept by the original loader)
+# and OpenMMLab detectors and segmentors (`backbone.`).
+_WRAPPER_PREFIXES = ("model.", "encoder.", "backbone.")
 
 
 def _strip_wrappers(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -480,42 +472,25 @@ def _variant_architecture(kwargs: dict) -> dict:
     )
 
 
-def _matching_variants(arch: dict) -> list[str]:
-    return [name for name, kwargs in _VARIANTS.items() if _variant_architecture(kwargs) == arch]
-
-
-def _describe(arch: dict) -> str:
+def _summary(arch: dict) -> str:
     scale = "with" if arch["layer_scale"] else "without"
     return f"dim {arch['dim']}, in_dim {arch['in_dim']}, depths {arch['depths']}, {scale} layer scale"
-
-
-def _check_matches(state_dict: dict[str, torch.Tensor], model: MambaVision) -> None:
-    """Raise a ValueError naming both variants and the first differing keys if `state_dict` is another network.
-
-    The first conv and the classifier may differ (timm adapts in_chans and num_classes after filtering).
-    """
-    ours = getattr(model, "pretrained_cfg", {}).get("architecture") or type(model).__name__
-    what = f"checkpoint does not fit {ours} ({_describe(describe_checkpoint(model.state_dict()))})"
-    try:
-        arch = describe_checkpoint(state_dict)
-    except KeyError:
-        arch = None
-    if arch is not None:
-        variants = _matching_variants(arch)
-        what += f"; the checkpoint is {_describe(arch)}" + (f" = {', '.join(variants)}" if variants else "")
-    check_fits(state_dict, model, what, ignore=("head.", "patch_embed.conv_down.0.weight"))
 
 
 def checkpoint_filter_fn(checkpoint: dict, model: MambaVision) -> dict[str, torch.Tensor]:
     """An original MambaVision checkpoint -> our state dict (strict-loadable; the keys are the original's).
 
-    Accepts `{'state_dict': ...}` / `{'model': ...}` files and bare state dicts, with `module.`, Hugging Face's
-    `model.`, `encoder.` or a detector's `backbone.` prefix; drops the dense backbones' `outnorm{i}`. A checkpoint of
-    another variant raises a ValueError that names both.
+    Accepts `{'state_dict': ...}` / `{'model': ...}` files (their model weights; EMA weights only as a bare state
+    dict, e.g. from `vssm.checkpoints.select_weights(..., ema=True)`) and bare state dicts, with `module.`, Hugging
+    Face's `model.`, `encoder.` or a detector's `backbone.` prefix; drops the dense backbones' `outnorm{i}`. A
+    checkpoint of another variant raises a ValueError that names both (the first conv and the classifier may differ:
+    timm adapts in_chans and num_classes after filtering).
     """
-    state_dict = _strip_wrappers(_unwrap(checkpoint))
+    state_dict, _ = select_weights(checkpoint, what=f"checkpoint for {model_name(model)}")
+    state_dict = _strip_wrappers(state_dict)
     out = {key: value for key, value in state_dict.items() if not key.startswith("outnorm")}
-    _check_matches(out, model)
+    variants = {name: _variant_architecture(kwargs) for name, kwargs in _VARIANTS.items()}
+    check_variant_fits(out, model, describe_checkpoint, _summary, variants, ("head.", "patch_embed.conv_down.0.weight"))
     return out
 
 

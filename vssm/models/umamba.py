@@ -34,7 +34,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
@@ -48,6 +47,7 @@ from vssm.layers.map_mamba import MapMamba, MapTokens
 from vssm.layers.residual_conv_block import ResidualConvBlock, conv_nd
 from vssm.layers.token_routes import is_sequence_order
 
+from ._checkpoint import check_fits, model_name, read_checkpoint, rename_key, select_weights
 from ._umamba_plan import UMambaPlan
 
 __all__ = [
@@ -57,7 +57,6 @@ __all__ = [
     "UMambaEncoder",
     "UMambaPlan",
     "checkpoint_filter_fn",
-    "load_nnunet_checkpoint",
     "num_segmentation_heads",
 ]
 
@@ -540,9 +539,9 @@ class UMamba(nn.Module):
 
         The plan, dataset and configuration default to the checkpoint's own `init_args` (nnU-Net saves them; the
         plans.json and dataset.json next to the training output hold the same), the placement to its trainer name
-        (`nnUNetTrainerUMambaBot...` / `nnUNetTrainerUMambaEnc...`). Loaded with `weights_only=True`.
+        (`nnUNetTrainerUMambaBot...` / `nnUNetTrainerUMambaEnc...`). Read weights-only (`read_checkpoint`).
         """
-        checkpoint = load_nnunet_checkpoint(path)
+        checkpoint = read_checkpoint(path)
         init_args = checkpoint.get("init_args") or {}
         if placement is None:
             trainer = str(checkpoint.get("trainer_name", ""))
@@ -560,17 +559,6 @@ class UMamba(nn.Module):
         )
         model.load_state_dict(checkpoint_filter_fn(checkpoint, model), strict=True)
         return model
-
-
-def load_nnunet_checkpoint(path: str | Path) -> dict[str, Any]:
-    """torch.load(weights_only=True) of an nnU-Net checkpoint, whose training log holds numpy scalars."""
-    core = getattr(np, "_core", None) or np.core
-    numpy_scalars = [core.multiarray.scalar, np.dtype, *(getattr(np.dtypes, n) for n in _NUMPY_DTYPES)]
-    with torch.serialization.safe_globals(numpy_scalars):
-        return torch.load(path, map_location="cpu", weights_only=True)
-
-
-_NUMPY_DTYPES = ("Float16DType", "Float32DType", "Float64DType", "Int32DType", "Int64DType", "BoolDType")
 
 
 def _json(value: Mapping[str, Any] | str | Path) -> Mapping[str, Any]:
@@ -602,17 +590,6 @@ _RENAMES = (
 _ALIAS = re.compile(r"^(.*)\.all_modules\.([01])\.(weight|bias)$")
 
 
-def _strip_prefixes(state_dict: Mapping[str, Any]) -> dict[str, Tensor]:
-    out = {}
-    for key, value in state_dict.items():
-        if not isinstance(value, Tensor):
-            continue
-        for prefix in ("module.", "_orig_mod."):
-            key = key.removeprefix(prefix)
-        out[key] = value
-    return out
-
-
 def _drop_alias(state_dict: dict[str, Tensor], key: str, target: str, out: dict[str, Tensor]) -> None:
     """Keep one tensor of a duplicated pair: `key` is the alias of `target` (both must hold the same values)."""
     value = state_dict[key]
@@ -632,10 +609,8 @@ def checkpoint_filter_fn(state_dict: Mapping[str, Any], model: UMamba | UMambaEn
     library passes through. The January 2024 networks (transposed-conv decoder) are rejected. Any remaining mismatch
     raises ValueError naming the model and the first differing keys.
     """
-    if "network_weights" in state_dict and isinstance(state_dict["network_weights"], Mapping):
-        state_dict = state_dict["network_weights"]
-    sd = _strip_prefixes(state_dict)
     what = _describe(model)
+    sd, _ = select_weights(state_dict, what=f"checkpoint for {what}")
     if any(k.startswith(("decoder.transpconvs.", "ln.")) for k in sd):
         raise ValueError(
             f"{what}: this checkpoint comes from U-Mamba's January 2024 networks (UMambaBot.py / UMambaEnc.py: "
@@ -659,35 +634,17 @@ def checkpoint_filter_fn(state_dict: Mapping[str, Any], model: UMamba | UMambaEn
     for key, value in out.items():
         if key.startswith("decoder.encoder."):
             continue
-        for pattern, replacement in _RENAMES:
-            key = pattern.sub(replacement, key)
-        key = re.sub(r"^mamba_layer\.", f"encoder.mamba_layers.{last}.", key)
+        key = re.sub(r"^mamba_layer\.", f"encoder.mamba_layers.{last}.", rename_key(key, _RENAMES))
         converted[key] = value
     if isinstance(model, UMambaEncoder) and any(k.startswith("encoder.") for k in converted):
         converted = {k.removeprefix("encoder."): v for k, v in converted.items() if k.startswith("encoder.")}
-    _check_fits(converted, model, what)
+    check_fits(converted, model, f"checkpoint does not fit {what}")
     return converted
 
 
-def _describe(model: nn.Module) -> str:
-    cfg = getattr(model, "pretrained_cfg", None) or {}
+def _describe(model: UMamba | UMambaEncoder) -> str:
     plan = model.plan
-    shape = f"{plan.ndim}D, features {list(plan.features_per_stage)}"
-    name = cfg.get("architecture") or f"{type(model).__name__}"
-    return f"{name} ({model.placement.value}, {shape})"
-
-
-def _check_fits(state_dict: Mapping[str, Tensor], model: nn.Module, what: str) -> None:
-    """ValueError naming the model and the first missing / unexpected / mis-shaped keys (the classifier excluded)."""
-    ours = {k: v.shape for k, v in model.state_dict().items() if not k.startswith("head.")}
-    theirs = {k: v.shape for k, v in state_dict.items() if not k.startswith("head.")}
-    missing = [k for k in ours if k not in theirs]
-    unexpected = [k for k in theirs if k not in ours]
-    shapes = [f"{k} {tuple(theirs[k])} vs {tuple(ours[k])}" for k in ours if k in theirs and theirs[k] != ours[k]]
-    if missing or unexpected or shapes:
-        found = (("missing", missing), ("unexpected", unexpected), ("shape (checkpoint vs model)", shapes))
-        parts = [f"{name}: {items[:5]}{' ...' if len(items) > 5 else ''}" for name, items in found if items]
-        raise ValueError(f"checkpoint does not fit {what}: " + "; ".join(parts))
+    return f"{model_name(model)} ({model.placement.value}, {plan.ndim}D, features {list(plan.features_per_stage)})"
 
 
 # ---------------------------------------------------------------------------------------------------- registry

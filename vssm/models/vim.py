@@ -40,7 +40,7 @@ from vssm.layers.token_pos_embed import (
 )
 from vssm.layers.token_routes import ClassTokenRouting, SequenceRoutes, token_routes
 from vssm.layers.vision_rope import VisionRope
-from vssm.models._checkpoint import check_fits
+from vssm.models._checkpoint import check_fits, model_name, select_weights
 
 __all__ = ["VimBlock", "VisionMamba", "checkpoint_filter_fn"]
 
@@ -388,11 +388,9 @@ class VisionMamba(nn.Module):
 
 
 def _variant(model: VisionMamba) -> str:
-    cfg = getattr(model, "pretrained_cfg", None) or {}
-    name = cfg.get("architecture")
     shape = (f"embed_dim {model.embed_dim}, depth {len(model.layers)}, {model.pos_embed.shape[1]} tokens, "
              f"stride {model.patch_embed.stride[0]}")
-    return f"{name} ({shape})" if name else f"VisionMamba({shape})"
+    return f"{model_name(model)} ({shape})"
 
 
 def _describe(state_dict: dict[str, Tensor]) -> str:
@@ -405,15 +403,6 @@ def _describe(state_dict: dict[str, Tensor]) -> str:
     return f"embed_dim {width}, depth {depth}, {tokens} tokens"
 
 
-def _unwrap(checkpoint: dict[str, Any]) -> dict[str, Tensor]:
-    """The model weights of a training checkpoint ({'model': ..., 'optimizer': ...}) or a bare state dict."""
-    for key in ("model", "state_dict", "model_ema"):
-        if isinstance(checkpoint.get(key), dict):
-            checkpoint = checkpoint[key]
-            break
-    return {k.removeprefix("module."): v for k, v in checkpoint.items() if isinstance(v, Tensor)}
-
-
 def _grid_of(num_entries: int, class_token: bool) -> tuple[int, int]:
     side = math.isqrt(num_entries - int(class_token))
     return side, side
@@ -422,14 +411,15 @@ def _grid_of(num_entries: int, class_token: bool) -> tuple[int, int]:
 def checkpoint_filter_fn(state_dict: dict[str, Any], model: VisionMamba) -> dict[str, Tensor]:
     """Official hustvl/Vim checkpoint -> this model's state dict (keys are the same; nothing is renamed).
 
-    Accepts the training checkpoint (`{'model': ...}`, as `main.py` writes it, or `model_ema`) or a bare state dict;
-    strips a DDP `module.` prefix. The position embedding is resampled around its middle class slot only when the
-    model was deliberately built for another input size than its pretrained config; otherwise any mismatch (a
-    stride-8 checkpoint for a stride-16 model, another width or depth, v1 or RoPE checkpoints) raises ValueError
-    naming the model variant and the first mismatched keys. Classifier keys are left to timm (`num_classes`).
+    Accepts the training checkpoint (`{'model': ...}`, as `main.py` writes it: its model weights; `model_ema` only as
+    a bare state dict, e.g. from `vssm.checkpoints.select_weights(..., ema=True)`) or a bare state dict; strips DDP
+    `module.` / torch.compile `_orig_mod.` prefixes. The position embedding is resampled around its middle class slot
+    only when the model was deliberately built for another input size than its pretrained config; otherwise any
+    mismatch (a stride-8 checkpoint for a stride-16 model, another width or depth, v1 or RoPE checkpoints) raises
+    ValueError naming the model variant and the first mismatched keys. Classifier keys are left to timm (`num_classes`).
     """
-    state_dict = _unwrap(state_dict)
     variant = _variant(model)
+    state_dict, _ = select_weights(state_dict, what=f"checkpoint for {variant}")
     rope = sorted(k for k in state_dict if k.startswith("rope."))
     if rope:
         raise ValueError(f"{variant}: the checkpoint has RoPE buffers ({rope[:2]}): it is a RoPE Vim, not a released "

@@ -22,7 +22,6 @@ from __future__ import annotations
 import enum
 import os
 import re
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 import torch
@@ -39,9 +38,9 @@ from vssm.layers.layout import Layout, layer_norm
 from vssm.layers.ss2d import SS2D, SS2DForm
 from vssm.layers.stem2d import ConvStem, PatchStem
 from vssm.layers.vss_block import VSSBlock
-from vssm.models._checkpoint import check_fits
+from vssm.models._checkpoint import check_variant_fits, model_name, read_checkpoint, rename_key, select_weights
 
-__all__ = ["Downsample", "Stem", "VMamba", "checkpoint_filter_fn", "describe_checkpoint", "load_checkpoint"]
+__all__ = ["Downsample", "Stem", "VMamba", "checkpoint_filter_fn", "describe_checkpoint"]
 
 TOTAL_STRIDE = 32
 
@@ -258,11 +257,11 @@ class VMamba(nn.Module):
     def load_pretrained(self, checkpoint_path: str | os.PathLike) -> None:
         """Load an official (or our) checkpoint file; timm calls this for `pretrained=True` (`custom_load`).
 
-        Reads the file with `load_checkpoint` (weights only), takes its `'model'` weights, converts them with
-        `checkpoint_filter_fn` and loads them strictly, adapting the first conv to `in_chans` and dropping the head
-        when `num_classes` differs.
+        Reads the file weights-only (`read_checkpoint`), takes its model weights (`'model'`, never the EMA copy),
+        converts them with `checkpoint_filter_fn` and loads them strictly, adapting the first conv to `in_chans` and
+        dropping the head when `num_classes` differs.
         """
-        state_dict = checkpoint_filter_fn(load_checkpoint(checkpoint_path), self)
+        state_dict = checkpoint_filter_fn(read_checkpoint(checkpoint_path), self)
         first_conv = state_dict["patch_embed.0.weight"]
         if first_conv.shape[1] != self.in_chans:
             state_dict["patch_embed.0.weight"] = adapt_input_conv(self.in_chans, first_conv)
@@ -379,31 +378,7 @@ _GROUPED_RENAMES = (
     (re.compile(r"\.op\.dt_projs\.weight$"), ".op.dt_projs_weight"),
     (re.compile(r"\.op\.dt_projs\.bias$"), ".op.dt_projs_bias"),
 )
-_CHECKPOINT_KEYS = ("model", "model_ema", "state_dict_ema", "state_dict")
-
-
-def load_checkpoint(path: str | os.PathLike) -> dict:
-    """Read a checkpoint file with `torch.load(weights_only=True)`, including official training checkpoints.
-
-    Those carry the training config as a yacs `CfgNode` (a dict subclass), which the weights-only unpickler refuses;
-    it is read as a plain `OrderedDict` instead, so no code from the file runs.
-    """
-    with torch.serialization.safe_globals([(OrderedDict, "yacs.config.CfgNode")]):
-        return torch.load(path, map_location="cpu", weights_only=True)
-
-
-def _unwrap(checkpoint: dict) -> dict[str, torch.Tensor]:
-    """The weights of an official training checkpoint (`{'model', 'model_ema', ...}`; 'model' first)."""
-    for key in _CHECKPOINT_KEYS:
-        if isinstance(checkpoint.get(key), dict):
-            return checkpoint[key]
-    return checkpoint
-
-
-def _rename(key: str) -> str:
-    for pattern, replacement in (*_LEGACY_RENAMES, *_GROUPED_RENAMES):
-        key = pattern.sub(replacement, key)
-    return key
+_RENAMES = (*_LEGACY_RENAMES, *_GROUPED_RENAMES)
 
 
 def describe_checkpoint(state_dict: dict[str, torch.Tensor]) -> dict:
@@ -451,46 +426,27 @@ def _variant_architecture(kwargs: dict) -> dict:
     )
 
 
-def _matching_variants(arch: dict) -> list[str]:
-    return [name for name, kwargs in _VARIANTS.items() if _variant_architecture(kwargs) == arch]
-
-
-def _describe(arch: dict) -> str:
+def _summary(arch: dict) -> str:
     return (
         f"depths {arch['depths']}, dims {arch['dims']}, d_state {arch['d_state']}, expand {arch['expand']:g}, "
         f"mlp_ratio {arch['mlp_ratio']:g}, form {arch['form'].name}, routes {arch['num_routes']}"
     )
 
 
-def _check_matches(state_dict: dict[str, torch.Tensor], model: VMamba) -> None:
-    """Raise a ValueError naming both variants and the first differing keys if `state_dict` is another network.
-
-    The first conv and the classifier head may differ (timm adapts in_chans and num_classes after filtering).
-    """
-    ours = getattr(model, "pretrained_cfg", {}).get("architecture") or type(model).__name__
-    what = f"checkpoint does not fit {ours} ({_describe(describe_checkpoint(model.state_dict()))})"
-    try:
-        arch = describe_checkpoint(state_dict)
-    except (KeyError, ValueError):
-        arch = None
-    if arch is not None:
-        variants = _matching_variants(arch)
-        what += f"; the checkpoint is {_describe(arch)}" + (f" = {', '.join(variants)}" if variants else "")
-    check_fits(state_dict, model, what, ignore=("classifier.head.", "patch_embed.0.weight"))
-
-
 def checkpoint_filter_fn(checkpoint: dict, model: VMamba) -> dict[str, torch.Tensor]:
     """An official VMamba checkpoint -> our state dict (strict-loadable).
 
-    Handles `{'model': ...}` / `{'model_ema': ...}` training checkpoints, the legacy v0 names, the one-file
-    variant's grouped `x_proj` / `dt_projs` modules, 4-D (out, in, 1, 1) weights of 1×1 layers, and drops the
-    dense backbones' `outnorm{i}`. A checkpoint of another variant raises a ValueError that names both.
+    Handles `{'model': ...}` training checkpoints (their model weights, what the official validation reports; EMA
+    weights only as a bare state dict, e.g. from `vssm.checkpoints.select_weights(..., ema=True)`), the legacy v0
+    names, the one-file variant's grouped `x_proj` / `dt_projs` modules, 4-D (out, in, 1, 1) weights of 1×1 layers,
+    and drops the dense backbones' `outnorm{i}`. A checkpoint of another variant raises a ValueError that names both
+    (the first conv and the classifier head may differ: timm adapts in_chans and num_classes after filtering).
     """
-    state_dict = _unwrap(checkpoint)
+    state_dict, _ = select_weights(checkpoint, what=f"checkpoint for {model_name(model)}")
     expected = model.state_dict()
     out = {}
     for key, value in state_dict.items():
-        key = _rename(key)
+        key = rename_key(key, _RENAMES)
         if key.startswith("outnorm"):
             continue
         target = expected.get(key)
@@ -499,7 +455,9 @@ def checkpoint_filter_fn(checkpoint: dict, model: VMamba) -> dict[str, torch.Ten
             if value.dim() != target.dim() and (value.dim() == 4 or key.endswith(("_proj_weight", "projs_weight"))):
                 value = value.reshape(target.shape)
         out[key] = value
-    _check_matches(out, model)
+    variants = {name: _variant_architecture(kwargs) for name, kwargs in _VARIANTS.items()}
+    ignore = ("classifier.head.", "patch_embed.0.weight")
+    check_variant_fits(out, model, describe_checkpoint, _summary, variants, ignore)
     return out
 
 

@@ -118,11 +118,11 @@ def test_residual_stream_stays_float32_in_bfloat16() -> None:
     model = timm.create_model("test_vim", dtype=torch.bfloat16).eval()
     with torch.no_grad():
         tokens, grid = model.embed(torch.randn(1, 3, 64, 64, dtype=torch.bfloat16))
-        routes = model._routes(grid, tokens.device)
-        hidden, residual = model.layers[0](tokens, None, routes[0])
-        hidden, residual = model.layers[1](hidden, residual, routes[1])
+        last, taps = model.forward_blocks(tokens, grid, indices=(0, 1), num_blocks=2)
         out = model(torch.randn(1, 3, 64, 64, dtype=torch.bfloat16))
-    assert hidden.dtype == torch.bfloat16 and residual.dtype == torch.float32
+    assert [state.hidden for state in taps][-1] is last.hidden and len(taps) == 2
+    for state in taps:
+        assert state.hidden.dtype == torch.bfloat16 and state.residual.dtype == torch.float32
     assert out.dtype == torch.bfloat16 and torch.isfinite(out).all()
 
 

@@ -74,14 +74,8 @@ class VimBackbone(VSSMBackbone):
         """The mixer outputs h of the blocks in `indices` (the original's default, not the residual stream), NCHW."""
         net = self._net
         tokens, grid = net.embed(x)
-        rope = net._rope_tables(grid)
-        hidden, residual, maps = tokens, None, []
-        for i, (block, routes) in enumerate(zip(net.layers, net._routes(grid, x.device))):
-            hidden, residual = net._run_block(block, hidden, residual, routes, rope)
-            if i in indices:
-                h = remove_token(hidden, net.class_index(hidden.shape[1]))[0] if net.has_class_token else hidden
-                maps.append(h.transpose(1, 2).reshape(h.shape[0], -1, *grid))
-        return maps
+        _, taps = net.forward_blocks(tokens, grid, indices, max(indices) + 1)
+        return [net.tokens_to_map(state.hidden, grid)[0] for state in taps]
 
 
 @MODELS.register_module()

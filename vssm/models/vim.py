@@ -16,8 +16,8 @@ has one parameter set per route.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Collection, Sequence
+from typing import Any, NamedTuple
 
 import torch
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
@@ -42,9 +42,20 @@ from vssm.layers.token_routes import ClassTokenRouting, SequenceRoutes, token_ro
 from vssm.layers.vision_rope import VisionRope
 from vssm.models._checkpoint import check_fits, model_name, select_weights
 
-__all__ = ["VimBlock", "VisionMamba", "checkpoint_filter_fn"]
+__all__ = ["BlockState", "VimBlock", "VisionMamba", "checkpoint_filter_fn"]
 
 GLOBAL_POOLS = ("token", "avg")
+
+
+class BlockState(NamedTuple):
+    """What flows from one Vim block to the next, both (B, L, D)."""
+
+    hidden: Tensor  # the block's mixer output h
+    residual: Tensor | None  # the residual stream r before h is added (float32 with residual_in_fp32; None at first)
+
+    def output(self) -> Tensor:
+        """The block output r + h in h's dtype (a ViT block's output; what `forward_intermediates` returns)."""
+        return self.hidden if self.residual is None else (self.residual + self.hidden).to(self.hidden.dtype)
 
 
 class VimBlock(nn.Module):
@@ -302,14 +313,50 @@ class VisionMamba(nn.Module):
             hidden = self.drop_path(hidden)
         return add_and_norm(hidden, residual, self.norm_f, self.residual_in_fp32)[0]
 
+    def forward_blocks(
+        self,
+        tokens: Tensor,
+        grid: tuple[int, int],
+        indices: Collection[int] = (),
+        num_blocks: int | None = None,
+    ) -> tuple[BlockState, list[BlockState]]:
+        """Run the blocks on embedded tokens: the model's one block loop (`forward_features`, `forward_intermediates`
+        and the dense backbones of `vssm.mm` run it).
+
+        Args:
+            tokens: (B, L, D) tokens and grid their patch grid, from `embed(x)`.
+            indices: blocks whose output states to return.
+            num_blocks: run only the first `num_blocks` blocks (default all).
+
+        Returns:
+            The state after the last block run and the states after the blocks in `indices`, in order.
+        """
+        rope = self._rope_tables(grid)
+        blocks = self.layers if num_blocks is None else self.layers[:num_blocks]
+        state, taps = BlockState(tokens, None), []
+        for i, (block, routes) in enumerate(zip(blocks, self._routes(grid, tokens.device))):
+            state = BlockState(*self._run_block(block, state.hidden, state.residual, routes, rope))
+            if i in indices:
+                taps.append(state)
+        return state, taps
+
+    def tokens_to_map(
+        self, tokens: Tensor, grid: tuple[int, int], output_fmt: str = "NCHW"
+    ) -> tuple[Tensor, Tensor | None]:
+        """(B, L, D) tokens -> the patch tokens as a map (B, D, H', W') (a view, "NCHW") or as (B, H'·W', D) ("NLC"),
+        and the class token (B, 1, D) (None without one)."""
+        prefix = None
+        if self.has_class_token:
+            tokens, prefix = remove_token(tokens, self.class_index(tokens.shape[1]))
+        if output_fmt == "NCHW":
+            tokens = tokens.transpose(1, 2).reshape(tokens.shape[0], -1, *grid)
+        return tokens, prefix
+
     def forward_features(self, x: Tensor) -> Tensor:
         """x: (B, C, H, W) -> normalised tokens (B, L, D), class token at `class_index(L)`."""
-        x, grid = self.embed(x)
-        rope = self._rope_tables(grid)
-        hidden, residual = x, None
-        for block, routes in zip(self.layers, self._routes(grid, x.device)):
-            hidden, residual = self._run_block(block, hidden, residual, routes, rope)
-        return self.final_norm(hidden, residual)
+        tokens, grid = self.embed(x)
+        last, _ = self.forward_blocks(tokens, grid)
+        return self.final_norm(last.hidden, last.residual)
 
     def pool(self, x: Tensor) -> Tensor:
         """(B, L, D) -> (B, D): the class token, or the mean of the patch tokens."""
@@ -347,28 +394,20 @@ class VisionMamba(nn.Module):
         if output_fmt not in ("NCHW", "NLC"):
             raise ValueError(f"output_fmt: expected 'NCHW' or 'NLC', got {output_fmt!r}")
         take_indices, max_index = feature_take_indices(len(self.layers), indices)
-        x, grid = self.embed(x)
-        batch = x.shape[0]
-        layers = self.layers[: max_index + 1] if stop_early or intermediates_only else self.layers
+        tokens, grid = self.embed(x)
+        num_blocks = max_index + 1 if stop_early or intermediates_only else None
+        last, taps = self.forward_blocks(tokens, grid, take_indices, num_blocks)
         intermediates = []
-        rope = self._rope_tables(grid)
-        hidden, residual = x, None
-        for i, (block, routes) in enumerate(zip(layers, self._routes(grid, x.device))):
-            hidden, residual = self._run_block(block, hidden, residual, routes, rope)
-            if i not in take_indices:
-                continue
-            stream = (residual + hidden).to(hidden.dtype)
+        for state in taps:
+            stream = state.output()
             if norm:
-                stream = self.norm_f(stream).to(hidden.dtype)
-            prefix = None
-            if self.has_class_token:
-                stream, prefix = remove_token(stream, self.class_index(stream.shape[1]))
-            if output_fmt == "NCHW":
-                stream = stream.reshape(batch, grid[0], grid[1], -1).permute(0, 3, 1, 2).contiguous()
+                stream = self.norm_f(stream).to(state.hidden.dtype)
+            stream, prefix = self.tokens_to_map(stream, grid, output_fmt)
+            stream = stream.contiguous()
             intermediates.append((stream, prefix) if return_prefix_tokens else stream)
         if intermediates_only:
             return intermediates
-        return self.final_norm(hidden, residual), intermediates
+        return self.final_norm(last.hidden, last.residual), intermediates
 
     def prune_intermediate_layers(
         self, indices: int | Sequence[int] = 1, prune_norm: bool = False, prune_head: bool = True

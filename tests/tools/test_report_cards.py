@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-from vssm.analysis.cards import APPENDED_KINDS, END, refresh_card, refresh_cards, refresh_text, start_marker
+import pytest
+
+from vssm.analysis import zoo
+from vssm.analysis.cards import APPENDED_KINDS, END, KINDS, refresh_card, refresh_cards, refresh_text, start_marker
+
+CARDS = Path(__file__).resolve().parents[2] / "model_cards"
+# The developers' guide: what the family is (the card's opening), its variants, loading the original weights and their
+# license, intended uses, limitations and every known difference from the original; the numbers in generated blocks.
+SECTIONS = ("Variants", "heckpoints", "Intended uses", "Limitations", "Differences from the original")
 
 
 def table(kind: str, family: str) -> str | None:
@@ -70,3 +79,15 @@ def test_only_family_cards_get_a_section_but_every_card_is_refreshed(tmp_path: P
     assert updates["vim.md"].appended
     assert updates["overview.md"].refreshed == ("flops:vmamba",) and not updates["overview.md"].appended
     assert not updates["notes.md"].changed and (tmp_path / "notes.md").read_text() == "# Notes\n"
+
+
+@pytest.mark.parametrize("family", sorted(zoo.families()))
+def test_every_family_card_has_the_guides_sections_and_every_generated_block(family: str) -> None:
+    text = (CARDS / f"{family}.md").read_text()
+    headings = re.findall(r"^## (.+)$", text, re.M)
+    for section in SECTIONS:
+        assert any(section in heading for heading in headings), f"{family}.md: no '{section}' section in {headings}"
+    assert "(authors)" in text or "Reported results" in text  # the original's reported accuracy, with its source
+    for kind in KINDS:
+        assert text.count(start_marker(kind)) == 1, f"{family}.md: expected one {kind} block"
+    assert text.count(END) == len(KINDS)

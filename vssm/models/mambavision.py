@@ -24,19 +24,30 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from functools import partial
 
 import torch
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from timm.layers import Attention, DropPath, Mlp, trunc_normal_
-from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
-from timm.models._features import feature_take_indices
-from timm.models._manipulate import checkpoint_seq
+from timm.layers import Attention, DropPath, Mlp
+from timm.models import generate_default_cfgs, register_model
 from torch import nn
 
 import scans
 from vssm.layers.mambavision_mixer import DtBias, MambaVisionMixer
+from vssm.layers.stage import Stage
 from vssm.layers.window_partition import window_partition, window_reverse
 from vssm.models._checkpoint import check_variant_fits, model_name, select_weights
+from vssm.models._contract import (
+    check_global_pool,
+    check_image,
+    check_output_fmt,
+    forward_stage_intermediates,
+    init_linear_and_norms,
+    linear_head,
+    prune_stages,
+    stage_group_matcher,
+)
+from vssm.models._registry import build_model
 
 __all__ = ["DtBias", "MambaVision", "checkpoint_filter_fn", "describe_checkpoint"]
 
@@ -130,7 +141,7 @@ class Downsample(nn.Module):
         return self.reduction(x)
 
 
-class MambaVisionLevel(nn.Module):
+class MambaVisionLevel(Stage):
     """The blocks of one level, on the map (conv levels) or on its windows (hybrid levels), then the downsample.
 
     `window_size` None: the blocks run on (B, C, H, W). Otherwise the map is zero-padded to whole windows of that
@@ -138,27 +149,16 @@ class MambaVisionLevel(nn.Module):
     """
 
     def __init__(self, blocks: Sequence[nn.Module], downsample: nn.Module, window_size: int | None) -> None:
-        super().__init__()
-        self.blocks = nn.Sequential(*blocks)
-        self.downsample = downsample
+        super().__init__(blocks, downsample)
         self.window_size = window_size
-        self.grad_checkpointing = False
-
-    def _run_blocks(self, x: torch.Tensor) -> torch.Tensor:
-        if self.grad_checkpointing and not torch.jit.is_scripting():
-            return checkpoint_seq(self.blocks, x)
-        return self.blocks(x)
 
     def forward_blocks(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> (B, C, H, W): the level's map before the downsample."""
         if self.window_size is None:
-            return self._run_blocks(x)
+            return self.run_blocks(x)
         height, width = x.shape[-2:]
-        windows = self._run_blocks(window_partition(x, self.window_size))
+        windows = self.run_blocks(window_partition(x, self.window_size))
         return window_reverse(windows, self.window_size, height, width)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.downsample(self.forward_blocks(x))
 
 
 def _per_level(value: object, name: str, kind: type) -> tuple:
@@ -236,7 +236,7 @@ class MambaVision(nn.Module):
         for i in range(CONV_LEVELS, NUM_LEVELS):
             if dims[i] % num_heads[i]:
                 raise ValueError(f"num_heads[{i}]: {num_heads[i]} does not divide the level's {dims[i]} channels")
-        self._check_global_pool(global_pool)
+        check_global_pool(global_pool)
         schedule = scans.as_schedule(scan)
         dt_bias = DtBias(dt_bias)
 
@@ -283,19 +283,10 @@ class MambaVision(nn.Module):
 
         self.norm = nn.BatchNorm2d(self.num_features, **factory)
         self.head = nn.Linear(self.num_features, num_classes, **factory) if num_classes > 0 else nn.Identity()
-        self.apply(self._init_weights)
-
-    @staticmethod
-    def _init_weights(module: nn.Module) -> None:
-        # The original's: every Linear trunc-normal(0.02) with zero bias -- this also overwrites Mamba's dt_proj init
-        # (weight and bias) -- norms to 1/0, convs keep PyTorch's default, A_log/D/γ keep their construction values.
-        if isinstance(module, nn.Linear):
-            trunc_normal_(module.weight, std=0.02)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.LayerNorm | nn.BatchNorm2d):
-            nn.init.ones_(module.weight)
-            nn.init.zeros_(module.bias)
+        # The original's `_init_weights`: every Linear trunc-normal(0.02) with zero bias -- this also overwrites
+        # Mamba's dt_proj init (weight and bias) -- norms to 1/0, convs keep PyTorch's default, A_log/D/γ keep their
+        # construction values.
+        self.apply(partial(init_linear_and_norms, norm_types=(nn.LayerNorm, nn.BatchNorm2d)))
 
     # ------------------------------------------------------------------------------------------ timm interface
 
@@ -306,16 +297,7 @@ class MambaVision(nn.Module):
 
     @torch.jit.ignore
     def group_matcher(self, coarse: bool = False) -> dict:
-        return dict(
-            stem=r"^patch_embed",
-            blocks=r"^levels\.(\d+)"
-            if coarse
-            else [
-                (r"^levels\.(\d+)\.blocks\.(\d+)", None),
-                (r"^levels\.(\d+)\.downsample", (99998,)),
-                (r"^norm", (99999,)),
-            ],
-        )
+        return stage_group_matcher("levels", "norm", coarse)
 
     @torch.jit.ignore
     def set_grad_checkpointing(self, enable: bool = True) -> None:
@@ -328,38 +310,16 @@ class MambaVision(nn.Module):
 
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         if global_pool is not None:
-            self._check_global_pool(global_pool)
+            check_global_pool(global_pool)
             self.global_pool = global_pool
         self.num_classes = num_classes
-        weight = self.norm.weight if isinstance(self.norm, nn.BatchNorm2d) else None
-        factory = {} if weight is None else {"device": weight.device, "dtype": weight.dtype}
-        self.head = nn.Linear(self.num_features, num_classes, **factory) if num_classes > 0 else nn.Identity()
-
-    @staticmethod
-    def _check_global_pool(global_pool: str) -> None:
-        if global_pool not in ("avg", ""):
-            raise ValueError(f"global_pool: expected 'avg' or '' (no pooling), got {global_pool!r}")
+        self.head = linear_head(self, self.num_features, num_classes)
 
     # ----------------------------------------------------------------------------------------------- forward
 
-    def _check_input(self, x: torch.Tensor) -> None:
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"expected an image tensor (B, {self.in_chans}, H, W), got {type(x).__name__}")
-        if x.ndim != 4:
-            raise ValueError(f"expected an image tensor (B, {self.in_chans}, H, W), got shape {tuple(x.shape)}")
-        if x.shape[1] != self.in_chans:
-            raise ValueError(
-                f"expected {self.in_chans} input channels, got {x.shape[1]} (input shape {tuple(x.shape)})"
-            )
-        if min(x.shape[-2:]) < STEM_STRIDE:
-            raise ValueError(
-                f"expected an input of at least {STEM_STRIDE}×{STEM_STRIDE} (the stem's stride), "
-                f"got {x.shape[-2]}×{x.shape[-1]}"
-            )
-
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, in_chans, H, W) -> the normalised last map (B, 8·dim, ⌈H/32⌉, ⌈W/32⌉)."""
-        self._check_input(x)
+        check_image(x, self.in_chans, STEM_STRIDE, "the stem's stride")
         x = self.patch_embed(x)
         for level in self.levels:
             x = level(x)
@@ -390,20 +350,11 @@ class MambaVision(nn.Module):
             output_fmt: "NCHW" or "NHWC" for the intermediates.
             intermediates_only: return only the list.
         """
-        if output_fmt not in ("NCHW", "NHWC"):
-            raise ValueError(f"output_fmt: expected 'NCHW' or 'NHWC', got {output_fmt!r}")
-        take_indices, max_index = feature_take_indices(len(self.levels), indices)
-        self._check_input(x)
-        x = self.patch_embed(x)
-        last = len(self.levels) - 1
-        levels = self.levels[: max_index + 1] if stop_early else self.levels
-        intermediates = []
-        for i, level in enumerate(levels):
-            x = level.forward_blocks(x)
-            if i in take_indices:
-                feature = self.norm(x) if norm and i == last else x
-                intermediates.append(feature if output_fmt == "NCHW" else feature.permute(0, 2, 3, 1))
-            x = level.downsample(x)
+        check_output_fmt(output_fmt, ("NCHW", "NHWC"))
+        check_image(x, self.in_chans, STEM_STRIDE, "the stem's stride")
+        x, intermediates = forward_stage_intermediates(
+            self.levels, self.patch_embed(x), indices, self.norm if norm else None, stop_early, output_fmt
+        )
         if intermediates_only:
             return intermediates
         return self.norm(x), intermediates
@@ -412,9 +363,7 @@ class MambaVision(nn.Module):
         self, indices: int | list[int] = 1, prune_norm: bool = False, prune_head: bool = True
     ) -> list[int]:
         """Drop the levels after the last of `indices` (and the norm / head); returns the kept indices."""
-        take_indices, max_index = feature_take_indices(len(self.levels), indices)
-        self.levels = self.levels[: max_index + 1]
-        self.levels[-1].downsample = nn.Identity()
+        self.levels, take_indices = prune_stages(self.levels, indices)
         if prune_norm:
             self.norm = nn.Identity()
         if prune_head:
@@ -498,14 +447,7 @@ def checkpoint_filter_fn(checkpoint: dict, model: MambaVision) -> dict[str, torc
 
 
 def _create_mambavision(variant: str, pretrained: bool = False, **kwargs) -> MambaVision:
-    return build_model_with_cfg(
-        MambaVision,
-        variant,
-        pretrained,
-        pretrained_filter_fn=checkpoint_filter_fn,
-        feature_cfg=dict(out_indices=(0, 1, 2, 3), feature_cls="getter"),
-        **kwargs,
-    )
+    return build_model(MambaVision, variant, pretrained, checkpoint_filter_fn, (0, 1, 2, 3), **kwargs)
 
 
 def _cfg(hf_hub_id: str = "", filename: str = "", **kwargs) -> dict:

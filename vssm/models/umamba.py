@@ -36,7 +36,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from timm.models import generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
 from timm.models._manipulate import checkpoint
 from torch import Tensor, nn
@@ -48,6 +48,8 @@ from vssm.layers.residual_conv_block import ResidualConvBlock, conv_nd
 from vssm.layers.token_routes import is_sequence_order
 
 from ._checkpoint import check_fits, model_name, read_checkpoint, rename_key, select_weights
+from ._contract import check_global_pool, check_output_fmt, linear_head
+from ._registry import build_model
 from ._umamba_plan import UMambaPlan
 
 __all__ = [
@@ -198,7 +200,7 @@ class UMambaEncoder(nn.Module):
         self.num_features = self.head_hidden_size = features[-1]
         self.drop_rate = drop_rate
         self.head_drop = nn.Dropout(drop_rate)
-        self.reset_classifier(num_classes, global_pool, device=device, dtype=dtype)
+        self.reset_classifier(num_classes, global_pool)
         _init_convs(self)
 
     def _mamba_tokens(self) -> list[tuple[MapTokens, int] | None]:
@@ -220,27 +222,14 @@ class UMambaEncoder(nn.Module):
 
     # ------------------------------------------------------------------------------------------------ timm API
 
-    def reset_classifier(
-        self,
-        num_classes: int,
-        global_pool: str | None = None,
-        *,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> None:
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         if global_pool is not None:
-            if global_pool not in ("avg", ""):
-                raise ValueError(f"global_pool: expected 'avg' or '' (none), got {global_pool!r}")
+            check_global_pool(global_pool)
             self.global_pool = global_pool
         if num_classes and not self.global_pool:
             raise ValueError(f"num_classes={num_classes} needs a pooled input: global_pool must be 'avg'")
         self.num_classes = num_classes
-        if device is None and dtype is None and hasattr(self, "stages"):
-            weight = self.stem[0].conv1.weight
-            device, dtype = weight.device, weight.dtype
-        self.head = nn.Linear(self.num_features, num_classes, device=device, dtype=dtype) if num_classes else (
-            nn.Identity()
-        )
+        self.head = linear_head(self, self.num_features, num_classes)
 
     def get_classifier(self) -> nn.Module:
         return self.head
@@ -307,8 +296,7 @@ class UMambaEncoder(nn.Module):
         """Stage outputs (after their Mamba layers: U-Net skips) at `indices`, and unless `intermediates_only` the
         final (bottleneck) map first. Maps are channels-first, (B, C_s, *S_s); `norm` is accepted for timm's API (the
         encoder has no output norm)."""
-        if output_fmt not in ("NCHW", "NCDHW"):
-            raise ValueError(f"output_fmt: expected channels-first 'NCHW' (or 'NCDHW'), got {output_fmt!r}")
+        check_output_fmt(output_fmt, ("NCHW", "NCDHW"))  # channels-first, 2D or 3D
         self.check_input(x)
         take_indices, max_index = feature_take_indices(len(self.stages), indices)
         last = max_index if stop_early or intermediates_only else len(self.stages) - 1
@@ -651,18 +639,8 @@ def _describe(model: UMamba | UMambaEncoder) -> str:
 
 
 def _create_encoder(variant: str, pretrained: bool = False, **kwargs: Any) -> UMambaEncoder:
-    plan = kwargs.pop("plan")
-    n_stages = len(_as_plan(plan).features_per_stage)
-    out_indices = kwargs.pop("out_indices", tuple(range(n_stages)))
-    return build_model_with_cfg(
-        UMambaEncoder,
-        variant,
-        pretrained,
-        plan=plan,
-        pretrained_filter_fn=checkpoint_filter_fn,
-        feature_cfg=dict(out_indices=out_indices, feature_cls="getter"),
-        **kwargs,
-    )
+    out_indices = tuple(range(_as_plan(kwargs["plan"]).n_stages))  # every stage: the U-Net's skips
+    return build_model(UMambaEncoder, variant, pretrained, checkpoint_filter_fn, out_indices, **kwargs)
 
 
 def _cfg(input_size: tuple[int, int, int], fixed: bool, **kwargs: Any) -> dict[str, Any]:

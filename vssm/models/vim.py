@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 import torch
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import DropPath, RmsNorm, lecun_normal_, trunc_normal_
-from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from timm.models import generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
@@ -41,6 +41,8 @@ from vssm.layers.token_pos_embed import (
 from vssm.layers.token_routes import ClassTokenRouting, SequenceRoutes, token_routes
 from vssm.layers.vision_rope import VisionRope
 from vssm.models._checkpoint import check_fits, model_name, select_weights
+from vssm.models._contract import check_output_fmt, linear_head
+from vssm.models._registry import build_model
 
 __all__ = ["BlockState", "VimBlock", "VisionMamba", "checkpoint_filter_fn"]
 
@@ -251,7 +253,7 @@ class VisionMamba(nn.Module):
                                  f"{global_pool!r}")
             self.global_pool = global_pool
         self.num_classes = num_classes
-        self.head = nn.Linear(self.embed_dim, num_classes) if num_classes > 0 else nn.Identity()
+        self.head = linear_head(self, self.embed_dim, num_classes)
 
     # ------------------------------------------------------------------------------------------------ forward
 
@@ -391,8 +393,7 @@ class VisionMamba(nn.Module):
         `return_prefix_tokens` each is a (map, class token (B, 1, D)) pair), and unless `intermediates_only` the final
         normalised features first. `norm` applies the final RMSNorm to each intermediate.
         """
-        if output_fmt not in ("NCHW", "NLC"):
-            raise ValueError(f"output_fmt: expected 'NCHW' or 'NLC', got {output_fmt!r}")
+        check_output_fmt(output_fmt, ("NCHW", "NLC"))
         take_indices, max_index = feature_take_indices(len(self.layers), indices)
         tokens, grid = self.embed(x)
         num_blocks = max_index + 1 if stop_early or intermediates_only else None
@@ -491,15 +492,7 @@ def checkpoint_filter_fn(state_dict: dict[str, Any], model: VisionMamba) -> dict
 
 
 def _create_vim(variant: str, pretrained: bool = False, **kwargs: Any) -> VisionMamba:
-    out_indices = kwargs.pop("out_indices", 3)
-    return build_model_with_cfg(
-        VisionMamba,
-        variant,
-        pretrained,
-        pretrained_filter_fn=checkpoint_filter_fn,
-        feature_cfg=dict(out_indices=out_indices, feature_cls="getter"),
-        **kwargs,
-    )
+    return build_model(VisionMamba, variant, pretrained, checkpoint_filter_fn, 3, **kwargs)
 
 
 def _cfg(**kwargs: Any) -> dict[str, Any]:

@@ -26,19 +26,29 @@ from collections.abc import Callable, Sequence
 
 import torch
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from timm.layers import trunc_normal_
-from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
-from timm.models._features import feature_take_indices
-from timm.models._manipulate import adapt_input_conv, checkpoint_seq
+from timm.models import generate_default_cfgs, register_model
+from timm.models._manipulate import adapt_input_conv
 from torch import nn
 
 import scans
 from vssm.layers.downsample2d import ConvDownsample, PatchMerging2d
 from vssm.layers.layout import Layout, layer_norm
 from vssm.layers.ss2d import SS2D, SS2DForm
+from vssm.layers.stage import Stage
 from vssm.layers.stem2d import ConvStem, PatchStem
 from vssm.layers.vss_block import VSSBlock
 from vssm.models._checkpoint import check_variant_fits, model_name, read_checkpoint, rename_key, select_weights
+from vssm.models._contract import (
+    check_global_pool,
+    check_image,
+    check_output_fmt,
+    forward_stage_intermediates,
+    init_linear_and_norms,
+    linear_head,
+    prune_stages,
+    stage_group_matcher,
+)
+from vssm.models._registry import build_model
 
 __all__ = ["Downsample", "Stem", "VMamba", "checkpoint_filter_fn", "describe_checkpoint"]
 
@@ -67,24 +77,6 @@ def _as_enum(cls: type[enum.Enum], value: object, arg: str) -> enum.Enum:
         return cls[value.upper()]
     names = ", ".join(m.name.lower() for m in cls)
     raise ValueError(f"{arg}: expected a {cls.__name__} or one of {names}, got {value!r}")
-
-
-class VMambaStage(nn.Module):
-    """VSS blocks, then the downsampling to the next stage (identity after the last)."""
-
-    def __init__(self, blocks: Sequence[nn.Module], downsample: nn.Module) -> None:
-        super().__init__()
-        self.blocks = nn.Sequential(*blocks)
-        self.downsample = downsample
-        self.grad_checkpointing = False
-
-    def forward_blocks(self, x: torch.Tensor) -> torch.Tensor:
-        if self.grad_checkpointing and not torch.jit.is_scripting():
-            return checkpoint_seq(self.blocks, x)
-        return self.blocks(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.downsample(self.forward_blocks(x))
 
 
 class VMambaClassifier(nn.Module):
@@ -159,7 +151,7 @@ class VMamba(nn.Module):
         dims = tuple(int(dims * 2**i) for i in range(len(depths))) if isinstance(dims, int) else tuple(dims)
         if len(dims) != len(depths):
             raise ValueError(f"dims: expected one value per stage ({len(depths)} stages), got {dims}")
-        self._check_global_pool(global_pool)
+        check_global_pool(global_pool)
         schedule = scans.as_schedule(scan)
 
         self.depths, self.dims = depths, dims
@@ -189,25 +181,13 @@ class VMamba(nn.Module):
                 blocks.append(VSSBlock(dim, op, mlp_ratio, rates[block], layout, **factory))
             last = i == len(depths) - 1
             down = nn.Identity() if last else downsample_cls(dim, dims[i + 1], layout, **factory)
-            self.layers.append(VMambaStage(blocks, down))
+            self.layers.append(Stage(blocks, down))
             self.feature_info.append(dict(num_chs=dim, reduction=4 * 2**i, module=f"layers.{i}"))
 
         self.classifier = VMambaClassifier(self.num_features, num_classes, layout, drop_rate, **factory)
-        self.apply(self._init_weights)
-
-    @staticmethod
-    def _init_weights(module: nn.Module) -> None:
-        # The original's `_init_weights`: every linear (incl. the 1×1 `Linear2d`s) trunc-normal(0.02) with zero bias;
-        # convs keep PyTorch's default; the SS2D parameters keep Mamba's init (they are raw parameters).
-        if isinstance(module, nn.Linear | nn.LayerNorm) and module.weight.is_meta:
-            return  # nothing to initialise (and trunc_normal_ is slow on meta tensors)
-        if isinstance(module, nn.Linear):
-            trunc_normal_(module.weight, std=0.02)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.LayerNorm):
-            nn.init.ones_(module.weight)
-            nn.init.zeros_(module.bias)
+        # The original's `_init_weights`: every linear (incl. the 1×1 `Linear2d`s) trunc-normal(0.02) with zero bias,
+        # LayerNorms 1/0; convs keep PyTorch's default; the SS2D parameters keep Mamba's init (raw parameters).
+        self.apply(init_linear_and_norms)
 
     # ------------------------------------------------------------------------------------------ timm interface
 
@@ -218,16 +198,7 @@ class VMamba(nn.Module):
 
     @torch.jit.ignore
     def group_matcher(self, coarse: bool = False) -> dict:
-        return dict(
-            stem=r"^patch_embed",
-            blocks=r"^layers\.(\d+)"
-            if coarse
-            else [
-                (r"^layers\.(\d+)\.blocks\.(\d+)", None),
-                (r"^layers\.(\d+)\.downsample", (99998,)),
-                (r"^classifier\.norm", (99999,)),
-            ],
-        )
+        return stage_group_matcher("layers", "classifier.norm", coarse)
 
     @torch.jit.ignore
     def set_grad_checkpointing(self, enable: bool = True) -> None:
@@ -240,18 +211,10 @@ class VMamba(nn.Module):
 
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         if global_pool is not None:
-            self._check_global_pool(global_pool)
+            check_global_pool(global_pool)
             self.global_pool = global_pool
         self.num_classes = num_classes
-        weight = self.classifier.norm.weight if isinstance(self.classifier.norm, nn.LayerNorm) else None
-        factory = {} if weight is None else {"device": weight.device, "dtype": weight.dtype}
-        head = nn.Linear(self.num_features, num_classes, **factory) if num_classes > 0 else nn.Identity()
-        self.classifier.head = head
-
-    @staticmethod
-    def _check_global_pool(global_pool: str) -> None:
-        if global_pool not in ("avg", ""):
-            raise ValueError(f"global_pool: expected 'avg' or '' (no pooling), got {global_pool!r}")
+        self.classifier.head = linear_head(self, self.num_features, num_classes)
 
     @torch.jit.ignore
     def load_pretrained(self, checkpoint_path: str | os.PathLike) -> None:
@@ -277,19 +240,7 @@ class VMamba(nn.Module):
     # ----------------------------------------------------------------------------------------------- forward
 
     def _check_input(self, x: torch.Tensor) -> None:
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"expected an image tensor (B, {self.in_chans}, H, W), got {type(x).__name__}")
-        if x.ndim != 4:
-            raise ValueError(f"expected an image tensor (B, {self.in_chans}, H, W), got shape {tuple(x.shape)}")
-        if x.shape[1] != self.in_chans:
-            raise ValueError(
-                f"expected {self.in_chans} input channels, got {x.shape[1]} (input shape {tuple(x.shape)})"
-            )
-        if min(x.shape[-2:]) < TOTAL_STRIDE:
-            raise ValueError(
-                f"expected an input of at least {TOTAL_STRIDE}×{TOTAL_STRIDE} (the total stride), "
-                f"got {x.shape[-2]}×{x.shape[-1]}"
-            )
+        check_image(x, self.in_chans, TOTAL_STRIDE, "the total stride")
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, in_chans, H, W) -> the normalised last map, (B, C₃, H/32, W/32) or (B, H/32, W/32, C₃) by layout."""
@@ -328,21 +279,12 @@ class VMamba(nn.Module):
             output_fmt: "NCHW" or "NHWC" for the intermediates; the final output keeps the model's layout.
             intermediates_only: return only the list.
         """
-        if output_fmt not in ("NCHW", "NHWC"):
-            raise ValueError(f"output_fmt: expected 'NCHW' or 'NHWC', got {output_fmt!r}")
-        take_indices, max_index = feature_take_indices(len(self.layers), indices)
+        check_output_fmt(output_fmt, ("NCHW", "NHWC"))
         self._check_input(x)
-        x = self.patch_embed(x)
-        last = len(self.layers) - 1
-        stages = self.layers[: max_index + 1] if stop_early else self.layers
-        intermediates = []
-        for i, stage in enumerate(stages):
-            x = stage.forward_blocks(x)
-            if i in take_indices:
-                feature = self.classifier.norm(x) if norm and i == last else x
-                feature = self.layout.to_nchw(feature)
-                intermediates.append(feature if output_fmt == "NCHW" else feature.permute(0, 2, 3, 1))
-            x = stage.downsample(x)
+        x, intermediates = forward_stage_intermediates(
+            self.layers, self.patch_embed(x), indices, self.classifier.norm if norm else None, stop_early, output_fmt,
+            self.layout,
+        )
         if intermediates_only:
             return intermediates
         return self.classifier.norm(x), intermediates
@@ -351,9 +293,7 @@ class VMamba(nn.Module):
         self, indices: int | list[int] = 1, prune_norm: bool = False, prune_head: bool = True
     ) -> list[int]:
         """Drop the stages after the last of `indices` (and the norm / head); returns the kept indices."""
-        take_indices, max_index = feature_take_indices(len(self.layers), indices)
-        self.layers = self.layers[: max_index + 1]
-        self.layers[-1].downsample = nn.Identity()
+        self.layers, take_indices = prune_stages(self.layers, indices)
         if prune_norm:
             self.classifier.norm = nn.Identity()
         if prune_head:
@@ -465,14 +405,7 @@ def checkpoint_filter_fn(checkpoint: dict, model: VMamba) -> dict[str, torch.Ten
 
 
 def _create_vmamba(variant: str, pretrained: bool = False, **kwargs) -> VMamba:
-    return build_model_with_cfg(
-        VMamba,
-        variant,
-        pretrained,
-        pretrained_filter_fn=checkpoint_filter_fn,
-        feature_cfg=dict(out_indices=(0, 1, 2, 3), feature_cls="getter"),
-        **kwargs,
-    )
+    return build_model(VMamba, variant, pretrained, checkpoint_filter_fn, (0, 1, 2, 3), **kwargs)
 
 
 _RELEASES = "https://github.com/MzeroMiko/VMamba/releases/download/"

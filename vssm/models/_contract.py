@@ -1,0 +1,143 @@
+"""The parts of timm's model contract that the families share.
+
+Every family's model class implements timm's interface itself (`forward_features`, `forward_head`,
+`reset_classifier`, `forward_intermediates`, `prune_intermediate_layers`, `group_matcher`, ...); what is the same
+logic in several of them lives here:
+
+* argument and input checks with the messages every family gives (`check_image`, `check_global_pool`,
+  `check_output_fmt`), and `linear_head` for `reset_classifier`;
+* `init_linear_and_norms`: the originals' `_init_weights` (timm's ViT/Swin init);
+* for stem -> `Stage`s -> final norm networks (VMamba, LocalVMamba, MambaVision): `stage_group_matcher`,
+  `forward_stage_intermediates` (the stage maps before each downsample, what the originals' dense backbones take)
+  and `prune_stages`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from timm.layers import get_device_dtype, trunc_normal_
+from timm.models._features import feature_take_indices
+from torch import Tensor, nn
+
+from vssm.layers.layout import Layout
+from vssm.layers.stage import Stage
+
+__all__ = [
+    "check_global_pool",
+    "check_image",
+    "check_output_fmt",
+    "forward_stage_intermediates",
+    "init_linear_and_norms",
+    "linear_head",
+    "prune_stages",
+    "stage_group_matcher",
+]
+
+
+def check_image(x: object, in_chans: int, min_size: int, min_size_reason: str) -> None:
+    """TypeError / ValueError unless x is a (B, in_chans, H, W) tensor with H, W >= `min_size` (the network's
+    `min_size_reason`, e.g. "the total stride")."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"expected an image tensor (B, {in_chans}, H, W), got {type(x).__name__}")
+    if x.ndim != 4:
+        raise ValueError(f"expected an image tensor (B, {in_chans}, H, W), got shape {tuple(x.shape)}")
+    if x.shape[1] != in_chans:
+        raise ValueError(f"expected {in_chans} input channels, got {x.shape[1]} (input shape {tuple(x.shape)})")
+    if min(x.shape[-2:]) < min_size:
+        raise ValueError(
+            f"expected an input of at least {min_size}×{min_size} ({min_size_reason}), got {x.shape[-2]}×{x.shape[-1]}"
+        )
+
+
+def check_global_pool(global_pool: str) -> None:
+    """ValueError unless `global_pool` is 'avg' or '' (the pooled-map networks' choices)."""
+    if global_pool not in ("avg", ""):
+        raise ValueError(f"global_pool: expected 'avg' or '' (no pooling), got {global_pool!r}")
+
+
+def check_output_fmt(output_fmt: str, choices: Sequence[str]) -> None:
+    """ValueError unless `output_fmt` (of `forward_intermediates`) is one of `choices`."""
+    if output_fmt not in choices:
+        raise ValueError(f"output_fmt: expected {' or '.join(map(repr, choices))}, got {output_fmt!r}")
+
+
+def linear_head(model: nn.Module, num_features: int, num_classes: int) -> nn.Module:
+    """A new classifier for `reset_classifier`: Linear(num_features, num_classes) on the model's device and dtype,
+    or Identity for num_classes 0."""
+    return nn.Linear(num_features, num_classes, **get_device_dtype(model)) if num_classes > 0 else nn.Identity()
+
+
+def init_linear_and_norms(module: nn.Module, norm_types: tuple[type[nn.Module], ...] = (nn.LayerNorm,)) -> None:
+    """The originals' `_init_weights` for one module: a Linear gets trunc-normal(0.02) weights and zero bias, a norm of
+    `norm_types` weight 1 and bias 0; everything else keeps its own init. Meta tensors are skipped (nothing to
+    initialise, and trunc_normal_ is slow on them)."""
+    weight = getattr(module, "weight", None)
+    if weight is None or weight.is_meta:
+        return
+    if isinstance(module, nn.Linear):
+        trunc_normal_(weight, std=0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, norm_types):
+        nn.init.ones_(weight)
+        nn.init.zeros_(module.bias)
+
+
+def stage_group_matcher(stages: str, final_norm: str, coarse: bool, stem: str = "patch_embed") -> dict:
+    """timm's parameter groups of a stem -> stages -> final norm network, by module name: the stem, then each
+    stage's blocks (coarse: whole stages), its downsample after its blocks, the final norm last."""
+    stages, final_norm = re.escape(stages), re.escape(final_norm)
+    if coarse:
+        return dict(stem=rf"^{stem}", blocks=rf"^{stages}\.(\d+)")
+    return dict(
+        stem=rf"^{stem}",
+        blocks=[
+            (rf"^{stages}\.(\d+)\.blocks\.(\d+)", None),
+            (rf"^{stages}\.(\d+)\.downsample", (99998,)),
+            (rf"^{final_norm}", (99999,)),
+        ],
+    )
+
+
+def forward_stage_intermediates(
+    stages: Sequence[Stage],
+    x: Tensor,
+    indices: int | Sequence[int] | None,
+    final_norm: nn.Module | None = None,
+    stop_early: bool = False,
+    output_fmt: str = "NCHW",
+    layout: Layout = Layout.CHANNELS_FIRST,
+) -> tuple[Tensor, list[Tensor]]:
+    """Run `stages` on the stem's output x, taking the maps of the stages in `indices` before their downsample.
+
+    Args:
+        indices: stages to take (int n = the last n), default all (timm's `feature_take_indices`).
+        final_norm: applied to the map of the last stage of the network when it is taken (`norm=True`).
+        stop_early: stop after the last stage taken.
+        output_fmt: "NCHW" or "NHWC" for the taken maps; x is in `layout`.
+
+    Returns:
+        The output of the last stage run (in `layout`) and the taken maps.
+    """
+    take_indices, max_index = feature_take_indices(len(stages), indices)
+    last = len(stages) - 1
+    intermediates = []
+    for i, stage in enumerate(stages[: max_index + 1] if stop_early else stages):
+        x = stage.forward_blocks(x)
+        if i in take_indices:
+            feature = final_norm(x) if final_norm is not None and i == last else x
+            feature = layout.to_nchw(feature)
+            intermediates.append(feature if output_fmt == "NCHW" else feature.permute(0, 2, 3, 1))
+        x = stage.downsample(x)
+    return x, intermediates
+
+
+def prune_stages(stages: nn.ModuleList, indices: int | Sequence[int]) -> tuple[nn.ModuleList, list[int]]:
+    """The stages up to the last of `indices`, the last one without its downsample, and the kept indices
+    (`prune_intermediate_layers` of a staged network)."""
+    take_indices, max_index = feature_take_indices(len(stages), indices)
+    stages = stages[: max_index + 1]
+    stages[-1].downsample = nn.Identity()
+    return stages, take_indices

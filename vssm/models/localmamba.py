@@ -31,13 +31,12 @@ import torch
 import torch.nn.functional as F
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import trunc_normal_
-from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from timm.models import generate_default_cfgs, register_model
 from torch import Tensor, nn
 
 import scans
 from scans import VReverse
 from vssm.layers.bi_attn import BiAttn
-from vssm.layers.layout import Layout
 from vssm.layers.mamba_mixer import RouteMerge
 from vssm.layers.ss2d import SS2DForm
 from vssm.layers.ssm_core import RouteNaming
@@ -45,6 +44,8 @@ from vssm.layers.token_pos_embed import resample_pos_embed_with_middle_token
 from vssm.layers.token_routes import ClassTokenRouting, SequenceRoutes
 from vssm.models import _localmamba_directions as tables
 from vssm.models._checkpoint import check_fits, model_name, rename_key, select_weights
+from vssm.models._contract import init_linear_and_norms
+from vssm.models._registry import build_model
 from vssm.models.vim import VisionMamba
 from vssm.models.vmamba import Downsample, Stem, VMamba
 
@@ -130,10 +131,7 @@ class LocalVim(VisionMamba):
     """LocalVim classifier (timm interface): Vim's blocks with LocalMamba's multi-direction mixer.
 
     Args:
-        img_size, patch_size, in_chans, num_classes, embed_dim, depth, d_state, d_conv, expand, dt_rank, drop_rate,
-            pos_drop_rate, drop_path_rate, norm_eps, residual_in_fp32: as `VisionMamba`.
-        global_pool: 'avg' (RoPE variants: mean of all tokens) or 'token' (mid-cls: the class token); None picks
-            by `class_token`.
+        depth: number of blocks (LocalVim: 20).
         directions: one list of direction names per layer (`h`, `h_flip`, `v`, `v_flip`, `wK`, `wK_flip`); position
             k is the layer's parameter slot k. Default: LocalVim-T's searched lists.
         v_reverse: how `v` routes are undone on non-square grids (`VReverse.OFFICIAL`, the original's, by default).
@@ -144,69 +142,43 @@ class LocalVim(VisionMamba):
             step p = M // 2 of each; needs `rope=False`.
         rope: rotary position embedding before every layer, on the mixer output and the residual stream (RoPE
             variants); None = without a class token.
-        dynamic_img_size: accept any input size: padded at the bottom/right to a multiple of the patch, position
-            embedding and RoPE tables resized bicubically to the token grid (the original's dense backbones).
+        global_pool: 'avg' (RoPE variants: mean of all tokens) or 'token' (mid-cls: the class token); None picks
+            by `class_token`.
+        **kwargs: `VisionMamba`'s other arguments (img_size, patch_size, in_chans, num_classes, embed_dim, d_state,
+            d_conv, expand, dt_rank, drop rates, norm_eps, residual_in_fp32, device, dtype, ...), with
+            `dynamic_img_size` accepting any input size: padded at the bottom/right to a multiple of the patch,
+            position embedding and RoPE tables resized bicubically to the token grid (the original's dense backbones).
+            The mixer's route merge (sum), channel attention (`BiAttn`), class-token routing, parameter naming and
+            RoPE placement are LocalVim's.
     """
 
     def __init__(
         self,
-        img_size: int | tuple[int, int] = 224,
-        patch_size: int = 16,
-        in_chans: int = 3,
-        num_classes: int = 1000,
-        global_pool: str | None = None,
-        embed_dim: int = 192,
+        *,
         depth: int = 20,
-        d_state: int = 16,
-        d_conv: int = 4,
-        expand: float = 2.0,
-        dt_rank: int | None = None,
         directions: DirectionLists | None = None,
         v_reverse: VReverse = VReverse.OFFICIAL,
         pad_oversized_windows: bool = False,
         scan: str | scans.ScanOrder | scans.Schedule | None = None,
         class_token: bool = False,
         rope: bool | None = None,
-        drop_rate: float = 0.0,
-        pos_drop_rate: float = 0.0,
-        drop_path_rate: float = 0.0,
-        norm_eps: float = 1e-5,
-        residual_in_fp32: bool = True,
-        dynamic_img_size: bool = False,
-        *,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
+        global_pool: str | None = None,
+        **kwargs: Any,
     ) -> None:
         schedule = _schedule(scan, directions, tables.LOCAL_VIM_TINY, depth, v_reverse, pad_oversized_windows, "layer")
         rope = not class_token if rope is None else rope
         super().__init__(
-            img_size=img_size,
-            patch_size=patch_size,
-            in_chans=in_chans,
-            num_classes=num_classes,
-            global_pool=global_pool or ("token" if class_token else "avg"),
-            embed_dim=embed_dim,
             depth=depth,
-            d_state=d_state,
-            d_conv=d_conv,
-            expand=expand,
-            dt_rank=dt_rank,
             scan=schedule,
             class_token=class_token,
+            global_pool=global_pool or ("token" if class_token else "avg"),
             route_merge=RouteMerge.SUM,
-            drop_rate=drop_rate,
-            pos_drop_rate=pos_drop_rate,
-            drop_path_rate=drop_path_rate,
-            norm_eps=norm_eps,
-            residual_in_fp32=residual_in_fp32,
-            dynamic_img_size=dynamic_img_size,
             route_mixer_layer=BiAttn,
             class_token_routing=ClassTokenRouting.FIXED_STEP,
             route_naming=RouteNaming.INDEXED,
             rope=rope,
             rope_residual=rope,
-            device=device,
-            dtype=dtype,
+            **kwargs,
         )
 
     def init_weights(self) -> None:
@@ -215,13 +187,7 @@ class LocalVim(VisionMamba):
         cls_token 0, out_proj then re-drawn kaiming-uniform(a=√5) / √depth; patch conv, causal convs, A_log, D keep
         their defaults."""
         for module in self.modules():
-            if isinstance(module, nn.Linear) and not module.weight.is_meta:
-                trunc_normal_(module.weight, std=0.02)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.LayerNorm) and not module.weight.is_meta:
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
+            init_linear_and_norms(module)
         if not self.pos_embed.is_meta:
             trunc_normal_(self.pos_embed, std=0.02)
         if self.cls_token is not None:
@@ -258,34 +224,26 @@ class LocalVMamba(VMamba):
     """LocalVMamba classifier and backbone (timm interface): VMamba v0 with each block's searched directions.
 
     Args:
-        depths, dims, d_state, expand, dt_rank, d_conv, layout, route_addressing, in_chans, num_classes, global_pool,
-            drop_rate, drop_path_rate: as `VMamba` (v0 form: patch stem, patch merging, gated SS2D, no MLP).
+        depths, d_state, expand: as `VMamba`, with LocalVMamba's defaults (LocalVMamba-T's).
         directions: one list of direction names per block, counted over all stages; position k is the block's
             route / parameter group k. Default: LocalVMamba-T's searched lists.
         v_reverse, pad_oversized_windows, scan: as `LocalVim` (per block).
+        **kwargs: `VMamba`'s other arguments (dims, dt_rank, d_conv, layout, route_addressing, in_chans, num_classes,
+            global_pool, drop_rate, drop_path_rate, device, dtype). The v0 form (patch stem, patch merging, gated
+            SS2D, no MLP) and the channel attention (`BiAttn`) are LocalVMamba's.
     """
 
     def __init__(
         self,
+        *,
         depths: Sequence[int] = (2, 2, 9, 2),
-        dims: int | Sequence[int] = 96,
         d_state: int = 16,
         expand: float = 2.0,
-        dt_rank: int | None = None,
-        d_conv: int = 3,
         directions: DirectionLists | None = None,
         v_reverse: VReverse = VReverse.OFFICIAL,
         pad_oversized_windows: bool = False,
         scan: str | scans.ScanOrder | scans.Schedule | None = None,
-        layout: Layout | str | None = None,
-        route_addressing: bool = True,
-        in_chans: int = 3,
-        num_classes: int = 1000,
-        global_pool: str = "avg",
-        drop_rate: float = 0.0,
-        drop_path_rate: float = 0.0,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
+        **kwargs: Any,
     ) -> None:
         depths = tuple(depths)
         schedule = _schedule(
@@ -293,26 +251,15 @@ class LocalVMamba(VMamba):
         )
         super().__init__(
             depths=depths,
-            dims=dims,
             d_state=d_state,
             expand=expand,
-            dt_rank=dt_rank,
-            d_conv=d_conv,
             mlp_ratio=0.0,
             form=SS2DForm.V0,
             stem=Stem.PATCH,
             downsample=Downsample.PATCH_MERGING,
-            layout=layout,
             scan=schedule,
-            route_addressing=route_addressing,
             route_mixer_layer=BiAttn,
-            in_chans=in_chans,
-            num_classes=num_classes,
-            global_pool=global_pool,
-            drop_rate=drop_rate,
-            drop_path_rate=drop_path_rate,
-            device=device,
-            dtype=dtype,
+            **kwargs,
         )
         self.block_orders = tuple(schedule.for_layer(i) for i in range(sum(depths)))
 
@@ -419,26 +366,12 @@ def checkpoint_filter_fn(checkpoint: dict[str, Any], model: nn.Module) -> dict[s
 def _create_local_vim(variant: str, pretrained: bool = False, **kwargs: Any) -> LocalVim:
     depth = kwargs.get("depth", 20)
     # The dense backbones' taps: blocks 4, 9, 14, 19 of 20 (evenly spaced, ending at the last block).
-    out_indices = kwargs.pop("out_indices", tuple((i + 1) * depth // 4 - 1 for i in range(4)))
-    return build_model_with_cfg(
-        LocalVim,
-        variant,
-        pretrained,
-        pretrained_filter_fn=checkpoint_filter_fn,
-        feature_cfg=dict(out_indices=out_indices, feature_cls="getter"),
-        **kwargs,
-    )
+    out_indices = tuple((i + 1) * depth // 4 - 1 for i in range(4))
+    return build_model(LocalVim, variant, pretrained, checkpoint_filter_fn, out_indices, **kwargs)
 
 
 def _create_local_vssm(variant: str, pretrained: bool = False, **kwargs: Any) -> LocalVMamba:
-    return build_model_with_cfg(
-        LocalVMamba,
-        variant,
-        pretrained,
-        pretrained_filter_fn=checkpoint_filter_fn,
-        feature_cfg=dict(out_indices=(0, 1, 2, 3), feature_cls="getter"),
-        **kwargs,
-    )
+    return build_model(LocalVMamba, variant, pretrained, checkpoint_filter_fn, (0, 1, 2, 3), **kwargs)
 
 
 _RELEASES = "https://github.com/hunto/LocalMamba/releases/download/v1.0.0/"

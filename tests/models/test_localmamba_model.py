@@ -9,12 +9,12 @@ import pytest
 import timm
 import torch
 import torch.nn.functional as F
+from backend_runs import FAST, logits_and_grads
 from localmamba_reference import local_vim_mixer, local_vssm_mixer, rope_tables
 
 import kernels
 import scans
 import vssm
-from kernels.backends import Backend, supports
 from kernels.tolerances import assert_all_close_3way, assert_close_3way
 from scans import VReverse
 from vssm.models import _localmamba_directions as tables
@@ -35,11 +35,6 @@ TABLES = {
     "local_vssm_tiny": tables.LOCAL_VSSM_TINY,
     "local_vssm_small": tables.LOCAL_VSSM_SMALL,
 }
-FAST = [
-    b.value for b in Backend if b is not Backend.REFERENCE and supports(b, torch.device("cpu"), torch.float32) is None
-]
-
-
 def test_every_name_is_registered() -> None:
     assert set(vssm.list_models("*local_v*")) == {*SIZES, "test_local_vim", "test_local_vssm"}
 
@@ -182,14 +177,6 @@ def test_dynamic_size_pads_like_the_original_and_resizes_positions_and_rope() ->
 # -------------------------------------------------------------------------------------------------- backends
 
 
-def _run(model: torch.nn.Module, x: torch.Tensor, backend: str) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    model.zero_grad(set_to_none=True)
-    with kernels.use_backend(backend):
-        logits = model(x)
-    logits.square().mean().backward()
-    return logits.detach(), [p.grad for p in model.parameters()]
-
-
 @pytest.mark.skipif(not FAST, reason="no fast selective-scan backend runs on this machine's CPU")
 @pytest.mark.parametrize("backend", FAST)
 @pytest.mark.parametrize(
@@ -205,9 +192,9 @@ def test_fast_backend_matches_the_float64_reference(backend: str, name: str, kwa
     torch.manual_seed(0)
     model = timm.create_model(name, num_classes=4, **kwargs).eval()
     x = torch.randn(1, 3, size, size)
-    fast, fast_grads = _run(model, x, backend)
-    ref, ref_grads = _run(model, x, "reference")
-    ref64, ref64_grads = _run(model.double(), x.double(), "reference")
+    fast, fast_grads = logits_and_grads(model, x, backend)
+    ref, ref_grads = logits_and_grads(model, x, "reference")
+    ref64, ref64_grads = logits_and_grads(model.double(), x.double(), "reference")
     names = ["logits"] + [f"grad {n}" for n, _ in model.named_parameters()]
     assert_all_close_3way([fast, *fast_grads], [ref, *ref_grads], [ref64, *ref64_grads], names, dtype=torch.float32)
 

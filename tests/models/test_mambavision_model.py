@@ -6,12 +6,12 @@ import pytest
 import timm
 import torch
 import torch.nn.functional as F
+from backend_runs import FAST
 from timm.layers import Attention, DropPath
 
 import kernels
 import scans
 import vssm
-from kernels.backends import Backend, supports
 from kernels.tolerances import assert_all_close_3way
 from vssm.layers.mambavision_mixer import DtBias, MambaVisionMixer
 from vssm.layers.window_partition import window_partition, window_reverse
@@ -31,11 +31,6 @@ ORIGINAL_COUNTS = {
     "mambavision_large3_256_21k": (739_570_472, 601),
     "mambavision_large3_512_21k": (739_570_472, 601),
 }
-FAST = [
-    b.value for b in Backend if b is not Backend.REFERENCE and supports(b, torch.device("cpu"), torch.float32) is None
-]
-
-
 def test_every_released_variant_is_registered() -> None:
     assert set(vssm.list_models("*mambavision*")) == {*ORIGINAL_COUNTS, "test_mambavision"}
 

@@ -231,6 +231,7 @@ class UMambaEncoder(nn.Module):
         self.num_classes = num_classes
         self.head = linear_head(self, self.num_features, num_classes)
 
+    @torch.jit.ignore
     def get_classifier(self) -> nn.Module:
         return self.head
 

@@ -120,6 +120,40 @@ def test_backward_reaches_every_parameter(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", TEST_VARIANTS)
+def test_trains_after_inference_mode(name: str) -> None:
+    """Evaluation under torch.inference_mode between training steps (as timm's and mmengine's loops do) must leave
+    nothing behind that autograd refuses later, such as route tables cached as inference tensors."""
+    model = timm.create_model(name)
+    x = torch.randn(2, *_input_size(model, target=128))
+    with torch.inference_mode():
+        model.eval()(x)
+    model.train()(x).mean().backward()
+
+
+@pytest.mark.parametrize("name", TEST_VARIANTS)
+def test_bf16_autocast_trains_close_to_float32(name: str) -> None:
+    """Mixed precision, as timm's train script runs it: forward and backward under bf16 autocast (the scan's inputs
+    come out of float32 convolutions and bf16 projections and must meet in one dtype).
+
+    How far bf16 may move the logits depends on the network: measured by how far the float32 network moves when only
+    its input is rounded to bf16 (U-Mamba Enc's Mamba layers have no residual and feed InstanceNorms, which rescale
+    their small outputs together with their rounding: 8e-2 there, <= 3e-3 for the other test variants).
+    """
+    model = timm.create_model(name, drop_path_rate=0.0).eval()
+    x = torch.randn(2, *_input_size(model, target=128))
+    with torch.no_grad():
+        reference = model(x)
+        sensitivity = (model(x.bfloat16().float()) - reference).norm() / reference.norm()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(x)
+    out.float().square().mean().backward()
+    error = (out.float() - reference).norm() / reference.norm()
+    bound = 2e-2 + 4 * sensitivity
+    assert error < bound, f"bf16 autocast logits differ from float32 by {error:.2e} (bound {bound:.2e})"
+    assert all(p.grad is None or torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+@pytest.mark.parametrize("name", TEST_VARIANTS)
 def test_backward_with_grad_checkpointing_matches(name: str) -> None:
     torch.manual_seed(0)
     model = timm.create_model(name, drop_path_rate=0.0).train()

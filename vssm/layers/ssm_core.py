@@ -103,6 +103,16 @@ def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
+def _activation_dtype(u: Tensor) -> torch.dtype:
+    """The one dtype of the scan's activations (u, delta, B, C, z): autocast's where it is on for u's device (the
+    projections then come out in it while a conv with float32 weights promotes u to float32; mamba_ssm's kernels
+    likewise scan in the autocast dtype with a float32 state), else u's."""
+    device = u.device.type
+    if torch.amp.is_autocast_available(device) and torch.is_autocast_enabled(device):
+        return torch.get_autocast_dtype(device)
+    return u.dtype
+
+
 class SSMCore(nn.Module):
     """K routes' selective-SSM parameters and the batched scan over them.
 
@@ -198,7 +208,7 @@ class SSMCore(nn.Module):
             z: optional (B, K, E, L) gate; the output is multiplied by silu(z).
 
         Returns:
-            y: (B, K, E, L), in u's dtype.
+            y: (B, K, E, L), in the activations' dtype (autocast's under autocast, else u's).
         """
         batch, routes, channels, steps = u.shape
         if (routes, channels) != (self.num_routes, self.d_inner):
@@ -210,17 +220,18 @@ class SSMCore(nn.Module):
         dt, b, c = torch.split(x_dbl, [rank, state, state], dim=2)
         dt_proj = self.route_params("dt_proj")
         delta = torch.matmul(self._stack([p.weight for p in dt_proj]), dt)  # (B, K, E, L); bias added in the scan
-        param_dtype = _compute_dtype(u.dtype)
+        dtype = _activation_dtype(u)
+        param_dtype = _compute_dtype(dtype)
         a = -torch.exp(self._cat(self.route_params("A_log")).to(param_dtype))
         flat = (batch, routes * channels, steps)
         y = selective_scan(
-            u.reshape(flat),
-            delta.reshape(flat),
+            u.reshape(flat).to(dtype),
+            delta.reshape(flat).to(dtype),
             a,
-            b,
-            c,
+            b.to(dtype),
+            c.to(dtype),
             D=self._cat(self.route_params("D")).to(param_dtype),
-            z=None if z is None else z.reshape(flat),
+            z=None if z is None else z.reshape(flat).to(dtype),
             delta_bias=self.delta_bias().to(param_dtype),
             delta_softplus=True,
         )

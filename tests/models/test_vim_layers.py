@@ -186,6 +186,18 @@ def test_routes_on_the_meta_device_are_the_cpu_routes_moved(name: str, class_tok
     assert mixer(torch.empty(2, meta.length, 8, device="meta"), meta).shape == (2, meta.length, 8)
 
 
+@pytest.mark.parametrize("class_token", [False, True])
+def test_routes_first_built_in_inference_mode_serve_training(class_token: bool) -> None:
+    order = scans.get("windowed", directions=["h", "v_flip", "w2"])
+    with torch.inference_mode():  # first use of this (order, grid): built here, cached for later calls
+        token_routes(order, 5, 7, torch.device("cpu"), class_token)
+    routes = token_routes(order, 5, 7, torch.device("cpu"), class_token)
+    assert not routes.gather_index.is_inference() and not routes.merge_index.is_inference()
+    x = torch.randn(2, 4, routes.length, requires_grad=True)
+    routes.merge(routes.gather(x)).sum().backward()
+    assert x.grad is not None
+
+
 def test_sequence_routes_need_every_token() -> None:
     with pytest.raises(ValueError, match="cannot serve a plain model"):
         SequenceRoutes.build(torch.tensor([[0, 1, -1]]), torch.tensor([[0, 1, -1]]), 4)

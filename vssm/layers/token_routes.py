@@ -132,7 +132,6 @@ def is_sequence_order(order: ScanOrder, height: int, width: int) -> bool:
     return grid.shape == strip.shape and bool((grid == strip).all())
 
 
-@functools.lru_cache(maxsize=256)
 def token_routes(
     order: ScanOrder,
     height: int,
@@ -149,8 +148,23 @@ def token_routes(
     checked on the CPU and their tables moved to meta.
     Raises ValueError if the order leaves a token unvisited (it cannot serve a plain model).
     """
+    # Cached tables outlive the call: built inside `torch.inference_mode` they would be inference tensors, which
+    # autograd refuses to save (gather's index) when the same model trains afterwards.
+    with torch.inference_mode(False):
+        return _token_routes(order, height, width, device, class_token, routing)
+
+
+@functools.lru_cache(maxsize=256)
+def _token_routes(
+    order: ScanOrder,
+    height: int,
+    width: int,
+    device: torch.device,
+    class_token: bool,
+    routing: ClassTokenRouting | None,
+) -> SequenceRoutes:
     if device.type == "meta":  # building and checking the tables reads their values
-        return token_routes(order, height, width, torch.device("cpu"), class_token, routing).to(device)
+        return _token_routes(order, height, width, torch.device("cpu"), class_token, routing).to(device)
     what = f"scan order {order!r} on a {height} × {width} grid"
     if not class_token:
         return SequenceRoutes.build(

@@ -38,12 +38,18 @@ LOG2E = 1.4426950408889634
 
 @dataclass(frozen=True)
 class TritonConfig:
-    """Tile sizes of one call: channels per block, blocks per backward program, steps per chunk, warps."""
+    """Tile sizes of one call: channels per backward block, blocks per backward program, steps per chunk, warps,
+    and channels per forward program (the forward's tile may differ: only the chunk fixes the saved layout)."""
 
     block_d: int
     blocks_per_program: int
     chunk: int
     num_warps: int
+    forward_block_d: int | None = None  # None: block_d
+
+    @property
+    def fwd_block_d(self) -> int:
+        return self.forward_block_d or self.block_d
 
 
 def chunk_size(state: int) -> int:
@@ -66,14 +72,19 @@ def triton_config(channels: int, routes: int, groups: int, state: int) -> Triton
     if triton_interpret():
         block_d = _largest_power_of_two_dividing(per_segment, 4)
         return TritonConfig(block_d, _largest_power_of_two_dividing(per_segment // block_d, 2), chunk, 1)
-    cap = max(1, 4096 // (triton.next_power_of_2(state) * chunk))
-    block_d = _largest_power_of_two_dividing(per_segment, min(16, cap))
+    # (BLOCK_D, N, CHUNK) tiles of 4K elements backward, 2K forward. Timed on an H100 by benchmarks/tune_triton.py
+    # (benchmarks/triton_tiles.md): at N = 16, 4 channels per forward program instead of 8 run Vim-S 16 % and
+    # LocalVMamba-T stage 1 8 % faster, while backward the 8 of 4K are the better choice for the long sequences.
+    tile = triton.next_power_of_2(state) * chunk
+    block_d = _largest_power_of_two_dividing(per_segment, min(16, max(1, 4096 // tile)))
+    forward_block_d = _largest_power_of_two_dividing(per_segment, min(16, max(1, 2048 // tile)))
     blocks = _largest_power_of_two_dividing(per_segment // block_d, 8)
-    return TritonConfig(block_d, blocks, chunk, 4)
+    return TritonConfig(block_d, blocks, chunk, 4, forward_block_d)
 
 
-def saved_shape(batch: int, channels: int, steps: int, state: int) -> tuple[int, ...]:
-    return (batch, channels, -(-steps // chunk_size(state)) - 1, state)
+def saved_shape(batch: int, channels: int, steps: int, state: int, chunk: int | None = None) -> tuple[int, ...]:
+    """The saved chunk states: (batch, KD, chunks - 1, N) for chunks of `chunk` steps (default `chunk_size`)."""
+    return (batch, channels, -(-steps // (chunk or chunk_size(state))) - 1, state)
 
 
 @triton.jit
@@ -268,38 +279,42 @@ def _prepare(u, delta, A, B, C, D, z, delta_bias, route):
     return contiguous, route, batch, channels, length, routes, steps
 
 
-def _flags(D, z, delta_bias, route, delta_softplus: bool, state: int, cfg: TritonConfig) -> dict:
+def _flags(D, z, delta_bias, route, delta_softplus: bool, state: int, cfg: TritonConfig, block_d: int) -> dict:
     return dict(
         HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None, HAS_ROUTE=route is not None,
-        SOFTPLUS=delta_softplus, BLOCK_D=cfg.block_d, BLOCK_N=triton.next_power_of_2(state), CHUNK=cfg.chunk,
+        SOFTPLUS=delta_softplus, BLOCK_D=block_d, BLOCK_N=triton.next_power_of_2(state), CHUNK=cfg.chunk,
         num_warps=cfg.num_warps,
     )
 
 
-def selective_scan_triton_fwd(u, delta, A, B, C, D, z, delta_bias, route, delta_softplus: bool, out_float32: bool):
-    """Forward; B, C: (batch, G, N, L). Returns (out, last_state, saved chunk states)."""
+def selective_scan_triton_fwd(u, delta, A, B, C, D, z, delta_bias, route, delta_softplus: bool, out_float32: bool,
+                              config: TritonConfig | None = None):
+    """Forward; B, C: (batch, G, N, L). Returns (out, last_state, saved chunk states).
+
+    `config` (default `triton_config`'s) is for tuning; backward must get one with the same chunk."""
     (u, delta, A, B, C, D, z, delta_bias), route, batch, channels, length, routes, steps = _prepare(
         u, delta, A, B, C, D, z, delta_bias, route)
     groups, state = B.shape[1], A.shape[1]
-    cfg = triton_config(channels, routes, groups, state)
+    cfg = config or triton_config(channels, routes, groups, state)
     out = torch.empty_like(u, dtype=torch.float32 if out_float32 else u.dtype)
     last_state = u.new_empty(batch, channels, state, dtype=torch.float32)
-    saved = u.new_empty(saved_shape(batch, channels, steps, state), dtype=torch.float32)
+    saved = u.new_empty(saved_shape(batch, channels, steps, state, cfg.chunk), dtype=torch.float32)
     if batch > 0:
-        torch.library.wrap_triton(_selective_scan_fwd_kernel)[(channels // cfg.block_d, batch)](
+        torch.library.wrap_triton(_selective_scan_fwd_kernel)[(channels // cfg.fwd_block_d, batch)](
             u, delta, A, B, C, D, z, delta_bias, route, out, last_state, saved,
             channels, length, steps, state, groups, routes,
-            **_flags(D, z, delta_bias, route, delta_softplus, state, cfg),
+            **_flags(D, z, delta_bias, route, delta_softplus, state, cfg, cfg.fwd_block_d),
         )
     return out, last_state, saved
 
 
-def selective_scan_triton_bwd(grad_out, u, delta, A, B, C, D, z, delta_bias, route, saved, delta_softplus: bool):
+def selective_scan_triton_bwd(grad_out, u, delta, A, B, C, D, z, delta_bias, route, saved, delta_softplus: bool,
+                              config: TritonConfig | None = None):
     """Backward; B, C: (batch, G, N, L). Returns du, ddelta, dA, dB, dC, dD, dz, ddelta_bias (None if absent)."""
     (u, delta, A, B, C, D, z, delta_bias), route, batch, channels, length, routes, steps = _prepare(
         u, delta, A, B, C, D, z, delta_bias, route)
     groups, state = B.shape[1], A.shape[1]
-    cfg = triton_config(channels, routes, groups, state)
+    cfg = config or triton_config(channels, routes, groups, state)
     programs = channels // (cfg.block_d * cfg.blocks_per_program)
     du, ddelta = torch.empty_like(u), torch.empty_like(delta)
     dz = torch.empty_like(z) if z is not None else None
@@ -314,7 +329,7 @@ def selective_scan_triton_bwd(grad_out, u, delta, A, B, C, D, z, delta_bias, rou
             du, ddelta, dz, dA, dB_part, dC_part, dD, dbias,
             batch, channels, length, steps, state, groups, routes,
             BLOCKS_PER_PROGRAM=cfg.blocks_per_program,
-            **_flags(D, z, delta_bias, route, delta_softplus, state, cfg),
+            **_flags(D, z, delta_bias, route, delta_softplus, state, cfg, cfg.block_d),
         )
     per_group = programs // groups
     dB = dB_part.view(groups, per_group, batch, state, length).sum(1).transpose(0, 1).to(B.dtype)

@@ -1,0 +1,88 @@
+"""The Triton backend compiled for a real GPU: CUDA tensors at the GPU's tile sizes (chunks of 32 to 128 steps).
+
+The interpreter suite (test_triton.py) checks the kernels' logic on tiny tiles; these check what only a GPU shows:
+the lowering, tiles of the real size, sequences of several GPU chunks, determinism of the compiled backward and
+torch.compile over the triton_op. Same three-way rule against the float64 reference (run on the CPU).
+"""
+
+import pytest
+import torch
+
+import kernels
+from kernels.backends import Backend
+from kernels.testing import assert_matches_reference, random_route, random_scan_inputs
+from kernels.triton_scan import chunk_size
+
+pytestmark = pytest.mark.gpu
+
+CASES = {
+    # name: (batch, KD, L, N, G, has_D, has_z, has_delta_bias, softplus)
+    "vim_like_3_chunks": (2, 64, 2 * chunk_size(16) + 5, 16, 1, True, True, True, True),
+    "vmamba_like_state_1": (2, 64, 2 * chunk_size(1) + 3, 1, 4, True, False, True, True),
+    "mambavision_like_state_8": (1, 32, chunk_size(8) + 1, 8, 1, True, False, True, True),
+    "no_flags_one_step": (3, 32, 1, 16, 1, False, False, False, False),
+    "state_3_not_power_of_two": (1, 32, 70, 3, 2, True, True, False, True),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_fp32_matches_float64_reference(case: str) -> None:
+    batch, kd, length, state, groups, has_D, has_z, has_bias, softplus = CASES[case]
+    inputs = random_scan_inputs(batch, kd, length, state, groups, has_D=has_D, has_z=has_z, has_delta_bias=has_bias,
+                                delta_softplus=softplus)
+    assert_matches_reference(Backend.TRITON, inputs, torch.float32, device="cuda")
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("out_float32", [False, True])
+def test_low_precision_matches_float64_reference(dtype: torch.dtype, out_float32: bool) -> None:
+    inputs = random_scan_inputs(2, 64, 150, 16, 2)
+    assert_matches_reference(Backend.TRITON, inputs, dtype, out_float32=out_float32, device="cuda")
+
+
+@pytest.mark.parametrize(("routes", "groups", "state", "pad"), [(2, 2, 16, 7), (4, 4, 1, 0), (4, 1, 16, 40)])
+def test_routes_with_padding_match_float64_reference(routes: int, groups: int, state: int, pad: int) -> None:
+    gen = torch.Generator().manual_seed(routes + pad)
+    route = random_route(routes, 196, pad, gen)
+    inputs = random_scan_inputs(2, 16 * routes, 196, state, groups, route=route, generator=gen)
+    assert_matches_reference(Backend.TRITON, inputs, torch.float32, device="cuda")
+
+
+def test_backward_is_bitwise_deterministic() -> None:
+    inputs = random_scan_inputs(4, 256, 400, 16, 2).to_device("cuda").requires_grad_()
+    grads = []
+    for _ in range(2):
+        with kernels.use_backend(Backend.TRITON):
+            y = kernels.selective_scan(inputs.u, inputs.delta, inputs.A, inputs.B, inputs.C, inputs.D, inputs.z,
+                                       inputs.delta_bias, delta_softplus=True)
+        grads.append(torch.autograd.grad(y.square().sum(), [t for t in inputs.tensors() if t is not None]))
+    for a, b in zip(*grads, strict=True):
+        assert torch.equal(a, b)
+
+
+def test_compiled_call_matches_eager() -> None:
+    gen = torch.Generator().manual_seed(1)
+    route = random_route(2, 100, 3, gen)
+    inputs = random_scan_inputs(2, 32, 100, 16, 2, route=route, generator=gen).to_device("cuda")
+
+    def scan(u: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+        return kernels.selective_scan(u, delta, inputs.A, inputs.B, inputs.C, inputs.D, inputs.z, inputs.delta_bias,
+                                      delta_softplus=True, route=inputs.route)
+
+    with kernels.use_backend(Backend.TRITON):
+        eager = scan(inputs.u, inputs.delta)
+        compiled = torch.compile(scan, fullgraph=True)(inputs.u, inputs.delta)
+    torch.testing.assert_close(compiled, eager, rtol=0, atol=0)
+
+
+def test_long_sequence_stays_finite_and_matches_cpu_backend() -> None:
+    gen = torch.Generator().manual_seed(2)
+    inputs = random_scan_inputs(1, 32, 16384, 16, 1, generator=gen)
+    args = (inputs.u, inputs.delta, inputs.A, inputs.B, inputs.C, inputs.D, inputs.z, inputs.delta_bias)
+    with kernels.use_backend(Backend.TRITON):
+        gpu = kernels.selective_scan(*(None if t is None else t.cuda() for t in args), delta_softplus=True)
+    with kernels.use_backend(Backend.REFERENCE):
+        ref = kernels.selective_scan(*(None if t is None else t.double() for t in args), delta_softplus=True)
+    assert torch.isfinite(gpu).all()
+    err = (gpu.cpu().double() - ref).norm() / ref.norm()
+    assert err < 1e-5, f"relative L2 error {err:.2e} against the float64 reference at L = 16384"

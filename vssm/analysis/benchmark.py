@@ -7,9 +7,10 @@
 Protocol: `warmup` untimed steps (which also absorb torch.compile's compilation), then `repeats` timed steps, each
 between device synchronisations; the median is reported with the fastest and slowest step as the spread. Models
 measured together take turns, one step each per round, so that drifting machine load hits them alike. A training
-step is forward + backward of the output's mean + an SGD update. Peak memory is the CUDA allocator's high-water
-mark on CUDA; on CPU it is the most tensor memory alive at once during one extra untimed step (weights and input
-included; `tensor_peak_mb`), None with torch.compile or `track_memory=False`.
+step is forward + backward of the output's mean + an SGD update. Peak memory comes from one extra untimed step of
+each model: on CUDA its weights and gradients plus the allocator's high-water mark above what was allocated before
+the step (`cuda_step_peak_mb`); on CPU the most tensor memory alive at once (weights and input included;
+`tensor_peak_mb`), None there with torch.compile. None with `track_memory=False`.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ class BenchSettings:
     warmup: int = 2
     repeats: int = 5
     device: str = "cpu"
-    track_memory: bool = True  # CPU: the peak of live tensors, from one more (untimed, slower) step
+    track_memory: bool = True  # peak memory from one more untimed step per model
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mode", Mode(self.mode))
@@ -206,6 +207,19 @@ def time_alternately(steps: Mapping[str, Callable[[], object]], warmup: int, rep
     return times
 
 
+def cuda_step_peak_mb(step: Callable[[], None], model: nn.Module, device: torch.device) -> float:
+    """One more (untimed) step of `model` alone: its weights, buffers and gradients plus the allocator's high-water
+    mark above what was allocated before the step (other models measured in the same run are left out)."""
+    _sync(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    before = torch.cuda.memory_allocated(device)
+    step()
+    _sync(device)
+    tensors = [*model.parameters(), *model.buffers(), *(p.grad for p in model.parameters() if p.grad is not None)]
+    own = sum(t.numel() * t.element_size() for t in tensors)
+    return (torch.cuda.max_memory_allocated(device) - before + own) / 2**20
+
+
 def measure(model: nn.Module, name: str, settings: BenchSettings) -> Measurement:
     """Time `settings.repeats` steps of `model` (moved to the settings' device, eval or train mode) after warm-up."""
     return measure_alternately({name: model}, settings)[name]
@@ -228,11 +242,9 @@ def measure_alternately(models: Mapping[str, nn.Module], settings: BenchSettings
         peaks[name] = None
         if device.type != "cuda" and not settings.compile and settings.track_memory:
             peaks[name] = tensor_peak_mb(steps[name], model, inputs)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
     times = time_alternately(steps, settings.warmup, settings.repeats, lambda: _sync(device), progress)
-    if device.type == "cuda":  # one allocator high-water mark for models measured together
-        peaks = dict.fromkeys(models, torch.cuda.max_memory_allocated(device) / 2**20)
+    if device.type == "cuda" and settings.track_memory:
+        peaks = {name: cuda_step_peak_mb(steps[name], models[name], device) for name in models}
     return {
         name: Measurement(
             model=name,

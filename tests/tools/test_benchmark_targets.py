@@ -81,7 +81,8 @@ def test_a_run_on_the_test_variants_writes_sane_rows(test_run: tuple[int, Path])
     for row, target in zip(rows, targets):
         ours, theirs = float(row["images_per_s"]), float(row["baseline_images_per_s"])
         assert ours > 0 and theirs > 0
-        assert float(row["ms_per_batch"]) == pytest.approx(target.batch / ours * 1e3, rel=1e-3)
+        # ms_per_batch is written to 0.01 ms: half of that on top of the relative tolerance
+        assert float(row["ms_per_batch"]) == pytest.approx(target.batch / ours * 1e3, rel=1e-3, abs=0.005)
         expected = ours / theirs if target.metric is Metric.SPEED else theirs / ours
         assert float(row["ratio"]) == pytest.approx(expected, rel=1e-3)
         if target.threshold is None:

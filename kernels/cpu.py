@@ -10,8 +10,9 @@ Why a small C file and not numba or PyTorch ops:
   * A plain C file compiles in about a second with the system compiler and needs no Python headers, no torch
     headers and no new dependency (a torch C++ extension takes a minute to build against the torch headers).
     The library is cached per source, compiler and CPU under `$VSSM_CACHE_DIR` (default ~/.cache/vssm).
-  * ctypes releases the GIL, so threads from a small pool run disjoint item ranges in parallel; results do not
-    depend on the thread count.
+  * Disjoint item ranges run in parallel on torch's own OpenMP threads (the library is built with -fopenmp and so
+    joins the libgomp torch has loaded), else, where the compiler has no OpenMP, on a small pool of Python threads
+    (ctypes releases the GIL). Results do not depend on the thread count.
 
 Memory stays bounded at any L: the forward keeps only chunk-start states (batch, KD, ceil(L'/T) - 1, N) for the
 backward (none when L' <= T), the backward recomputes states inside a chunk.
@@ -58,12 +59,13 @@ def _compiler() -> str | None:
     return os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
 
 
-def _flags() -> list[str]:
+def _flags(openmp: bool) -> list[str]:
     machine = platform.machine().lower()
     arch = ["-march=native"] if machine in ("x86_64", "amd64") else ["-mcpu=native"]
     # No -ffast-math: it would reassociate the Cody-Waite reduction in vexp and, linked into a shared library,
     # may switch the whole process to flush-to-zero.
-    return ["-O3", "-fPIC", "-shared", "-fno-math-errno", "-fno-trapping-math", *arch]
+    openmp_flags = ["-fopenmp"] if openmp else []
+    return ["-O3", "-fPIC", "-shared", "-fno-math-errno", "-fno-trapping-math", *arch, *openmp_flags]
 
 
 def _cpu_identity() -> str:
@@ -81,7 +83,7 @@ def _cache_dir() -> Path:
 
 @functools.cache
 def _library() -> ctypes.CDLL | str:
-    """The compiled library, or the reason it could not be built."""
+    """The compiled library (with OpenMP where the compiler has it and the library loads), or why none was built."""
     cc = _compiler()
     if cc is None:
         return "backend 'cpu' needs a C compiler (set CC); none found"
@@ -89,26 +91,54 @@ def _library() -> ctypes.CDLL | str:
         version = subprocess.run([cc, "--version"], capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError) as exc:
         return f"backend 'cpu': C compiler {cc!r} does not run: {exc}"
-    key = hashlib.sha256("\0".join([SOURCE.read_text(), *_flags(), version, _cpu_identity()]).encode()).hexdigest()
-    target = _cache_dir() / f"selective_scan_cpu_{key[:16]}.so"
-    if not target.exists():
+    failure = ""
+    for openmp in (True, False):
+        built = _build(cc, version, openmp)
+        if isinstance(built, str):
+            failure = built
+            continue
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-                built = Path(tmp) / target.name
-                result = subprocess.run([cc, *_flags(), str(SOURCE), "-o", str(built)], capture_output=True,
-                                        text=True)
-                if result.returncode != 0:
-                    return f"backend 'cpu': compiling {SOURCE.name} with {cc} failed:\n{result.stderr[-2000:]}"
-                os.replace(built, target)  # atomic: parallel first uses never load a half-written file
-        except OSError as exc:
-            return f"backend 'cpu': cannot build in {target.parent} (set VSSM_CACHE_DIR): {exc}"
-    lib = ctypes.CDLL(str(target))
-    for name in ("scan_forward", "scan_backward"):
-        fn = getattr(lib, name)
-        fn.argtypes = [ctypes.POINTER(_Args), ctypes.c_int64, ctypes.c_int64]
-        fn.restype = ctypes.c_int
-    return lib
+            lib = ctypes.CDLL(str(built))
+        except OSError as exc:  # e.g. an OpenMP runtime older than the compiler's
+            failure = f"backend 'cpu': cannot load {built}: {exc}"
+            continue
+        names = ["scan_forward", "scan_backward"]
+        for name in names:
+            getattr(lib, name).argtypes = [ctypes.POINTER(_Args), ctypes.c_int64, ctypes.c_int64]
+        if openmp:
+            names += ["scan_forward_parallel", "scan_backward_parallel"]
+            for name in names[2:]:
+                getattr(lib, name).argtypes = [ctypes.POINTER(_Args), ctypes.c_int64, ctypes.c_int64]
+        for name in names:
+            getattr(lib, name).restype = ctypes.c_int
+        return lib
+    return failure
+
+
+def _build(cc: str, version: str, openmp: bool) -> Path | str:
+    """The library file for these flags (built once, cached), or why it could not be built."""
+    flags = _flags(openmp)
+    key = hashlib.sha256("\0".join([SOURCE.read_text(), *flags, version, _cpu_identity()]).encode()).hexdigest()
+    target = _cache_dir() / f"selective_scan_cpu_{key[:16]}.so"
+    if target.exists():
+        return target
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+            built = Path(tmp) / target.name
+            result = subprocess.run([cc, *flags, str(SOURCE), "-o", str(built)], capture_output=True, text=True)
+            if result.returncode != 0:
+                return f"backend 'cpu': compiling {SOURCE.name} with {cc} failed:\n{result.stderr[-2000:]}"
+            os.replace(built, target)  # atomic: parallel first uses never load a half-written file
+    except OSError as exc:
+        return f"backend 'cpu': cannot build in {target.parent} (set VSSM_CACHE_DIR): {exc}"
+    return target
+
+
+def uses_openmp() -> bool:
+    """Whether the ranges run on torch's OpenMP threads (else on a pool of Python threads)."""
+    lib = _library()
+    return not isinstance(lib, str) and hasattr(lib, "scan_forward_parallel")
 
 
 def _loaded() -> ctypes.CDLL:
@@ -128,13 +158,17 @@ _pool_lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
 
 
-def _run(fn: ctypes._CFuncPtr, args: _Args, items: int, work_per_item: int) -> None:
-    """Run `fn` over [0, items) split into contiguous ranges on torch.get_num_threads() threads."""
+def _run(name: str, args: _Args, items: int, work_per_item: int) -> None:
+    """Run C function `name` over [0, items) split into contiguous ranges on torch.get_num_threads() threads."""
     global _pool
+    lib = _loaded()
+    fn = getattr(lib, name)
     threads = max(1, min(torch.get_num_threads(), items, work_per_item * items // 200_000 or 1))
     bounds = [items * i // threads for i in range(threads + 1)]
     if threads == 1:
         codes = [fn(ctypes.byref(args), 0, items)]
+    elif uses_openmp():
+        codes = [getattr(lib, f"{name}_parallel")(ctypes.byref(args), items, threads)]
     else:
         with _pool_lock:
             if _pool is None or _pool._max_workers < threads:
@@ -195,7 +229,6 @@ def selective_scan_cpu_fwd(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Forward. B, C: (batch, G, N, L). Returns y (batch, KD, L), last_state (batch, KD, N) float32 and the
     chunk-start states (batch, KD, n_chunks - 1, N) float32 for `selective_scan_cpu_bwd`."""
-    lib = _loaded()
     args, keep = _args(u, delta, A, B, C, D, z, delta_bias, route, delta_softplus)
     batch, channels, length = u.shape
     n_chunks = -(-args.steps // args.chunk)
@@ -203,7 +236,7 @@ def selective_scan_cpu_fwd(
     last_state = torch.empty(batch, channels, args.state, dtype=torch.float32)
     chunk_states = torch.empty(batch, channels, n_chunks - 1, args.state, dtype=torch.float32)
     args.out, args.last_state, args.chunk_states = out.data_ptr(), last_state.data_ptr(), chunk_states.data_ptr()
-    _run(lib.scan_forward, args, batch * _items_per_row(args, BLOCKS_PER_PART),
+    _run("scan_forward", args, batch * _items_per_row(args, BLOCKS_PER_PART),
          BLOCKS_PER_PART * LANES * args.steps * args.state)
     del keep
     return out.to(torch.float32 if out_float32 else u.dtype), last_state, chunk_states
@@ -224,7 +257,6 @@ def selective_scan_cpu_bwd(
     delta_softplus: bool,
 ) -> tuple[torch.Tensor | None, ...]:
     """Backward; B, C: (batch, G, N, L). Returns du, ddelta, dA, dB, dC, dD, dz, ddelta_bias (None if absent)."""
-    lib = _loaded()
     args, keep = _args(u, delta, A, B, C, D, z, delta_bias, route, delta_softplus)
     batch, channels, length = u.shape
     state, groups = args.state, args.groups
@@ -240,7 +272,7 @@ def selective_scan_cpu_bwd(
     args.chunk_states, args.grad_out = chunk_states.data_ptr(), g.data_ptr()
     args.du, args.ddelta, args.dz = du.data_ptr(), ddelta.data_ptr(), _ptr(dz)
     args.dA, args.dB, args.dC, args.dD, args.ddelta_bias = (t.data_ptr() for t in (dA, dB, dC, dD, dbias))
-    _run(lib.scan_backward, args, batch * parts, BLOCKS_PER_PART * LANES * args.steps * state)
+    _run("scan_backward", args, batch * parts, BLOCKS_PER_PART * LANES * args.steps * state)
     del keep
     dB = dB.view(batch, groups, parts // groups, state, length).sum(2).to(B.dtype)
     dC = dC.view(batch, groups, parts // groups, state, length).sum(2).to(C.dtype)

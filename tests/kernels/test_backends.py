@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import kernels
+from kernels import cpu
 from kernels.backends import Backend, supports
 from kernels.testing import assert_matches_reference, random_route, random_scan_inputs, run_with_grads
 
@@ -99,3 +100,33 @@ def test_empty_batch(backend: Backend) -> None:
         y.sum().backward()
     assert y.shape == (0, 8, 5)
     assert torch.equal(inputs.A.grad, torch.zeros_like(inputs.A))
+
+
+@pytest.mark.skipif(Backend.CPU not in CPU_BACKENDS or not cpu.uses_openmp(), reason="no C compiler with OpenMP")
+def test_cpu_openmp_team_matches_the_thread_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    inputs = random_scan_inputs(2, 64, 150, 16, 2)
+    grad = torch.randn(inputs.u.shape)
+    with kernels.use_backend(Backend.CPU):
+        team = run_with_grads(kernels.selective_scan, inputs, grad)
+        monkeypatch.setattr(cpu, "uses_openmp", lambda: False)
+        pool = run_with_grads(kernels.selective_scan, inputs, grad)
+    for a, b in zip([team[0], *team[2]], [pool[0], *pool[2]], strict=True):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.skipif(Backend.CPU not in CPU_BACKENDS, reason="no C compiler")
+def test_cpu_library_without_openmp_falls_back_to_the_thread_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    build = cpu._build
+
+    def build_without_openmp(cc: str, version: str, openmp: bool):
+        return "no OpenMP here" if openmp else build(cc, version, openmp)
+
+    monkeypatch.setattr(cpu, "_build", build_without_openmp)
+    cpu._library.cache_clear()
+    try:
+        assert cpu.unavailable_reason() is None and not cpu.uses_openmp()
+        inputs = random_scan_inputs(2, 64, 150, 16, 2)
+        assert_matches_reference(Backend.CPU, inputs, torch.float32)
+    finally:
+        monkeypatch.undo()
+        cpu._library.cache_clear()

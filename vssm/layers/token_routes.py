@@ -104,6 +104,8 @@ class SequenceRoutes:
         """x: (B, C, L) tokens in sequence order -> (B, K, C, L') each route's tokens in visit order (0 at pads)."""
         if self.identity:
             return x.unsqueeze(1)
+        if self.reversed is not None:  # forwards/backwards routes: copies, 2x faster than the gather on CPU
+            return torch.stack([x.flip(-1) if backwards else x for backwards in self.reversed], dim=1)
         return gather_routes(x, self.gather_index, self.padded)
 
     def merge(self, ys: Tensor, mean: bool = True) -> Tensor:

@@ -3,6 +3,8 @@
     python benchmarks/targets.py                        # all families: benchmarks/targets.md + targets.csv
     python benchmarks/targets.py --family vim vmamba    # some families (written as targets_<families>.*)
     OMP_WAIT_POLICY=PASSIVE python benchmarks/targets.py --threads 1 --name targets_1thread
+    MALLOC_MMAP_THRESHOLD_=4000000000 MALLOC_TRIM_THRESHOLD_=4000000000 python benchmarks/targets.py \
+        --name targets_glibc_keeps_memory                 # large blocks kept by glibc instead of unmapped
     python benchmarks/targets.py --test-variants --out /tmp/targets           # the tiny test variants (tests)
 
 The targets (vssm/analysis/targets.py): vim_small >= 0.5x deit_small_patch16_224, vmamba_tiny >= 0.5x

@@ -14,11 +14,13 @@ from torch import nn
 from vssm.analysis.benchmark import time_alternately
 from vssm.analysis.profile import OTHER, kind_of, time_split
 from vssm.analysis.targets import (
+    ALLOCATOR_VARIABLES,
     TARGETS,
     Metric,
     Network,
     Target,
     TargetResult,
+    allocator,
     read_results,
     run_targets,
     tiny_targets,
@@ -138,3 +140,12 @@ def test_time_split_books_ops_by_kind() -> None:
     assert set(split.shares) == {"matmul", OTHER, "norm"}
     assert sum(split.shares.values()) == pytest.approx(1.0)
     assert split.ops == 3 and "matmul" in split.text(at_least=0)
+
+
+def test_the_results_name_the_allocator(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ALLOCATOR_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    assert allocator() == "glibc malloc defaults"
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "4000000000")
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "4000000000")
+    assert allocator() == "MALLOC_MMAP_THRESHOLD_=4000000000 MALLOC_TRIM_THRESHOLD_=4000000000"

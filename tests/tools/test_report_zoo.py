@@ -26,6 +26,7 @@ def _target_row(family: str, model: str, met: bool | None) -> TargetResult:
         baseline_ms_per_batch=97.56, spread_pct=3.0, baseline_spread_pct=2.0, params=1000, baseline_params=2000,
         gmacs=0.01, baseline_gmacs=0.02, ops=100, baseline_ops=50, time_split="matmul 60 %, scan 40 %",
         baseline_time_split="conv 100 %", rounds=2, threads=2, scan_backend="cpu", omp_wait_policy="unset",
+        allocator="glibc malloc defaults",
         load_before="0.50, 0.40, 0.30", load_after="0.60, 0.40, 0.30", machine="targets machine",
         date="2026-01-01 00:00 UTC",
     )

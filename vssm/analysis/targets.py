@@ -173,6 +173,7 @@ class TargetResult:
     threads: int
     scan_backend: str
     omp_wait_policy: str
+    allocator: str
     load_before: str
     load_after: str
     machine: str
@@ -261,10 +262,21 @@ def run_targets(targets: Sequence[Target], rounds: int = 5, warmup: int = 1, mac
             gmacs=round(gmacs, 4), baseline_gmacs=round(baseline_gmacs, 4), ops=split.ops,
             baseline_ops=baseline_split.ops, time_split=split.text(), baseline_time_split=baseline_split.text(),
             rounds=rounds, threads=torch.get_num_threads(), scan_backend=backend,
-            omp_wait_policy=os.environ.get("OMP_WAIT_POLICY", "unset"), load_before=load_before,
+            omp_wait_policy=os.environ.get("OMP_WAIT_POLICY", "unset"), allocator=allocator(), load_before=load_before,
             load_after=load_after, machine=machine, date=date,
         ))
     return results
+
+
+ALLOCATOR_VARIABLES = ("LD_PRELOAD", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_CONF")
+
+
+def allocator() -> str:
+    """How this process allocates memory, as far as the environment says: the variables that change it, or glibc's
+    defaults. It matters on the CPU: glibc maps every block above its mmap threshold (at most 32 MB) fresh from the
+    kernel and returns it on free, so each op on a large tensor pays its page faults anew."""
+    settings = [f"{name}={os.environ[name]}" for name in ALLOCATOR_VARIABLES if os.environ.get(name)]
+    return " ".join(settings) or "glibc malloc defaults"
 
 
 def _met_text(met: bool | None) -> str:
@@ -294,7 +306,8 @@ def conditions(results: Sequence[TargetResult]) -> str:
     """The sentence that says how and where the results were measured."""
     first = results[0]
     return (f"Measured {first.date} on {first.machine}; selective-scan backend `{first.scan_backend}`, "
-            f"{first.threads} threads, OMP_WAIT_POLICY {first.omp_wait_policy}, load average (1, 5, 15 min) "
+            f"{first.threads} threads, OMP_WAIT_POLICY {first.omp_wait_policy}, allocator: {first.allocator}, "
+            f"load average (1, 5, 15 min) "
             f"{first.load_before} before and {first.load_after} after the run. Float32 CPU inference, eval mode, "
             f"random weights; median of {first.rounds} forwards per network, the networks of one batch and input size "
             f"timed in turn. Ratio: ours over the baseline, images/s (`speed`, target a minimum) or time per forward "

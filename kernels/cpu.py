@@ -102,14 +102,10 @@ def _library() -> ctypes.CDLL | str:
         except OSError as exc:  # e.g. an OpenMP runtime older than the compiler's
             failure = f"backend 'cpu': cannot load {built}: {exc}"
             continue
-        names = ["scan_forward", "scan_backward"]
-        for name in names:
+        # (args, begin, end) for a range; (args, items, threads) for the OpenMP entries
+        parallel = ["scan_forward_parallel", "scan_backward_parallel"] if openmp else []
+        for name in ["scan_forward", "scan_backward", *parallel]:
             getattr(lib, name).argtypes = [ctypes.POINTER(_Args), ctypes.c_int64, ctypes.c_int64]
-        if openmp:
-            names += ["scan_forward_parallel", "scan_backward_parallel"]
-            for name in names[2:]:
-                getattr(lib, name).argtypes = [ctypes.POINTER(_Args), ctypes.c_int64, ctypes.c_int64]
-        for name in names:
             getattr(lib, name).restype = ctypes.c_int
         return lib
     return failure

@@ -51,7 +51,8 @@ def candidates(channels: int, groups: int, state: int, tiles: list[tuple[int, in
     for (chunk, block_d), num_warps in itertools.product(tiles, warps):
         if per_segment % block_d or not MIN_TILE <= block_d * n * chunk <= MAX_TILE:
             continue
-        out.append(TritonConfig(block_d, _largest_power_of_two_dividing(per_segment // block_d, 8), chunk, num_warps))
+        blocks = _largest_power_of_two_dividing(per_segment // block_d, 8)
+        out.append(TritonConfig(block_d, blocks, chunk, num_warps, forward_block_d=block_d))
     return out
 
 
@@ -125,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         tried = candidates(channels, groups, state, args.tiles, tuple(args.warps))
         for cfg in tqdm(tried + ([rule] if rule not in tried else []), desc=name, unit="tile", file=sys.stderr):
             fwd, bwd = measure(shape, cfg)
-            rows.append(dict(shape=name, chunk=cfg.chunk, block_d=cfg.block_d, forward_block_d=cfg.fwd_block_d,
+            rows.append(dict(shape=name, chunk=cfg.chunk, block_d=cfg.block_d, forward_block_d=cfg.forward_block_d,
                              blocks_per_program=cfg.blocks_per_program, num_warps=cfg.num_warps,
                              fwd_ms=round(fwd, 4), bwd_ms=round(bwd, 4), rule="yes" if cfg == rule else ""))
         write_results(rows, args.out, machine, argv)  # after every shape: a run cut short keeps what it measured

@@ -45,11 +45,7 @@ class TritonConfig:
     blocks_per_program: int
     chunk: int
     num_warps: int
-    forward_block_d: int | None = None  # None: block_d
-
-    @property
-    def fwd_block_d(self) -> int:
-        return self.forward_block_d or self.block_d
+    forward_block_d: int
 
 
 def chunk_size(state: int) -> int:
@@ -71,7 +67,7 @@ def triton_config(channels: int, routes: int, groups: int, state: int) -> Triton
     chunk = chunk_size(state)
     if triton_interpret():
         block_d = _largest_power_of_two_dividing(per_segment, 4)
-        return TritonConfig(block_d, _largest_power_of_two_dividing(per_segment // block_d, 2), chunk, 1)
+        return TritonConfig(block_d, _largest_power_of_two_dividing(per_segment // block_d, 2), chunk, 1, block_d)
     # (BLOCK_D, N, CHUNK) tiles of 4K elements backward, 2K forward. Timed on an H100 by benchmarks/tune_triton.py
     # (benchmarks/triton_tiles.md): at N = 16, 4 channels per forward program instead of 8 run Vim-S 16 % and
     # LocalVMamba-T stage 1 8 % faster, while backward the 8 of 4K are the better choice for the long sequences.
@@ -300,10 +296,10 @@ def selective_scan_triton_fwd(u, delta, A, B, C, D, z, delta_bias, route, delta_
     last_state = u.new_empty(batch, channels, state, dtype=torch.float32)
     saved = u.new_empty(saved_shape(batch, channels, steps, state, cfg.chunk), dtype=torch.float32)
     if batch > 0:
-        torch.library.wrap_triton(_selective_scan_fwd_kernel)[(channels // cfg.fwd_block_d, batch)](
+        torch.library.wrap_triton(_selective_scan_fwd_kernel)[(channels // cfg.forward_block_d, batch)](
             u, delta, A, B, C, D, z, delta_bias, route, out, last_state, saved,
             channels, length, steps, state, groups, routes,
-            **_flags(D, z, delta_bias, route, delta_softplus, state, cfg, cfg.fwd_block_d),
+            **_flags(D, z, delta_bias, route, delta_softplus, state, cfg, cfg.forward_block_d),
         )
     return out, last_state, saved
 

@@ -15,6 +15,7 @@ import torch
 from timm.layers import get_channel_dim, get_spatial_dim
 
 import vssm
+from vssm.layers.token_routes import clear_token_routes_cache
 
 ALL = vssm.list_models()
 RUN_LIMIT = 32e6  # parameters; vim_small / vmamba_tiny / mambavision_tiny run at full size, bases only on meta
@@ -125,6 +126,7 @@ def test_trains_after_inference_mode(name: str) -> None:
     nothing behind that autograd refuses later, such as route tables cached as inference tensors."""
     model = timm.create_model(name)
     x = torch.randn(2, *_input_size(model, target=128))
+    clear_token_routes_cache()  # so that the inference-mode pass builds the tables it uses
     with torch.inference_mode():
         model.eval()(x)
     model.train()(x).mean().backward()

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from scans import ScanOrder
+from scans import ScanOrder, clear_route_cache
 from scans.functional import gather_routes, scatter_routes, sink_index
 
 
@@ -154,6 +154,12 @@ def token_routes(
     # autograd refuses to save (gather's index) when the same model trains afterwards.
     with torch.inference_mode(False):
         return _token_routes(order, height, width, device, class_token, routing)
+
+
+def clear_token_routes_cache() -> None:
+    """Drop the cached sequence routes and the scan orders' route tables (they are rebuilt on the next call)."""
+    _token_routes.cache_clear()
+    clear_route_cache()
 
 
 @functools.lru_cache(maxsize=256)

@@ -10,7 +10,8 @@ Registered in mmengine's root registries (mmdet's and mmseg's registries look th
 importing this package imports neither mmdet nor mmseg:
 
 * MODELS: `VimBackbone`, `VMambaBackbone`, `LocalVimBackbone`, `LocalVMambaBackbone`, `MambaVisionBackbone`,
-  `UMambaBackbone` (all `VSSMBackbone`s).
+  `UMambaBackbone` (all `VSSMBackbone`s); `SimpleFPN` (ViTDet's neck, for a plain backbone's single map) and the
+  norm `LN2d` (ViTDet's, for `norm_cfg`): mmdet's pip package does not ship its `projects/ViTDet`.
 * OPTIM_WRAPPER_CONSTRUCTORS: `VSSMLayerDecayOptimizerConstructor`.
 """
 
@@ -24,11 +25,15 @@ from .families import (
     VMambaBackbone,
 )
 from .layer_decay import VSSMLayerDecayOptimizerConstructor
+from .layer_norm_2d import LN2d
+from .simple_fpn import SimpleFPN
 
 __all__ = [
+    "LN2d",
     "LocalVMambaBackbone",
     "LocalVimBackbone",
     "MambaVisionBackbone",
+    "SimpleFPN",
     "UMambaBackbone",
     "VMambaBackbone",
     "VSSMBackbone",

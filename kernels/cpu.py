@@ -48,7 +48,7 @@ class _Args(ctypes.Structure):
             "grad_out", "du", "ddelta", "dz", "dA", "dB", "dC", "dD", "ddelta_bias",
         )],
         *[(name, ctypes.c_int64) for name in (
-            "batch", "channels", "length", "steps", "state", "groups", "routes", "segments", "chunk",
+            "batch", "channels", "u_channels", "length", "steps", "state", "groups", "routes", "segments", "chunk",
             "blocks_per_part",
         )],
         ("delta_softplus", ctypes.c_int32),
@@ -190,7 +190,7 @@ def _f32(t: torch.Tensor | None) -> torch.Tensor | None:
 
 
 def _args(u, delta, A, B, C, D, z, delta_bias, route, delta_softplus) -> tuple[_Args, list[torch.Tensor | None]]:
-    batch, channels, length = u.shape
+    batch, channels, length = delta.shape
     groups, state = B.shape[1], A.shape[1]
     routes, steps = route.shape if route is not None else (1, length)
     keep = [_f32(t) for t in (u, delta, A, B, C, D, z, delta_bias)]
@@ -198,7 +198,7 @@ def _args(u, delta, A, B, C, D, z, delta_bias, route, delta_softplus) -> tuple[_
     args = _Args(
         *[_ptr(t) for t in keep],
         *[None] * 12,
-        batch, channels, length, steps, state, groups, routes, math.lcm(routes, groups), chunk_size(state),
+        batch, channels, u.shape[1], length, steps, state, groups, routes, math.lcm(routes, groups), chunk_size(state),
         BLOCKS_PER_PART, int(delta_softplus),
     )
     return args, keep
@@ -223,10 +223,11 @@ def selective_scan_cpu_fwd(
     delta_softplus: bool,
     out_float32: bool,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Forward. B, C: (batch, G, N, L). Returns y (batch, KD, L), last_state (batch, KD, N) float32 and the
-    chunk-start states (batch, KD, n_chunks - 1, N) float32 for `selective_scan_cpu_bwd`."""
+    """Forward. u: (batch, KD, L) or shared by the routes (batch, KD/K, L); delta: (batch, KD, L); B, C:
+    (batch, G, N, L). Returns y (batch, KD, L), last_state (batch, KD, N) float32 and the chunk-start states
+    (batch, KD, n_chunks - 1, N) float32 for `selective_scan_cpu_bwd`."""
     args, keep = _args(u, delta, A, B, C, D, z, delta_bias, route, delta_softplus)
-    batch, channels, length = u.shape
+    batch, channels, length = delta.shape
     n_chunks = -(-args.steps // args.chunk)
     out = torch.empty(batch, channels, length, dtype=torch.float32)
     last_state = torch.empty(batch, channels, args.state, dtype=torch.float32)
@@ -252,9 +253,10 @@ def selective_scan_cpu_bwd(
     chunk_states: torch.Tensor,
     delta_softplus: bool,
 ) -> tuple[torch.Tensor | None, ...]:
-    """Backward; B, C: (batch, G, N, L). Returns du, ddelta, dA, dB, dC, dD, dz, ddelta_bias (None if absent)."""
+    """Backward; B, C: (batch, G, N, L). Returns du, ddelta, dA, dB, dC, dD, dz, ddelta_bias (None if absent);
+    du has u's shape (for a shared u, the K routes' contributions summed in a fixed order)."""
     args, keep = _args(u, delta, A, B, C, D, z, delta_bias, route, delta_softplus)
-    batch, channels, length = u.shape
+    batch, channels, length = delta.shape
     state, groups = args.state, args.groups
     parts = _items_per_row(args, BLOCKS_PER_PART)
     f32 = dict(dtype=torch.float32)
@@ -272,6 +274,8 @@ def selective_scan_cpu_bwd(
     del keep
     dB = dB.view(batch, groups, parts // groups, state, length).sum(2).to(B.dtype)
     dC = dC.view(batch, groups, parts // groups, state, length).sum(2).to(C.dtype)
+    if u.shape[1] != channels:
+        du = du.view(batch, args.routes, u.shape[1], length).sum(1)
     return (
         du.to(u.dtype),
         ddelta.to(delta.dtype),

@@ -32,7 +32,11 @@ def selective_scan(
     """Selective scan (Mamba S6), semantics of `kernels.md` section 2.
 
     Args:
-        u, delta, z: (batch, KD, L), one of float32/float16/bfloat16/float64; delta is pre-bias, pre-softplus.
+        u: (batch, KD, L), or (batch, KD/K, L) with a `route` of K rows: "shared u", every route reads the same u
+            (route k's channel j reads u[:, j]), exactly as if the K-fold copy (batch, KD, L) were passed, without
+            making it; du then has u's shape (the routes' contributions summed).
+        delta, z: (batch, KD, L), one of float32/float16/bfloat16/float64 (all of u's dtype); delta is pre-bias,
+            pre-softplus.
         A: (KD, N) float32 (float64 allowed with float64 u).  D, delta_bias: (KD,) float32 (or float64).
         B, C: (batch, G, N, L) with KD % G == 0 (channel d uses group d // (KD / G)), or (batch, N, L) for G = 1.
         delta_softplus: apply softplus (threshold 20) to delta + delta_bias.

@@ -14,6 +14,9 @@ sees the kernels. The reference and cpu backends run inside `vssm::selective_sca
 `backend` is the value of a `kernels.Backend`, resolved by `kernels.selective_scan` before the call, so a compiled
 graph keeps the backend it was traced with.
 
+With a route of K rows, u may be (batch, KD/K, L), read by every route ("shared u"); du then has u's shape (the K
+routes' contributions summed). KD is always delta's channel count.
+
 FLOPs (FlopCounterMode and fvcore): 9·batch·L'·KD·N for the scan (L' = scanned steps, = L without a route) plus
 batch·KD·L when D is given; the backward counts twice the forward (FlopCounterMode's convention for matmuls).
 Use the fvcore handle as `FlopCountAnalysis(model, x).set_op_handle(**kernels.fvcore_handles())`.
@@ -77,9 +80,9 @@ def selective_scan_opaque(
 
 @selective_scan_opaque.register_fake
 def _(u, delta, A, B, C, D, z, delta_bias, route, delta_softplus, out_float32, backend):
-    batch, channels, _ = u.shape
+    batch, channels, _ = delta.shape  # KD: u may be shared by the routes (KD / K channels)
     cdt = compute_dtype(u.dtype)
-    out = u.new_empty(u.shape, dtype=cdt if out_float32 else u.dtype)
+    out = u.new_empty(delta.shape, dtype=cdt if out_float32 else u.dtype)
     last_state = u.new_empty(batch, channels, A.shape[1], dtype=cdt)
     saved = u.new_empty(saved_shape(Backend(backend), batch, channels, _steps(u, route), A.shape[1]),
                         dtype=torch.float32)
@@ -211,9 +214,9 @@ def scan_flops(batch: int, channels: int, length: int, steps: int, state: int, h
     return 9 * batch * steps * channels * state + (batch * channels * length if has_D else 0)
 
 
-def _flops_from_shapes(u: Sequence[int], A: Sequence[int], D: Sequence[int] | None,
+def _flops_from_shapes(delta: Sequence[int], A: Sequence[int], D: Sequence[int] | None,
                        route: Sequence[int] | None) -> int:
-    batch, channels, length = u
+    batch, channels, length = delta  # delta, not u: a shared u has KD / K channels
     steps = length if route is None else route[1]
     return scan_flops(batch, channels, length, steps, A[1], D is not None)
 
@@ -221,13 +224,13 @@ def _flops_from_shapes(u: Sequence[int], A: Sequence[int], D: Sequence[int] | No
 @register_flop_formula(torch.ops.vssm.selective_scan)
 def _forward_flops(u_shape, delta_shape, A_shape, B_shape, C_shape, D_shape, z_shape, bias_shape, route_shape,
                    *args, out_shape=None, **kwargs) -> int:
-    return _flops_from_shapes(u_shape, A_shape, D_shape, route_shape)
+    return _flops_from_shapes(delta_shape, A_shape, D_shape, route_shape)
 
 
 @register_flop_formula(torch.ops.vssm.selective_scan_backward)
 def _backward_flops(grad_shape, u_shape, delta_shape, A_shape, B_shape, C_shape, D_shape, z_shape, bias_shape,
                     route_shape, *args, out_shape=None, **kwargs) -> int:
-    return 2 * _flops_from_shapes(u_shape, A_shape, D_shape, route_shape)
+    return 2 * _flops_from_shapes(delta_shape, A_shape, D_shape, route_shape)
 
 
 def selective_scan_fvcore_handle(inputs: list, outputs: list) -> int:
@@ -237,7 +240,7 @@ def selective_scan_fvcore_handle(inputs: list, outputs: list) -> int:
     def shape(i: int) -> list[int] | None:
         return None if inputs[i].type().kind() == "NoneType" else get_shape(inputs[i])
 
-    return _flops_from_shapes(shape(0), shape(2), shape(5), shape(8))
+    return _flops_from_shapes(shape(1), shape(2), shape(5), shape(8))
 
 
 def fvcore_handles() -> dict[str, Callable[[list, list], int]]:

@@ -92,10 +92,14 @@ def random_scan_inputs(
     delta_softplus: bool = True,
     squeeze_groups: bool = False,
     route: torch.Tensor | None = None,
+    shared_u: bool = False,
     device: torch.device | str = "cpu",
     generator: torch.Generator | None = None,
 ) -> ScanInputs:
-    """Fresh random inputs. With `route`, L is the number of tokens; `squeeze_groups` gives B, C as (batch, N, L)."""
+    """Fresh random inputs. With `route`, L is the number of tokens; `squeeze_groups` gives B, C as (batch, N, L);
+    `shared_u` (needs `route` of K rows) gives u as (batch, KD/K, L), read by every route."""
+    if shared_u and route is None:
+        raise ValueError("random_scan_inputs: shared_u needs a route")
 
     def randn(*shape: int) -> torch.Tensor:
         return torch.randn(*shape, generator=generator, dtype=torch.float32).to(device)
@@ -106,7 +110,7 @@ def random_scan_inputs(
         delta = torch.rand(batch, channels, length, generator=generator).to(device) * 0.5 + 0.02
     b_shape = (batch, state, length) if squeeze_groups and groups == 1 else (batch, groups, state, length)
     inputs = ScanInputs(
-        u=randn(batch, channels, length),
+        u=randn(batch, channels // route.shape[0] if shared_u else channels, length),
         delta=delta,
         A=-torch.exp(randn(channels, state)),
         B=randn(*b_shape),
@@ -171,7 +175,7 @@ def assert_matches_reference(
     from kernels import selective_scan, use_backend
 
     low = inputs.cast(dtype)
-    grad = torch.randn(low.u.shape, dtype=torch.float32)
+    grad = torch.randn(low.delta.shape, dtype=torch.float32)
     with use_backend(backend):
         fast = run_with_grads(selective_scan, low.to_device(device), grad.to(device), out_float32=out_float32)
     with use_backend("reference"):
@@ -190,3 +194,31 @@ def assert_matches_reference(
         if (g is None) != (t is None) or (g is not None and (g.dtype, g.shape) != (t.dtype, t.shape)):
             raise AssertionError(f"d{name}: expected {None if t is None else (t.dtype, tuple(t.shape))}, got "
                                  f"{None if g is None else (g.dtype, tuple(g.shape))}")
+
+
+def assert_shared_u_matches_expanded(
+    backend: Backend | str, inputs: ScanInputs, device: torch.device | str = "cpu"
+) -> None:
+    """`backend` fed a shared u (batch, KD/K, L) against the same backend fed the K-fold copy (batch, KD, L):
+    y, last_state and every gradient bitwise equal, du against the copy's gradient summed over the routes.
+
+    Exact because the backends read the same values in the same order and reduce du over the routes the way this
+    check does (float32 inputs; low precision rounds du per route in the copy, so compare those to float64 instead).
+    """
+    from kernels import selective_scan, use_backend
+    from kernels.reference import expand_shared_u
+
+    routes = inputs.route.shape[0]
+    batch, u_channels, length = inputs.u.shape
+    copied = dataclasses.replace(inputs, u=expand_shared_u(inputs.u, routes).contiguous())
+    grad = torch.randn(inputs.delta.shape, dtype=torch.float32).to(device)
+    with use_backend(backend):
+        shared = run_with_grads(selective_scan, inputs.to_device(device), grad)
+        full = run_with_grads(selective_scan, copied.to_device(device), grad)
+    full_grads = list(full[2])
+    full_grads[0] = full_grads[0].view(batch, routes, u_channels, length).sum(1)
+    names = ["y", "last_state", *(f"d{n}" for n in GRAD_NAMES)]
+    for name, a, b in zip(names, [shared[0], shared[1], *shared[2]], [full[0], full[1], *full_grads], strict=True):
+        if (a is None) != (b is None) or (a is not None and not torch.equal(a, b)):
+            detail = "" if a is None or b is None else f": max |diff| {float((a - b).abs().max()):.3e}"
+            raise AssertionError(f"{name}: shared u differs from the expanded copy ({backend}){detail}")

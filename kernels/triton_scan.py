@@ -6,7 +6,9 @@ steps: a chunk's decays exp2(delta * A * log2 e) and inputs delta * u * B form a
 `tl.associative_scan` combines, starting from the state carried over from the previous chunk.
 
 * Route addressing: the token read at step t is route[k, t] (-1: padding, read as zeros before the bias), y and the
-  gradients of u/delta/z are written back at token positions; no permuted copies are made.
+  gradients of u/delta/z are written back at token positions; no permuted copies are made. A u shared by the K
+  routes (KD/K channels) is read at channel d % (KD/K); its gradient is written per route (KD channels, float32)
+  and summed over the routes by the wrapper.
 * Steps past L' inside the last tile are the scan identity (delta = 0 after bias/softplus, mamba#368).
 * Forward saves the state at every chunk start but the first: (batch, KD, n_chunks - 1, N) float32, so backward
   memory is O(batch·KD·N·L/CHUNK). Backward walks chunks in reverse, recomputes the chunk's states from its saved
@@ -120,14 +122,15 @@ def _load_steps(route_ptr, route_row, t, steps, HAS_ROUTE: tl.constexpr):
 
 
 @triton.jit
-def _chunk_states(u_ptr, delta_ptr, B_ptr, C_ptr, route_ptr, route_row, t, steps, row, bc_row, n_ok, bias, A2, h0,
-                  HAS_ROUTE: tl.constexpr, SOFTPLUS: tl.constexpr):
+def _chunk_states(u_ptr, delta_ptr, B_ptr, C_ptr, route_ptr, route_row, t, steps, row, u_row, bc_row, n_ok, bias,
+                  A2, h0, HAS_ROUTE: tl.constexpr, SOFTPLUS: tl.constexpr):
     """Load one chunk along the route and scan it from state h0: the states of every step (D, N, CHUNK), the
-    inputs delta * u * B that drove them, and the loaded tiles (u, pre-softplus x, delta, B, C) with their offsets."""
+    inputs delta * u * B that drove them, and the loaded tiles (u, pre-softplus x, delta, B, C) with their offsets
+    in the (batch, KD, L) tensors (u's rows start at u_row)."""
     tok, inside = _load_steps(route_ptr, route_row, t, steps, HAS_ROUTE)
     valid = (tok >= 0)[None, :]
     off = row[:, None] + tok[None, :]
-    u = tl.load(u_ptr + off, mask=valid, other=0.0).to(tl.float32)
+    u = tl.load(u_ptr + u_row[:, None] + tok[None, :], mask=valid, other=0.0).to(tl.float32)
     x = tl.load(delta_ptr + off, mask=valid, other=0.0).to(tl.float32) + bias[:, None]
     dt = _softplus(x) if SOFTPLUS else x
     dt = tl.where(inside[None, :], dt, 0.0)  # steps past the end are the identity (mamba#368)
@@ -146,7 +149,7 @@ def _chunk_states(u_ptr, delta_ptr, B_ptr, C_ptr, route_ptr, route_row, t, steps
 def _selective_scan_fwd_kernel(
     u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, route_ptr,
     out_ptr, last_ptr, saved_ptr,
-    channels, length, steps, state, groups, routes,
+    channels, u_channels, length, steps, state, groups, routes,
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_ROUTE: tl.constexpr,
     SOFTPLUS: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, CHUNK: tl.constexpr,
 ):
@@ -162,6 +165,7 @@ def _selective_scan_fwd_kernel(
     bias = tl.load(bias_ptr + d) if HAS_BIAS else tl.zeros([BLOCK_D], tl.float32)
     Dv = tl.load(D_ptr + d) if HAS_D else tl.zeros([BLOCK_D], tl.float32)
     row = (b * channels + d) * length
+    u_row = (b * u_channels + d % u_channels) * length
     bc_row = ((b * groups + group) * state + n) * length
     n_chunks = tl.cdiv(steps, CHUNK)
     h = tl.zeros([BLOCK_D, BLOCK_N], tl.float32)
@@ -170,7 +174,7 @@ def _selective_scan_fwd_kernel(
         tl.store(saved_ptr + saved_off, h, mask=n_ok[None, :] & (c > 0))
         t = c * CHUNK + tl.arange(0, CHUNK)
         states, _, u, _, _, _, Cv, _, _, off, valid, _ = _chunk_states(
-            u_ptr, delta_ptr, B_ptr, C_ptr, route_ptr, route_row, t, steps, row, bc_row, n_ok, bias, A2, h,
+            u_ptr, delta_ptr, B_ptr, C_ptr, route_ptr, route_row, t, steps, row, u_row, bc_row, n_ok, bias, A2, h,
             HAS_ROUTE, SOFTPLUS)
         y = tl.sum(states * Cv[None, :, :], axis=1) + Dv[:, None] * u
         h = _column(states, CHUNK - 1, CHUNK)
@@ -185,7 +189,7 @@ def _selective_scan_fwd_kernel(
 def _selective_scan_bwd_kernel(
     grad_ptr, u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, route_ptr, saved_ptr,
     du_ptr, ddelta_ptr, dz_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, dbias_ptr,
-    batch, channels, length, steps, state, groups, routes,
+    batch, channels, u_channels, length, steps, state, groups, routes,
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_ROUTE: tl.constexpr,
     SOFTPLUS: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, CHUNK: tl.constexpr,
     BLOCKS_PER_PROGRAM: tl.constexpr,
@@ -207,6 +211,7 @@ def _selective_scan_bwd_kernel(
         bias = tl.load(bias_ptr + d) if HAS_BIAS else tl.zeros([BLOCK_D], tl.float32)
         Dv = tl.load(D_ptr + d) if HAS_D else tl.zeros([BLOCK_D], tl.float32)
         row = (b * channels + d) * length
+        u_row = (b * u_channels + d % u_channels) * length
         carry = tl.zeros([BLOCK_D, BLOCK_N], tl.float32)  # lambda at the first step of the next chunk
         dA = tl.zeros([BLOCK_D, BLOCK_N], tl.float32)
         dD = tl.zeros([BLOCK_D], tl.float32)
@@ -217,8 +222,8 @@ def _selective_scan_bwd_kernel(
             h0 = tl.load(saved_ptr + saved_off, mask=n_ok[None, :] & (c > 0), other=0.0)
             t = c * CHUNK + tl.arange(0, CHUNK)
             states, drive, u, x, dt, Bv, Cv, tok, inside, off, valid, bc_ok = _chunk_states(
-                u_ptr, delta_ptr, B_ptr, C_ptr, route_ptr, route_row, t, steps, row, bc_row, n_ok, bias, A2, h0,
-                HAS_ROUTE, SOFTPLUS)
+                u_ptr, delta_ptr, B_ptr, C_ptr, route_ptr, route_row, t, steps, row, u_row, bc_row, n_ok, bias, A2,
+                h0, HAS_ROUTE, SOFTPLUS)
             tok_next, inside_next = _load_steps(route_ptr, route_row, t + 1, steps, HAS_ROUTE)
             x_next = tl.load(delta_ptr + row[:, None] + tok_next[None, :], mask=(tok_next >= 0)[None, :],
                              other=0.0).to(tl.float32) + bias[:, None]
@@ -270,7 +275,7 @@ def _selective_scan_bwd_kernel(
 def _prepare(u, delta, A, B, C, D, z, delta_bias, route):
     contiguous = [None if t is None else t.contiguous() for t in (u, delta, A, B, C, D, z, delta_bias)]
     route = None if route is None else route.to(torch.int32).contiguous()
-    batch, channels, length = u.shape
+    batch, channels, length = delta.shape  # u may have KD / K channels (shared by the routes)
     routes, steps = route.shape if route is not None else (1, length)
     return contiguous, route, batch, channels, length, routes, steps
 
@@ -292,13 +297,13 @@ def selective_scan_triton_fwd(u, delta, A, B, C, D, z, delta_bias, route, delta_
         u, delta, A, B, C, D, z, delta_bias, route)
     groups, state = B.shape[1], A.shape[1]
     cfg = config or triton_config(channels, routes, groups, state)
-    out = torch.empty_like(u, dtype=torch.float32 if out_float32 else u.dtype)
+    out = torch.empty_like(delta, dtype=torch.float32 if out_float32 else u.dtype)
     last_state = u.new_empty(batch, channels, state, dtype=torch.float32)
     saved = u.new_empty(saved_shape(batch, channels, steps, state, cfg.chunk), dtype=torch.float32)
     if batch > 0:
         torch.library.wrap_triton(_selective_scan_fwd_kernel)[(channels // cfg.forward_block_d, batch)](
             u, delta, A, B, C, D, z, delta_bias, route, out, last_state, saved,
-            channels, length, steps, state, groups, routes,
+            channels, u.shape[1], length, steps, state, groups, routes,
             **_flags(D, z, delta_bias, route, delta_softplus, state, cfg, cfg.forward_block_d),
         )
     return out, last_state, saved
@@ -312,7 +317,10 @@ def selective_scan_triton_bwd(grad_out, u, delta, A, B, C, D, z, delta_bias, rou
     groups, state = B.shape[1], A.shape[1]
     cfg = config or triton_config(channels, routes, groups, state)
     programs = channels // (cfg.block_d * cfg.blocks_per_program)
-    du, ddelta = torch.empty_like(u), torch.empty_like(delta)
+    shared_u = u.shape[1] != channels
+    # a shared u gets one gradient per route, in float32, summed over the routes below in a fixed order
+    du = torch.empty_like(delta, dtype=torch.float32) if shared_u else torch.empty_like(u)
+    ddelta = torch.empty_like(delta)
     dz = torch.empty_like(z) if z is not None else None
     f32 = dict(dtype=torch.float32, device=u.device)
     dA = torch.empty(batch, channels, state, **f32)
@@ -323,12 +331,14 @@ def selective_scan_triton_bwd(grad_out, u, delta, A, B, C, D, z, delta_bias, rou
         torch.library.wrap_triton(_selective_scan_bwd_kernel)[(programs, batch)](
             grad_out.contiguous(), u, delta, A, B, C, D, z, delta_bias, route, saved.contiguous(),
             du, ddelta, dz, dA, dB_part, dC_part, dD, dbias,
-            batch, channels, length, steps, state, groups, routes,
+            batch, channels, u.shape[1], length, steps, state, groups, routes,
             BLOCKS_PER_PROGRAM=cfg.blocks_per_program,
             **_flags(D, z, delta_bias, route, delta_softplus, state, cfg, cfg.block_d),
         )
     per_group = programs // groups
     dB = dB_part.view(groups, per_group, batch, state, length).sum(1).transpose(0, 1).to(B.dtype)
     dC = dC_part.view(groups, per_group, batch, state, length).sum(1).transpose(0, 1).to(C.dtype)
+    if shared_u:
+        du = du.view(batch, routes, u.shape[1], length).sum(1).to(u.dtype)
     return (du, ddelta, dA.sum(0), dB.contiguous(), dC.contiguous(), dD.sum(0) if D is not None else None, dz,
             dbias.sum(0) if delta_bias is not None else None)

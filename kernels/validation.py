@@ -14,15 +14,23 @@ MAX_STATE = 256  # the CUDA op's limit on N, mirrored so models stay portable
 
 @dataclass(frozen=True)
 class ScanShape:
-    """Sizes of one call. `length` is the number of tokens L, `steps` the scanned length (L, or L' with a route)."""
+    """Sizes of one call. `length` is the number of tokens L, `steps` the scanned length (L, or L' with a route).
+
+    `u_channels` is KD, or KD / K when the K routes share one u ("shared u": route k's channel j reads u[:, j]).
+    """
 
     batch: int
-    channels: int  # KD
+    channels: int  # KD, the channels of delta (and z, A, D, delta_bias, y)
     length: int
     state: int  # N
     groups: int  # G, number of B/C groups
     routes: int  # K, number of routes (1 without a route)
     steps: int
+    u_channels: int
+
+    @property
+    def shared_u(self) -> bool:
+        return self.u_channels != self.channels
 
 
 def _shape(t: torch.Tensor) -> tuple[int, ...]:
@@ -66,23 +74,33 @@ def check_inputs(
         raise ValueError(f"u: expected shape (batch, KD, L), got {_shape(u)}")
     if u.dtype not in INPUT_DTYPES:
         raise TypeError(f"u: expected dtype in {[str(d) for d in INPUT_DTYPES]}, got {u.dtype}")
-    batch, channels, length = u.shape
-    if length < 1 or channels < 1:
+    batch, u_channels, length = u.shape
+    if length < 1 or u_channels < 1:
         raise ValueError(f"u: expected KD >= 1 and L >= 1, got shape {_shape(u)}")
+    routes = _route_rows(route, u)
 
-    for name, t in (("delta", delta), ("z", z)):
-        if t is None:
-            continue
-        _check_same_device(name, t, u)
-        if t.shape != u.shape:
-            raise ValueError(f"{name}: expected shape {_shape(u)} (same as u), got {_shape(t)}")
-        if t.dtype != u.dtype:
-            raise TypeError(f"{name}: expected dtype {u.dtype} (same as u), got {t.dtype}")
+    _check_same_device("delta", delta, u)
+    if delta.dtype != u.dtype:
+        raise TypeError(f"delta: expected dtype {u.dtype} (same as u), got {delta.dtype}")
+    shared = (batch, routes * u_channels, length)
+    if _shape(delta) != _shape(u) and not (routes > 1 and _shape(delta) == shared):
+        shared_option = (f" or {shared} (u of KD/K channels, shared by the K = {routes} routes)"
+                         if routes > 1 else "")
+        raise ValueError(f"delta: expected shape {_shape(u)} (same as u){shared_option}, got {_shape(delta)}")
+    channels = delta.shape[1]
+    if z is not None:
+        _check_same_device("z", z, u)
+        if z.shape != delta.shape:
+            raise ValueError(f"z: expected shape {_shape(delta)} (same as delta), got {_shape(z)}")
+        if z.dtype != u.dtype:
+            raise TypeError(f"z: expected dtype {u.dtype} (same as u), got {z.dtype}")
 
     param_dtypes = _param_dtypes(u)
     _check_same_device("A", A, u)
     if A.dim() != 2 or A.shape[0] != channels:
-        raise ValueError(f"A: expected shape (KD, N) = ({channels}, N) for u of shape {_shape(u)}, got {_shape(A)}")
+        raise ValueError(
+            f"A: expected shape (KD, N) = ({channels}, N) for delta of shape {_shape(delta)}, got {_shape(A)}"
+        )
     if A.dtype not in param_dtypes:
         raise TypeError(f"A: expected dtype in {[str(d) for d in param_dtypes]} for u of {u.dtype}, got {A.dtype}")
     state = A.shape[1]
@@ -110,25 +128,33 @@ def check_inputs(
             continue
         _check_same_device(name, t, u)
         if _shape(t) != (channels,):
-            raise ValueError(f"{name}: expected shape ({channels},) (KD of u {_shape(u)}), got {_shape(t)}")
+            raise ValueError(f"{name}: expected shape ({channels},) (KD of delta {_shape(delta)}), got {_shape(t)}")
         if t.dtype not in param_dtypes:
             raise TypeError(f"{name}: expected dtype in {[str(d) for d in param_dtypes]}, got {t.dtype}")
 
-    routes, steps = 1, length
+    steps = length
     if route is not None:
-        _check_same_device("route", route, u)
-        if route.dtype not in ROUTE_DTYPES:
-            raise TypeError(f"route: expected dtype int32 or int64, got {route.dtype}")
-        if route.dim() != 2:
-            raise ValueError(f"route: expected shape (K, L'), got {_shape(route)}")
-        routes, steps = route.shape
-        if routes < 1 or channels % routes:
-            raise ValueError(f"route: expected K dividing KD = {channels} (u {_shape(u)}), got shape {_shape(route)}")
+        steps = route.shape[1]
+        if channels % routes:
+            raise ValueError(f"route: expected K dividing KD = {channels} (delta {_shape(delta)}), got shape "
+                             f"{_shape(route)}")
         if steps < length:
             raise ValueError(
                 f"route: expected L' >= L = {length} (every token visited once), got shape {_shape(route)}"
             )
-    return ScanShape(batch, channels, length, state, groups, routes, steps)
+    return ScanShape(batch, channels, length, state, groups, routes, steps, u_channels)
+
+
+def _route_rows(route: torch.Tensor | None, u: torch.Tensor) -> int:
+    """K, the number of routes (1 without a route), after checking the route's device, dtype and rank."""
+    if route is None:
+        return 1
+    _check_same_device("route", route, u)
+    if route.dtype not in ROUTE_DTYPES:
+        raise TypeError(f"route: expected dtype int32 or int64, got {route.dtype}")
+    if route.dim() != 2 or route.shape[0] < 1:
+        raise ValueError(f"route: expected shape (K, L'), got {_shape(route)}")
+    return route.shape[0]
 
 
 # Routes are built once and reused every layer; checking their values costs a host sync on GPU, so remember

@@ -1,7 +1,8 @@
 /* Selective scan on CPU: forward and backward of kernel.md sections 2 and 3, float32 state and arithmetic.
  *
  * Layout: u, delta, z, out, du, ddelta, dz: (batch, KD, L); A: (KD, N); B, C: (batch, G, N, L); route: (K, L')
- * int64 with -1 = padding step. All contiguous float32.
+ * int64 with -1 = padding step. All contiguous float32. u may instead be shared by the K routes: (batch, KD/K, L),
+ * channel d reading u row d % (KD/K) (u_channels = KD/K); du stays (batch, KD, L), the caller sums the routes.
  *
  * Channels are processed in blocks of LANES consecutive channels that share one route and one B/C group; a block's
  * values live in `vf` vectors (GCC/Clang vector extensions), one lane per channel, so every step is a handful of
@@ -44,7 +45,7 @@ typedef struct {
     float *out, *last_state, *chunk_states;
     const float *grad_out;
     float *du, *ddelta, *dz, *dA, *dB, *dC, *dD, *ddelta_bias;
-    int64_t batch, channels, length, steps, state, groups, routes, segments, chunk, blocks_per_part;
+    int64_t batch, channels, u_channels, length, steps, state, groups, routes, segments, chunk, blocks_per_part;
     int32_t delta_softplus;
 } ScanArgs;
 
@@ -197,9 +198,11 @@ static Part part_of(const ScanArgs *a, int64_t item) {
     return p;
 }
 
-/* One block of LANES channels: its first channel, number of channels and offset of its first row. */
+/* One block of LANES channels: its first channel, number of channels and offset of its first row, in the
+ * (batch, KD, L) tensors and in u (the same unless u is shared by the routes). A block never straddles two routes,
+ * so its u rows are consecutive too. */
 typedef struct {
-    int64_t d0, lanes, row0;
+    int64_t d0, lanes, row0, urow0;
 } Block;
 
 static Block block_of(const ScanArgs *a, const Part *p, int64_t i) {
@@ -208,6 +211,7 @@ static Block block_of(const ScanArgs *a, const Part *p, int64_t i) {
     k.d0 = p->seg * per_seg + (p->blk0 + i) * LANES;
     k.lanes = min64(per_seg - (p->blk0 + i) * LANES, LANES);
     k.row0 = (p->b * a->channels + k.d0) * a->length;
+    k.urow0 = (p->b * a->u_channels + k.d0 % a->u_channels) * a->length;
     return k;
 }
 
@@ -238,11 +242,11 @@ static void token_range(const ScanArgs *a, int64_t route_row, int64_t ci, int64_
  * rows row0 .. row0 + lanes - 1, tokens lo .. hi, one 64-byte line at a time. prefetch_step must be inlined: as a
  * function of its own GCC finds it free of side effects and deletes the calls. */
 typedef struct {
-    int64_t row0, lo, per_row, total;
+    int64_t row0, u_shift, lo, per_row, total; /* u_shift: offset of u's rows relative to the others */
 } Prefetch;
 
 static Prefetch prefetch_plan(const Block *k, int64_t lo, int64_t hi) {
-    Prefetch f = {.row0 = k->row0, .lo = lo, .per_row = 0, .total = 0};
+    Prefetch f = {.row0 = k->row0, .u_shift = k->urow0 - k->row0, .lo = lo, .per_row = 0, .total = 0};
     if (hi >= lo) {
         f.per_row = (hi - lo) / LINE_FLOATS + 2; /* one extra line: the range need not start on a line */
         f.total = f.per_row * k->lanes;
@@ -256,7 +260,7 @@ __attribute__((always_inline)) static inline void prefetch_step(const ScanArgs *
     for (int64_t q = t * f->total / tn; q < q1; q++) {
         const int64_t off = f->row0 + q / f->per_row * a->length + min64(f->lo + q % f->per_row * LINE_FLOATS, hi);
         __builtin_prefetch(a->delta + off, 0, 3);
-        __builtin_prefetch(a->u + off, 0, 3);
+        __builtin_prefetch(a->u + f->u_shift + off, 0, 3);
         if (a->z) __builtin_prefetch(a->z + off, 0, 3);
         if (backward) {
             __builtin_prefetch(a->grad_out + off, 0, 3);
@@ -330,14 +334,15 @@ static void load_part_chunk(const ScanArgs *a, const Part *p, int64_t ci, Chunk 
                 for (int64_t n = 0; n < N; n++) c->Bc[t * N + n] = c->Cc[t * N + n] = 0.0f;
 }
 
-/* dst[t] lane j = src[row j, token t] for the chunk's steps: zero at padding steps and in lanes past k->lanes.
- * Scalar loads and stores into a plain buffer: assembling a vector lane by lane in registers was slower
+/* dst[t] lane j = src[row0 + j L + token t] for the chunk's steps: zero at padding steps and in lanes past
+ * k->lanes. Scalar loads and stores into a plain buffer: assembling a vector lane by lane in registers was slower
  * (store-forwarding stalls when the vector is read back). */
-static void gather_steps(const ScanArgs *a, const Block *k, const Chunk *c, const float *src, vf *dst) {
+static void gather_steps(const ScanArgs *a, const Block *k, int64_t row0, const Chunk *c, const float *src,
+                         vf *dst) {
     const int64_t L = a->length, tn = c->tn;
     float *d = (float *)dst;
     for (int64_t j = 0; j < k->lanes; j++) {
-        const float *row = src + k->row0 + j * L;
+        const float *row = src + row0 + j * L;
         for (int64_t t = 0; t < tn; t++) d[t * LANES + j] = row[c->safe[t]];
     }
     for (int64_t j = k->lanes; j < LANES; j++)
@@ -383,10 +388,10 @@ static void load_params(const ScanArgs *a, const Block *k, Params *p) {
 
 /* A block's inputs for the chunk: x, dt, dtu, u, z (and g for the backward). */
 static void load_block(const ScanArgs *a, const Block *k, const Params *p, Chunk *c, int backward) {
-    gather_steps(a, k, c, a->delta, c->x);
-    gather_steps(a, k, c, a->u, c->u);
-    if (a->z) gather_steps(a, k, c, a->z, c->z);
-    if (backward) gather_steps(a, k, c, a->grad_out, c->g);
+    gather_steps(a, k, k->row0, c, a->delta, c->x);
+    gather_steps(a, k, k->urow0, c, a->u, c->u);
+    if (a->z) gather_steps(a, k, k->row0, c, a->z, c->z);
+    if (backward) gather_steps(a, k, k->row0, c, a->grad_out, c->g);
     for (int64_t t = 0; t < c->tn; t++) {
         const vf x = c->x[t] + p->bias;
         c->x[t] = x;

@@ -16,7 +16,12 @@ import torch
 
 import kernels
 from kernels.backends import Backend
-from kernels.testing import assert_matches_reference, random_route, random_scan_inputs
+from kernels.testing import (
+    assert_matches_reference,
+    assert_shared_u_matches_expanded,
+    random_route,
+    random_scan_inputs,
+)
 
 triton = pytest.importorskip("triton")
 
@@ -76,6 +81,39 @@ def test_routes_with_padding_match_float64_reference(routes: int, groups: int, p
     assert_matches_reference(Backend.TRITON, inputs, torch.float32)
 
 
+SHARED_U_CASES = {
+    # name: (K, G, E, L, pad, N, has_D, has_z, has_delta_bias, softplus)
+    "groups_eq_k_2_chunks": (2, 2, 4, 11, 3, 2, True, False, True, True),
+    "groups_1_z_padded": (4, 1, 2, 9, 2, 2, True, True, True, True),
+    "no_flags": (2, 2, 4, 8, 0, 3, False, False, False, False),
+}
+
+
+def _shared_u_inputs(case: str):
+    routes, groups, inner, length, pad, state, has_D, has_z, has_bias, softplus = SHARED_U_CASES[case]
+    gen = torch.Generator().manual_seed(list(SHARED_U_CASES).index(case))
+    return random_scan_inputs(1, routes * inner, length, state, groups, has_D=has_D, has_z=has_z,
+                              has_delta_bias=has_bias, delta_softplus=softplus,
+                              route=random_route(routes, length, pad, gen), shared_u=True, generator=gen)
+
+
+@interpreter_only
+@pytest.mark.parametrize("case", list(SHARED_U_CASES))
+def test_shared_u_equals_expanded_copy(case: str) -> None:
+    assert_shared_u_matches_expanded(Backend.TRITON, _shared_u_inputs(case))
+
+
+@interpreter_only
+@pytest.mark.parametrize("case", list(SHARED_U_CASES))
+def test_shared_u_matches_float64_reference(case: str) -> None:
+    assert_matches_reference(Backend.TRITON, _shared_u_inputs(case), torch.float32)
+
+
+@interpreter_only
+def test_shared_u_bf16_matches_float64_reference() -> None:
+    assert_matches_reference(Backend.TRITON, _shared_u_inputs("groups_1_z_padded"), torch.bfloat16)
+
+
 @interpreter_only
 def test_backward_is_deterministic() -> None:
     inputs = random_scan_inputs(2, 8, 10, 2, 2).requires_grad_()
@@ -99,9 +137,10 @@ def test_saves_only_chunk_states() -> None:
 
 
 @interpreter_only
-def test_opcheck_triton_op() -> None:
-    inputs = random_scan_inputs(1, 4, 9, 2, 2).requires_grad_()
+@pytest.mark.parametrize("shared_u", [False, True])
+def test_opcheck_triton_op(shared_u: bool) -> None:
     route = torch.stack([torch.arange(9), torch.arange(8, -1, -1)])
+    inputs = random_scan_inputs(1, 4, 9, 2, 2, route=route, shared_u=shared_u).requires_grad_()
     args = (inputs.u, inputs.delta, inputs.A, inputs.B, inputs.C, inputs.D, inputs.z, inputs.delta_bias, route, True,
             False, "triton")
     # test_faketensor is left out: the interpreter cannot run a kernel on fake tensors (on a GPU the triton_op's

@@ -10,7 +10,12 @@ import torch
 
 import kernels
 from kernels.backends import Backend
-from kernels.testing import assert_matches_reference, random_route, random_scan_inputs
+from kernels.testing import (
+    assert_matches_reference,
+    assert_shared_u_matches_expanded,
+    random_route,
+    random_scan_inputs,
+)
 from kernels.triton_scan import chunk_size
 
 pytestmark = pytest.mark.gpu
@@ -40,12 +45,21 @@ def test_low_precision_matches_float64_reference(dtype: torch.dtype, out_float32
     assert_matches_reference(Backend.TRITON, inputs, dtype, out_float32=out_float32, device="cuda")
 
 
+@pytest.mark.parametrize("shared_u", [False, True], ids=["u_per_route", "shared_u"])
 @pytest.mark.parametrize(("routes", "groups", "state", "pad"), [(2, 2, 16, 7), (4, 4, 1, 0), (4, 1, 16, 40)])
-def test_routes_with_padding_match_float64_reference(routes: int, groups: int, state: int, pad: int) -> None:
+def test_routes_with_padding_match_float64_reference(routes: int, groups: int, state: int, pad: int,
+                                                     shared_u: bool) -> None:
     gen = torch.Generator().manual_seed(routes + pad)
     route = random_route(routes, 196, pad, gen)
-    inputs = random_scan_inputs(2, 16 * routes, 196, state, groups, route=route, generator=gen)
+    inputs = random_scan_inputs(2, 16 * routes, 196, state, groups, route=route, shared_u=shared_u, generator=gen)
     assert_matches_reference(Backend.TRITON, inputs, torch.float32, device="cuda")
+
+
+def test_shared_u_equals_expanded_copy() -> None:
+    gen = torch.Generator().manual_seed(3)
+    inputs = random_scan_inputs(2, 4 * 48, 196, 16, 4, route=random_route(4, 196, 12, gen), shared_u=True,
+                                generator=gen)
+    assert_shared_u_matches_expanded(Backend.TRITON, inputs, device="cuda")
 
 
 def test_backward_is_bitwise_deterministic() -> None:
@@ -60,10 +74,11 @@ def test_backward_is_bitwise_deterministic() -> None:
         assert torch.equal(a, b)
 
 
-def test_compiled_call_matches_eager() -> None:
+@pytest.mark.parametrize("shared_u", [False, True], ids=["u_per_route", "shared_u"])
+def test_compiled_call_matches_eager(shared_u: bool) -> None:
     gen = torch.Generator().manual_seed(1)
     route = random_route(2, 100, 3, gen)
-    inputs = random_scan_inputs(2, 32, 100, 16, 2, route=route, generator=gen).to_device("cuda")
+    inputs = random_scan_inputs(2, 32, 100, 16, 2, route=route, shared_u=shared_u, generator=gen).to_device("cuda")
 
     def scan(u: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
         return kernels.selective_scan(u, delta, inputs.A, inputs.B, inputs.C, inputs.D, inputs.z, inputs.delta_bias,

@@ -63,10 +63,20 @@ def _heads(model_cfg: Config) -> list:
     return [model_cfg.decode_head, *(aux if isinstance(aux, list) else [aux])] if model_cfg.get("decode_head") else []
 
 
+def _neck_input(neck: torch.nn.Module) -> list[int]:
+    """The backbone channels a detector's neck takes: FPN one per map, ViTDet's SimpleFPN its single map's."""
+    return [neck.backbone_channel] if hasattr(neck, "backbone_channel") else list(neck.in_channels)
+
+
 def _wire(model_cfg: Config, channels: list[int]) -> None:
     """Neck and heads take the backbone's `channels`; heads reading a map the backbone does not have are dropped."""
     if _detector(model_cfg):
-        model_cfg.neck.in_channels = channels
+        neck = model_cfg.neck
+        if "backbone_channel" in neck:  # SimpleFPN: one map resampled to four levels
+            (width,) = channels
+            neck.update(backbone_channel=width, in_channels=[width // 4, width // 2, width, width])
+        else:
+            neck.in_channels = channels
         return
     heads = []
     for head in _heads(model_cfg):
@@ -150,7 +160,7 @@ def test_config_builds_its_full_model_and_optimizer(path: Path) -> None:
     backbone = model.backbone
     assert isinstance(backbone, VSSMBackbone) and backbone.model_name == cfg.model.backbone.model
     if _detector(cfg.model):
-        assert list(model.neck.in_channels) == backbone.out_channels
+        assert _neck_input(model.neck) == backbone.out_channels
     for head in _heads(cfg.model):
         index = head.in_index
         expected = [backbone.out_channels[i] for i in index] if isinstance(index, list) else (
@@ -185,12 +195,16 @@ def test_umamba_config_is_the_whole_network() -> None:
 def test_config_trains_a_step_with_its_test_backbone(path: Path) -> None:
     cfg = Config.fromfile(path)
     backbone_cfg = cfg.model.backbone
+    single_output = len(backbone_cfg.get("out_indices") or ()) == 1
     for key in ("init_cfg", "out_indices", "window_size"):  # the test variant's own windows and blocks
         backbone_cfg.pop(key, None)
     backbone_cfg.model = _test_variant(backbone_cfg)
     with torch.device("meta"):
-        channels = _registry(cfg).build(backbone_cfg).out_channels
-    _wire(cfg.model, channels)
+        backbone = _registry(cfg).build(backbone_cfg)
+        if single_output:  # ViTDet-style: the test variant's last block alone
+            backbone_cfg.out_indices = backbone.out_indices[-1:]
+            backbone = _registry(cfg).build(backbone_cfg)
+    _wire(cfg.model, backbone.out_channels)
     _sample_less(cfg.model)
     _train_step(cfg, size=SMALL_INPUT.get(backbone_cfg.type, 64))
 

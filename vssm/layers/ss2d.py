@@ -199,10 +199,9 @@ class SS2D(nn.Module):
         # The projections are pointwise in L, so they run once in token order for all K routes.
         x_dbl = torch.matmul(self.x_proj_weight.reshape(-1, inner), tokens).view(batch, routes, -1, length)
         delta, b, c = self._delta_bc(x_dbl)
-        # The op takes u as (B, K·E, L): one broadcast copy in token order, no gather.
-        u = tokens.unsqueeze(1).expand(batch, routes, inner, length).reshape(batch, routes * inner, length)
+        # Every route reads the same u: the op takes it as (B, E, L) ("shared u"), no K-fold copy, no gather.
         route = self.order.route(height, width, x.device)
-        y = self._scan(u, delta, b, c, route).view(batch, routes, inner, length)
+        y = self._scan(tokens, delta, b, c, route).view(batch, routes, inner, length)
         if self.route_mixer is not None:
             y = self.route_mixer(y)
         return y.sum(dim=1).view(batch, inner, height, width)

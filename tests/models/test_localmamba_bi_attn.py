@@ -4,11 +4,17 @@ import pytest
 import torch
 from localmamba_reference import bi_attn
 
+import vssm.layers.bi_attn as bi_attn_module
 from vssm.layers.bi_attn import BiAttn
 
 
+@pytest.mark.parametrize("slices", [1, 2], ids=["one-slice", "sliced"])
 @pytest.mark.parametrize("grad", [False, True])
-def test_bi_attn_matches_its_formula_and_scales_in_place_only_without_autograd(grad: bool) -> None:
+def test_bi_attn_matches_its_formula_and_scales_in_place_only_without_autograd(
+    grad: bool, slices: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if slices > 1:  # squares summed 4 of the 6 (B·K) rows at a time: a full slice, then a partial one
+        monkeypatch.setattr(bi_attn_module, "_SLICE_ELEMENTS", 4 * 48 * 37)
     attn = BiAttn(48).double()
     y = torch.randn(2, 3, 48, 37, dtype=torch.float64, requires_grad=grad)
     expected = torch.stack([bi_attn(attn, y[:, k].detach().transpose(1, 2)).transpose(1, 2) for k in range(3)], 1)

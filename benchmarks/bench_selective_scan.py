@@ -6,8 +6,10 @@ baseline, and mamba_ssm's CUDA `selective_scan_fn` when it is importable.
 
 Reports forward and forward+backward ms, achieved GB/s of the fused forward, and % of the binding floor from the
 roofline formulas of specs/kernel.md §6 (bytes, flops and exponentials against the device's peaks: the spec's H100
-numbers on an H100, otherwise peaks measured here by torch copy / exp / matmul). On CPU it also reports the peak
-memory of the cpu backend and of the loop at the Vim-S target shape, as extra bytes over the inputs' size.
+numbers on an H100, otherwise peaks measured here by torch copy / exp / matmul). For shapes with K routes it also
+times the forward with u shared by the routes ((batch, KD/K, L), as SS2D passes it) instead of (batch, KD, L).
+On CPU it also reports the peak memory of the cpu backend and of the loop at the Vim-S target shape, as extra bytes
+over the inputs' size.
 Targets (issue 3): cpu >= 10x the loop at Vim-S (batch 8, KD 768, L 197, N 16, fp32), forward and forward+backward,
 peak memory within 2x of the inputs; on an H100, triton forward+backward >= mamba_ssm's and >= 70 % of the binding
 floor for L >= 784. Writes selective_scan_<device>.csv and .md under --out.
@@ -207,6 +209,7 @@ class Row:
     groups: int
     routes: int
     fwd_ms: float | None = None
+    fwd_shared_u_ms: float | None = None
     fwd_bwd_ms: float | None = None
     fwd_gb_s: float | None = None
     fwd_floor_pct: float | None = None
@@ -258,6 +261,14 @@ def run_case(s: Shape, backend: str, device: torch.device, dtype: torch.dtype, b
 
     with torch.no_grad():
         row.fwd_ms = time_ms(forward, device, repeats)
+        if ours and route is not None:
+            shared = (inputs.u[:, : s.channels // s.routes].contiguous(), *args[1:])
+
+            def forward_shared_u() -> torch.Tensor:
+                with kernels.use_backend(backend):
+                    return fn(*shared, delta_softplus=True, **kw)
+
+            row.fwd_shared_u_ms = time_ms(forward_shared_u, device, repeats)
     row.fwd_bwd_ms = time_ms(forward_backward, device, repeats)
     roof = Roofline.of(s, batch, dtype)
     row.fwd_gb_s = roof.bytes_fwd / (row.fwd_ms / 1e3) / 1e9
@@ -337,7 +348,8 @@ def write_results(rows: list[Row], out_dir: Path, device: torch.device, machine:
         writer.writerow(["machine", *names])
         for r in rows:
             writer.writerow([machine, *(getattr(r, n) for n in names)])
-    headers = ["shape", "backend", "dtype", "batch", "KD", "L", "N", "G", "K", "fwd ms", "fwd+bwd ms", "fwd GB/s",
+    headers = ["shape", "backend", "dtype", "batch", "KD", "L", "N", "G", "K", "fwd ms", "fwd ms shared u",
+               "fwd+bwd ms", "fwd GB/s",
                "% floor fwd", "% floor fwd+bwd", "x loop fwd", "x loop fwd+bwd", "note"]
     lines = [
         f"# selective_scan benchmark ({device.type})", "",
@@ -352,7 +364,7 @@ def write_results(rows: list[Row], out_dir: Path, device: torch.device, machine:
     ]
     for r in rows:
         cells = [r.shape, r.backend, r.dtype, r.batch, r.channels, r.length, r.state, r.groups, r.routes,
-                 fmt(r.fwd_ms), fmt(r.fwd_bwd_ms), fmt(r.fwd_gb_s), fmt(r.fwd_floor_pct, 1),
+                 fmt(r.fwd_ms), fmt(r.fwd_shared_u_ms), fmt(r.fwd_bwd_ms), fmt(r.fwd_gb_s), fmt(r.fwd_floor_pct, 1),
                  fmt(r.fwd_bwd_floor_pct, 1), fmt(r.speedup_fwd, 1), fmt(r.speedup_fwd_bwd, 1), r.note]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     memory = [r for r in rows if r.peak_extra_over_inputs is not None]

@@ -18,12 +18,13 @@ def op_args(inputs, backend: Backend, route=None, out_float32=False):
 
 
 @pytest.mark.parametrize("backend", CPU_BACKENDS, ids=lambda b: b.value)
-@pytest.mark.parametrize("variant", ["all_flags", "no_optionals", "route", "bf16_out_float32"])
+@pytest.mark.parametrize("variant", ["all_flags", "no_optionals", "route", "route_shared_u", "bf16_out_float32"])
 def test_opcheck(backend: Backend, variant: str) -> None:
     dtype = torch.bfloat16 if variant == "bf16_out_float32" else torch.float32
     flags = {} if variant != "no_optionals" else dict(has_D=False, has_z=False, has_delta_bias=False)
-    route = torch.tensor([[3, 2, -1, 1, 0], [0, 1, 2, 3, -1]]) if variant == "route" else None
-    inputs = random_scan_inputs(2, 4, 4, 3, 2, dtype=dtype, **flags).requires_grad_()
+    route = torch.tensor([[3, 2, -1, 1, 0], [0, 1, 2, 3, -1]]) if variant.startswith("route") else None
+    inputs = random_scan_inputs(2, 4, 4, 3, 2, dtype=dtype, route=route, shared_u=variant == "route_shared_u",
+                                **flags).requires_grad_()
     torch.library.opcheck(torch.ops.vssm.selective_scan.default,
                           op_args(inputs, backend, route, out_float32=variant == "bf16_out_float32"))
 
@@ -42,10 +43,11 @@ def test_fake_matches_real_shapes_strides_dtypes(backend: Backend) -> None:
 
 
 @pytest.mark.parametrize("backend", CPU_BACKENDS, ids=lambda b: b.value)
-def test_compile_fullgraph_matches_eager(backend: Backend) -> None:
+@pytest.mark.parametrize("shared_u", [False, True], ids=["u_per_route", "shared_u"])
+def test_compile_fullgraph_matches_eager(backend: Backend, shared_u: bool) -> None:
     torch._dynamo.reset()
     route = torch.tensor([[0, 1, 2, 3, 4, 5, -1], [5, 4, -1, 3, 2, 1, 0]])
-    inputs = random_scan_inputs(2, 8, 6, 4, 2).requires_grad_()
+    inputs = random_scan_inputs(2, 8, 6, 4, 2, route=route, shared_u=shared_u).requires_grad_()
 
     def block(u, delta, A, B, C, D, z, delta_bias):
         y = kernels.selective_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus=True, route=route)
@@ -58,6 +60,7 @@ def test_compile_fullgraph_matches_eager(backend: Backend) -> None:
         compiled = torch.compile(block, fullgraph=True, backend="aot_eager")(*tensors)
         compiled_grads = torch.autograd.grad(compiled, tensors)
     torch.testing.assert_close(compiled, eager, rtol=0, atol=0)
+    assert compiled_grads[0].shape == inputs.u.shape
     for a, b in zip(compiled_grads, eager_grads, strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 

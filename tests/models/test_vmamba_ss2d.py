@@ -12,6 +12,7 @@ from torch import nn
 
 import kernels
 import scans
+import vssm.layers.ss2d as ss2d_module
 from kernels.tolerances import assert_all_close_3way
 from vssm.layers.layout import Layout
 from vssm.layers.ss2d import SS2D, SS2DForm, routable
@@ -176,3 +177,29 @@ def test_bad_options_are_rejected() -> None:
         SS2D(8, d_conv=4)
     with pytest.raises(ValueError, match="unknown scan order"):
         SS2D(8, scan="diagonal-ish")
+
+
+
+@pytest.mark.parametrize("path", ["_ssm_routed", "_ssm_materialised"])
+def test_cpu_batch_slices_give_the_whole_batch_result(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    module = _mixer(SS2DForm.V0, ORDERS["windowed_padded"], Layout.CHANNELS_LAST)
+    module.route_mixer = RouteGate(module.num_routes, module.d_inner)
+    x = _input(module, batch=5)
+    grad = torch.randn_like(module(x))
+    route_addressing = path == "_ssm_routed"
+    whole, names = _run(module, x, grad, route_addressing, torch.float32, None)
+
+    sizes = []
+    run = getattr(SS2D, path)
+
+    def recorded(self: SS2D, part: torch.Tensor) -> torch.Tensor:
+        sizes.append(part.shape[0])
+        return run(self, part)
+
+    per_sample = 4 * module.num_routes * module.d_inner * math.prod(GRID)
+    monkeypatch.setattr(ss2d_module, "CPU_ROUTE_TENSOR_BYTES", 2 * per_sample)
+    monkeypatch.setattr(SS2D, path, recorded)
+    sliced, _ = _run(module, x, grad, route_addressing, torch.float32, None)
+    assert sizes == [2, 2, 1]  # two samples at a time, then the rest
+    for a, b, name in zip(sliced, whole, names, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6, msg=name)

@@ -56,6 +56,13 @@ class SS2DForm(enum.Enum):
         return self.value
 
 
+# On CPU the per-route tensors (B, K, E, L) (delta, the scan's float32 output) are built a few samples at a time, each
+# under this size: glibc serves blocks above 32 MiB (its largest dynamic mmap threshold) as fresh mappings that are
+# page-faulted on first touch and unmapped when freed, 22 ms per 77 MB tensor on the 2-core container. Samples are
+# independent, so the result is the same; local_vssm_tiny's batch-8 forward ran 1353 -> 1186 ms (median of 14).
+CPU_ROUTE_TENSOR_BYTES = 24 << 20
+
+
 @functools.lru_cache(maxsize=1024)
 def routable(order: scans.ScanOrder, height: int, width: int) -> bool:
     """Whether `route=` addressing reproduces `order` on an H × W grid.
@@ -187,9 +194,12 @@ class SS2D(nn.Module):
         The result is float32 (float64 for float64 input), whatever the activation dtype.
         """
         height, width = x.shape[-2:]
-        if self.route_addressing and routable(self.order, height, width):
-            return self._ssm_routed(x)
-        return self._ssm_materialised(x)
+        routed = self.route_addressing and routable(self.order, height, width)
+        run = self._ssm_routed if routed else self._ssm_materialised
+        samples = max(1, CPU_ROUTE_TENSOR_BYTES // (4 * self.num_routes * x[0].numel()))
+        if x.device.type != "cpu" or samples >= x.shape[0]:
+            return run(x)
+        return torch.cat([run(part) for part in x.split(samples)])
 
 
     def _ssm_routed(self, x: torch.Tensor) -> torch.Tensor:

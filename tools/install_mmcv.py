@@ -5,8 +5,8 @@ which torch 2.14's headers reject. This step, in order:
 
 1. does nothing when mmcv 2.1.0 with ``mmcv._ext`` already imports;
 2. installs a cached wheel when one matching this interpreter and platform lies in the wheelhouse
-   (``$VSSM_WHEELHOUSE``, default ``~/.cache/vssm/wheels``) or in a ``--find-links`` directory
-   (also ``$VSSM_FIND_LINKS``, ``:``-separated);
+   (``$VSSM_WHEELHOUSE``, default ``~/.cache/vssm/wheels``), in a ``--find-links`` directory
+   (also ``$VSSM_FIND_LINKS``, ``:``-separated) or in a local directory of pip's own ``$PIP_FIND_LINKS``;
 3. otherwise downloads the sdist with pip, raises the C++ standard to C++20, builds a wheel with
    ``MMCV_WITH_OPS=1`` (CUDA ops too when nvcc and a GPU are present), stores it in the wheelhouse and installs it.
 
@@ -29,6 +29,8 @@ import sys
 import sysconfig
 import tarfile
 import tempfile
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 MMCV_VERSION = "2.1.0"
@@ -179,6 +181,19 @@ def _split_dirs(value: str | None) -> list[Path]:
     return [Path(part).expanduser() for part in (value or "").split(os.pathsep) if part]
 
 
+def _pip_find_links_dirs(value: str | None) -> list[Path]:
+    """The local directories among pip's ``PIP_FIND_LINKS`` entries (whitespace-separated paths, ``file:`` URLs or
+    remote URLs; a remote index is pip's business, not a wheel cache)."""
+    dirs = []
+    for entry in (value or "").split():
+        parsed = urllib.parse.urlparse(entry)
+        if parsed.scheme in ("", "file"):
+            path = Path(urllib.request.url2pathname(parsed.path) if parsed.scheme else entry).expanduser()
+            if path.is_dir():
+                dirs.append(path)
+    return dirs
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -205,7 +220,11 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.force_build or args.no_install) and installed_with_ops():
         print(f"install_mmcv: mmcv {MMCV_VERSION} with compiled ops is already installed")
         return 0
-    search = [args.wheelhouse, *(args.find_links or _split_dirs(os.environ.get("VSSM_FIND_LINKS")))]
+    search = [
+        args.wheelhouse,
+        *(args.find_links or _split_dirs(os.environ.get("VSSM_FIND_LINKS"))),
+        *_pip_find_links_dirs(os.environ.get("PIP_FIND_LINKS")),
+    ]
     wheel = None if args.force_build else find_cached_wheel(search)
     if wheel is None:
         wheel = build_wheel(args.wheelhouse, args.jobs)

@@ -37,6 +37,25 @@ def test_cached_wheel_is_installed_without_building(tmp_path: Path, monkeypatch:
     assert installed == [wheel]
 
 
+@pytest.mark.parametrize("form", ["path", "file-url"])
+def test_wheel_in_a_pip_find_links_directory_is_used(
+    form: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    links = tmp_path / "links"
+    links.mkdir()
+    wheel = links / _wheel_name()
+    wheel.write_bytes(b"not really a wheel")
+    entry = str(links) if form == "path" else links.as_uri()
+    monkeypatch.setenv("PIP_FIND_LINKS", f"https://example.invalid/simple {entry} {tmp_path / 'missing'}")
+    monkeypatch.delenv("VSSM_FIND_LINKS", raising=False)
+    installed = []
+    monkeypatch.setattr(install_mmcv, "installed_with_ops", lambda: False)
+    monkeypatch.setattr(install_mmcv, "build_wheel", lambda *a: pytest.fail("built although pip's find-links had one"))
+    monkeypatch.setattr(install_mmcv, "install_wheel", installed.append)
+    assert install_mmcv.main(["--wheelhouse", str(tmp_path / "house")]) == 0
+    assert installed == [wheel]
+
+
 def test_wheel_with_a_wrong_checksum_is_ignored(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     wheel = tmp_path / _wheel_name()
     wheel.write_bytes(b"tampered")

@@ -59,7 +59,7 @@ class SS2DForm(enum.Enum):
 # On CPU the per-route tensors (B, K, E, L) (delta, the scan's float32 output) are built a few samples at a time, each
 # under this size: glibc serves blocks above 32 MiB (its largest dynamic mmap threshold) as fresh mappings that are
 # page-faulted on first touch and unmapped when freed, 22 ms per 77 MB tensor on the 2-core container. Samples are
-# independent, so the result is the same; local_vssm_tiny's batch-8 forward ran 1353 -> 1186 ms (median of 14).
+# independent, so the result is the same (the effect on local_vssm_tiny: benchmarks/targets.md).
 CPU_ROUTE_TENSOR_BYTES = 24 << 20
 
 
@@ -200,7 +200,6 @@ class SS2D(nn.Module):
         if x.device.type != "cpu" or samples >= x.shape[0]:
             return run(x)
         return torch.cat([run(part) for part in x.split(samples)])
-
 
     def _ssm_routed(self, x: torch.Tensor) -> torch.Tensor:
         batch, inner, height, width = x.shape

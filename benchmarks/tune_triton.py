@@ -2,10 +2,10 @@
 
     python benchmarks/tune_triton.py --out benchmarks/ --machine "NVIDIA H100 80GB HBM3"
 
-The kernels are not autotuned (the chunk fixes the saved-state layout, the block the reduction order: see
+The kernels are not autotuned (the save interval fixes the saved-state layout, the block the reduction order: see
 kernels/triton_scan.py), so `triton_config` is a fixed rule of the shapes; this script is where its numbers come
 from. For each shape it times the forward and the backward kernel launch (triton.testing.do_bench, median) for every
-candidate tile of 1K to 16K elements and prints them fastest first, marking the current rule's choice. Writes
+candidate tile (`candidate_configs`) and prints them fastest first, marking the current rule's choice. Writes
 triton_tiles.csv and .md under --out with the GPU named.
 """
 
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import itertools
 import math
 import shlex
 import sys
@@ -26,7 +25,7 @@ from tqdm import tqdm
 from kernels.testing import random_scan_inputs
 from kernels.triton_scan import (
     TritonConfig,
-    _largest_power_of_two_dividing,
+    candidate_configs,
     selective_scan_triton_bwd,
     selective_scan_triton_fwd,
     triton_config,
@@ -38,22 +37,13 @@ SHAPES = {
     "vmamba_t stage 1 (K 4, N 1, L 3136)": (64, 384, 3136, 1, 4, False, True, torch.bfloat16),
     "localvmamba_t stage 1 (K 4, N 16, L 3136)": (32, 768, 3136, 16, 4, False, True, torch.bfloat16),
 }
-MIN_TILE, MAX_TILE = 1024, 16384
 
 
 def candidates(channels: int, groups: int, state: int, tiles: list[tuple[int, int]] | None = None,
-               warps: tuple[int, ...] = (4, 8)) -> list[TritonConfig]:
-    """Every (chunk, block_d) of `tiles` (default: all with 1K to 16K elements) with every number of `warps`."""
-    per_segment = channels // groups
-    n = triton.next_power_of_2(state)
-    tiles = tiles or list(itertools.product((16, 32, 64, 128, 256), (4, 8, 16, 32, 64, 128)))
-    out = []
-    for (chunk, block_d), num_warps in itertools.product(tiles, warps):
-        if per_segment % block_d or not MIN_TILE <= block_d * n * chunk <= MAX_TILE:
-            continue
-        blocks = _largest_power_of_two_dividing(per_segment // block_d, 8)
-        out.append(TritonConfig(block_d, blocks, chunk, num_warps, forward_block_d=block_d))
-    return out
+               warps: tuple[int, ...] = (1, 2, 4)) -> list[TritonConfig]:
+    """`candidate_configs` with `warps`, kept to the (chunk, block_d) pairs of `tiles` when given."""
+    return [cfg for cfg in candidate_configs(channels, groups, groups, state, warps)
+            if tiles is None or (cfg.chunk, cfg.block_d) in tiles]
 
 
 def routes_for(groups: int, length: int, device: str) -> torch.Tensor | None:
@@ -98,11 +88,12 @@ def write_results(rows: list[dict], out: Path, machine: str, argv: list[str] | N
     for name in dict.fromkeys(r["shape"] for r in rows):
         mine = sorted((r for r in rows if r["shape"] == name), key=lambda r: r["fwd_ms"] + r["bwd_ms"])
         lines += [f"\n## {name}\n",
-                  "| chunk | block_d | forward block_d | blocks/program | warps | fwd ms | bwd ms | rule |",
-                  "|---:|---:|---:|---:|---:|---:|---:|---|"]
+                  "| chunk | block_d | forward block_d | blocks/program | warps | chunks/save | fwd ms | bwd ms "
+                  "| rule |",
+                  "|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
         for r in mine[:8] + [r for r in mine[8:] if r["rule"]]:
             lines.append(f"| {r['chunk']} | {r['block_d']} | {r['forward_block_d']} | {r['blocks_per_program']} | "
-                         f"{r['num_warps']} | "
+                         f"{r['num_warps']} | {r['chunks_per_save']} | "
                          f"{r['fwd_ms']:.3f} | {r['bwd_ms']:.3f} | {r['rule']} |")
     (out / "triton_tiles.md").write_text("\n".join(lines) + "\n")
 
@@ -111,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shapes", nargs="+", help="substrings of shape names to keep (default: all)")
     parser.add_argument("--tiles", nargs="+", type=_tile, help="CHUNKxBLOCK_D pairs to try (default: all)")
-    parser.add_argument("--warps", nargs="+", type=int, default=[4, 8])
+    parser.add_argument("--warps", nargs="+", type=int, default=[1, 2, 4])
     parser.add_argument("--out", type=Path, default=Path(__file__).parent)
     parser.add_argument("--machine", help="how to name the GPU (default: torch's device name)")
     args = parser.parse_args(argv)
@@ -128,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
             fwd, bwd = measure(shape, cfg)
             rows.append(dict(shape=name, chunk=cfg.chunk, block_d=cfg.block_d, forward_block_d=cfg.forward_block_d,
                              blocks_per_program=cfg.blocks_per_program, num_warps=cfg.num_warps,
-                             fwd_ms=round(fwd, 4), bwd_ms=round(bwd, 4), rule="yes" if cfg == rule else ""))
+                             chunks_per_save=cfg.chunks_per_save, fwd_ms=round(fwd, 4), bwd_ms=round(bwd, 4),
+                             rule="yes" if cfg == rule else ""))
         write_results(rows, args.out, machine, argv)  # after every shape: a run cut short keeps what it measured
     print((args.out / "triton_tiles.md").read_text())
     return 0

@@ -1,4 +1,5 @@
-"""The Triton backend under TRITON_INTERPRET=1 on CPU tensors: tiny shapes, chunk 8, few programs (kernel.md §7).
+"""The Triton backend under TRITON_INTERPRET=1 on CPU tensors: tiny shapes, chunks of 4 steps with the state saved
+every 8, few programs (kernel.md §7).
 
 Same three-way rule against the float64 reference as the other backends. The interpreter must be on before triton is
 first imported (its standard library is decorated then), and importing `kernels` imports triton, so without
@@ -48,7 +49,7 @@ def test_interpreter_suite_in_subprocess() -> None:
 
 
 CASES = {
-    # name: (batch, KD, L, N, G, has_D, has_z, has_delta_bias, softplus); the interpreter's chunk is 8 steps
+    # name: (batch, KD, L, N, G, has_D, has_z, has_delta_bias, softplus); the interpreter saves every 8 steps
     "all_flags_3_chunks": (1, 4, 20, 4, 1, True, True, True, True),
     "groups_eq_k": (2, 8, 12, 2, 4, True, False, True, True),
     "no_flags_one_chunk": (1, 4, 8, 3, 1, False, False, False, False),
@@ -128,12 +129,12 @@ def test_backward_is_deterministic() -> None:
 
 
 @interpreter_only
-def test_saves_only_chunk_states() -> None:
+def test_saves_only_span_states() -> None:
     inputs = random_scan_inputs(1, 4, 20, 2, 1)
     _, _, saved = torch.ops.vssm.selective_scan(
         inputs.u, inputs.delta, inputs.A, inputs.B, inputs.C, None, None, None, None, True, False, "triton"
     )
-    assert saved.shape == (1, 4, 2, 2)  # chunks start at steps 8 and 16
+    assert saved.shape == (1, 4, 2, 2)  # saved spans start at steps 8 and 16 (chunks every 4)
 
 
 @interpreter_only

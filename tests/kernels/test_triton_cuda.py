@@ -1,7 +1,8 @@
-"""The Triton backend compiled for a real GPU: CUDA tensors at the GPU's tile sizes (chunks of 32 to 128 steps).
+"""The Triton backend compiled for a real GPU: CUDA tensors at the GPU's tile sizes (chunks of 4 or 8 steps, the
+state saved every 64).
 
 The interpreter suite (test_triton.py) checks the kernels' logic on tiny tiles; these check what only a GPU shows:
-the lowering, tiles of the real size, sequences of several GPU chunks, determinism of the compiled backward and
+the lowering, tiles of the real size, sequences of several saved spans, determinism of the compiled backward and
 torch.compile over the triton_op. Same three-way rule against the float64 reference (run on the CPU).
 """
 
@@ -16,15 +17,15 @@ from kernels.testing import (
     random_route,
     random_scan_inputs,
 )
-from kernels.triton_scan import chunk_size
+from kernels.triton_scan import save_every
 
 pytestmark = pytest.mark.gpu
 
 CASES = {
     # name: (batch, KD, L, N, G, has_D, has_z, has_delta_bias, softplus)
-    "vim_like_3_chunks": (2, 64, 2 * chunk_size(16) + 5, 16, 1, True, True, True, True),
-    "vmamba_like_state_1": (2, 64, 2 * chunk_size(1) + 3, 1, 4, True, False, True, True),
-    "mambavision_like_state_8": (1, 32, chunk_size(8) + 1, 8, 1, True, False, True, True),
+    "vim_like_3_saved_spans": (2, 64, 2 * save_every(16) + 5, 16, 1, True, True, True, True),
+    "vmamba_like_state_1": (2, 64, 2 * save_every(1) + 3, 1, 4, True, False, True, True),
+    "mambavision_like_state_8": (1, 32, save_every(8) + 1, 8, 1, True, False, True, True),
     "no_flags_one_step": (3, 32, 1, 16, 1, False, False, False, False),
     "state_3_not_power_of_two": (1, 32, 70, 3, 2, True, True, False, True),
 }

@@ -69,7 +69,7 @@ def chunk_size(state: int) -> int:
     return 4 if triton.next_power_of_2(state) >= 8 else 8
 
 
-def save_every(state: int) -> int:
+def save_every() -> int:
     """Steps between the states the forward saves for the backward (a multiple of `chunk_size`)."""
     return 8 if triton_interpret() else 64
 
@@ -84,7 +84,7 @@ def _largest_power_of_two_dividing(n: int, cap: int) -> int:
 def triton_config(channels: int, routes: int, groups: int, state: int) -> TritonConfig:
     per_segment = channels // math.lcm(routes, groups)
     chunk = chunk_size(state)
-    per_save = save_every(state) // chunk
+    per_save = save_every() // chunk
     if triton_interpret():
         block_d = _largest_power_of_two_dividing(per_segment, 4)
         return TritonConfig(block_d, _largest_power_of_two_dividing(per_segment // block_d, 2), chunk, 1, block_d,
@@ -113,7 +113,7 @@ def candidate_configs(channels: int, routes: int, groups: int, state: int, warps
 
 def saved_shape(batch: int, channels: int, steps: int, state: int, every: int | None = None) -> tuple[int, ...]:
     """The saved states: (batch, KD, saves, N), one every `every` steps (default `save_every`) but the first."""
-    return (batch, channels, -(-steps // (every or save_every(state))) - 1, state)
+    return (batch, channels, -(-steps // (every or save_every())) - 1, state)
 
 
 @triton.jit

@@ -23,9 +23,9 @@ pytestmark = pytest.mark.gpu
 
 CASES = {
     # name: (batch, KD, L, N, G, has_D, has_z, has_delta_bias, softplus)
-    "vim_like_3_saved_spans": (2, 64, 2 * save_every(16) + 5, 16, 1, True, True, True, True),
-    "vmamba_like_state_1": (2, 64, 2 * save_every(1) + 3, 1, 4, True, False, True, True),
-    "mambavision_like_state_8": (1, 32, save_every(8) + 1, 8, 1, True, False, True, True),
+    "vim_like_3_saved_spans": (2, 64, 2 * save_every() + 5, 16, 1, True, True, True, True),
+    "vmamba_like_state_1": (2, 64, 2 * save_every() + 3, 1, 4, True, False, True, True),
+    "mambavision_like_state_8": (1, 32, save_every() + 1, 8, 1, True, False, True, True),
     "no_flags_one_step": (3, 32, 1, 16, 1, False, False, False, False),
     "state_3_not_power_of_two": (1, 32, 70, 3, 2, True, True, False, True),
 }

@@ -5,14 +5,20 @@ Each program owns BLOCK_D consecutive channels of one batch row; all of them sha
 steps: a chunk's decays exp2(delta * A * log2 e) and inputs delta * u * B form a (CHUNK, N, BLOCK_D) tile that
 `tl.associative_scan` combines, starting from the state carried over from the previous chunk.
 
-* Layout: tiles are time-major with the channels last, so Triton's default layout puts one channel on each lane
-  and every step and state of that channel inside the thread. The scan and the sums over N are register arithmetic;
-  only the backward's sums over channels (dB, dC) cross lanes. With time on the lanes (the first design) the scan
-  cost about 15 shuffles per element forward and 46 backward (benchmarks/triton_static.py counts them).
+* Layout: tiles are time-major with the channels last. With one warp and BLOCK_D = 8 channels, Triton's default
+  layout puts the channels on 8 lanes and N on the other 4 (N >= 8; all 32 lanes on channels at N = 1), and every
+  step inside the thread: the scan is register arithmetic, the sum over N takes 2 shuffle rounds per step and
+  channel, and the backward's sums over channels (dB, dC) cross the 8 channel lanes. With time on the lanes (the
+  first design) the scan cost about 15 shuffles per element forward and 46 backward (benchmarks/triton_static.py).
 * Route addressing: the token read at step t is route[k, t] (-1: padding, read as zeros before the bias), y and the
-  gradients of u/delta/z are written back at token positions; no permuted copies are made. A u shared by the K
-  routes (KD/K channels) is read at channel d % (KD/K); its gradient is written per route (KD channels, float32)
-  and summed over the routes by the wrapper.
+  gradients of u/delta/z are written back at token positions. A u shared by the K routes (KD/K channels) is read at
+  channel d % (KD/K); its gradient is written per route (KD channels, float32) and summed over the routes by the
+  wrapper. Reading a route that jumps between tokens sends every lane's loads to its own sectors, so
+  `kernels.selective_scan` gathers the inputs of such routes into route order first (kernels/route_order.py).
+* Sequence segments: with few (batch x channel block) programs, the sequence is cut into segments of whole saved
+  spans run by separate programs. A first kernel computes each segment's end state from zero (forward) or its
+  outgoing adjoint carry with nothing coming in (backward), with its summed delta; each segment's program then
+  derives its incoming state or carry from the others' (the segment's decay is exp2(A log2 e * sum delta)).
 * Steps past L' inside the last tile are the scan identity (delta = 0 after bias/softplus, mamba#368).
 * Forward saves the state every CHUNK * CHUNKS_PER_SAVE steps but at the start: (batch, KD, saves, N) float32, so
   backward memory is O(batch·KD·N·L/save_every). Backward walks the saved spans in reverse: it replays a span
@@ -22,10 +28,12 @@ steps: a chunk's decays exp2(delta * A * log2 e) and inputs delta * u * B form a
   decay[t+1] needs no second load or exponential.
 * Deterministic: dB/dC are summed over a program's channels inside the program and accumulated over its
   BLOCKS_PER_PROGRAM channel blocks in a fixed order into per-program partials (n_programs, batch, N, L), which the
-  wrapper sums over the programs of each group in a fixed order. No atomics.
+  wrapper sums over the programs of each group in a fixed order; dA, dD and the bias gradient are written per
+  segment and summed by the wrapper. No atomics.
 * No autotuning: the save interval fixes the saved-state layout and BLOCK_D the reduction order, so both are fixed
-  functions of the shapes (`triton_config`); under TRITON_INTERPRET=1 tiles are tiny because the interpreter runs
-  every element of `tl.associative_scan` through Python.
+  functions of the shapes (`triton_config`, measured with benchmarks/tune_triton.py); under TRITON_INTERPRET=1
+  tiles are tiny and every saved span is a segment, because the interpreter runs every element of
+  `tl.associative_scan` through Python.
 
 fp32/fp16/bf16 inputs are upcast right after loading; state and arithmetic are fp32.
 """
@@ -47,8 +55,8 @@ LOG2E = 1.4426950408889634
 @dataclass(frozen=True)
 class TritonConfig:
     """Tile sizes of one call: channels per backward block, blocks per backward program, steps per chunk (the
-    scanned tile), warps, channels per forward program, and chunks per saved state (the saved layout is fixed by
-    chunk * chunks_per_save alone)."""
+    scanned tile), warps, channels per forward program, chunks per saved state (the saved layout is fixed by
+    chunk * chunks_per_save alone), and saved spans per sequence segment (segments run as separate programs)."""
 
     block_d: int
     blocks_per_program: int
@@ -56,17 +64,31 @@ class TritonConfig:
     num_warps: int
     forward_block_d: int
     chunks_per_save: int
+    spans_per_segment: int
 
     @property
     def save_every(self) -> int:
         return self.chunk * self.chunks_per_save
 
+    def segments(self, steps: int) -> int:
+        """How many segments a sequence of `steps` steps is cut into."""
+        return max(1, triton.cdiv(triton.cdiv(steps, self.save_every), self.spans_per_segment))
+
+
+# Segments pay for themselves only when the (batch x channel block) programs cannot fill the GPU: on an H100 every
+# zoo shape with 768 or more programs ran fastest as one segment (VMamba-T stage 1: 14.3 ms in one, 16.6 in two),
+# while U-Mamba's 32 programs at L 16384 ran 6x faster cut into 64 segments (2048 programs) than in one, and faster
+# than in 8, 16 or 256 (benchmarks/h100/triton_segments*.md).
+SEGMENT_BELOW_PROGRAMS = 256
+SEGMENTED_PROGRAMS = 2048
+
 
 def chunk_size(state: int) -> int:
-    """Steps per scanned tile: each thread holds CHUNK x N states of one channel, 64 floats per tile on a GPU."""
+    """Steps per scanned tile: 32 tile elements per thread for N >= 8 (with N over 4 lanes), 8 steps below."""
     if triton_interpret():
         return 4
-    return 4 if triton.next_power_of_2(state) >= 8 else 8
+    n = triton.next_power_of_2(state)
+    return 128 // n if n >= 8 else 8
 
 
 def save_every() -> int:
@@ -81,39 +103,52 @@ def _largest_power_of_two_dividing(n: int, cap: int) -> int:
     return p
 
 
-def triton_config(channels: int, routes: int, groups: int, state: int) -> TritonConfig:
+def spans_per_segment(programs: int, steps: int, every: int) -> int:
+    """Saved spans per segment (whole spans: a segment starts where a state is saved). One segment unless fewer than
+    SEGMENT_BELOW_PROGRAMS (batch x channel block) programs, else enough segments for SEGMENTED_PROGRAMS programs.
+    Under the interpreter, 1, so small tests cross several segments."""
+    spans = max(1, triton.cdiv(steps, every))
+    if triton_interpret():
+        return 1
+    if programs >= SEGMENT_BELOW_PROGRAMS:
+        return spans
+    return triton.cdiv(spans, min(spans, triton.cdiv(SEGMENTED_PROGRAMS, max(programs, 1))))
+
+
+def triton_config(channels: int, routes: int, groups: int, state: int, *, batch: int, steps: int) -> TritonConfig:
     per_segment = channels // math.lcm(routes, groups)
     chunk = chunk_size(state)
     per_save = save_every() // chunk
     if triton_interpret():
         block_d = _largest_power_of_two_dividing(per_segment, 4)
         return TritonConfig(block_d, _largest_power_of_two_dividing(per_segment // block_d, 2), chunk, 1, block_d,
-                            per_save)
-    # One warp per program, one channel per lane, time and N inside the thread: chosen on the instruction mix ptxas
-    # makes for sm_90 (benchmarks/triton_static.py, benchmarks/triton_static.md), not yet timed on a GPU.
-    block_d = _largest_power_of_two_dividing(per_segment, 32)
-    return TritonConfig(block_d, 1, chunk, 1, block_d, per_save)
+                            per_save, spans_per_segment(batch, steps, save_every()))
+    # One warp per program; the channels on 8 lanes and N on the other 4 (N >= 8), or all 32 lanes on the channels
+    # (N = 1); time inside the thread (measured on an H100: benchmarks/h100/triton_tiles.md).
+    block_d = _largest_power_of_two_dividing(per_segment, 32 // min(triton.next_power_of_2(state), 4))
+    programs = batch * (channels // block_d)
+    return TritonConfig(block_d, 1, chunk, 1, block_d, per_save, spans_per_segment(programs, steps, save_every()))
 
 
 def candidate_configs(channels: int, routes: int, groups: int, state: int, warps: tuple[int, ...] = (1, 2, 4),
-                      chunks: tuple[int, ...] = (2, 4, 8, 16)) -> list[TritonConfig]:
-    """Tiles worth trying on a GPU: blocks of 32 lanes x `warps` x 1 or 2 channels per thread that divide a route's
-    channels, every chunk of `chunks` with at most 256 states per thread, the state saved every 64 steps."""
+                      chunks: tuple[int, ...] = (2, 4, 8, 16), *, batch: int, steps: int) -> list[TritonConfig]:
+    """Tiles worth trying on a GPU, each with at most 256 tile elements per thread, the state saved every 64 steps
+    and `spans_per_segment`'s segments: blocks of 32 lanes x `warps` x 1 or 2 channels per thread, and one-warp
+    blocks of 8 or 16 channels that leave the warp's other lanes to the states (N >= 32 / block). Every block
+    divides a route's channels."""
     per_segment = channels // math.lcm(routes, groups)
-    out = []
-    for num_warps in warps:
-        for per_thread in (1, 2):
-            block_d = 32 * num_warps * per_thread
-            if per_segment % block_d:
-                continue
-            out += [TritonConfig(block_d, 1, chunk, num_warps, block_d, max(1, 64 // chunk)) for chunk in chunks
-                    if chunk * triton.next_power_of_2(state) * per_thread <= 256]
-    return out
+    n = triton.next_power_of_2(state)
+    blocks = [(block_d, 1) for block_d in (8, 16) if 1 in warps and block_d * n >= 32]
+    blocks += [(32 * num_warps * per_thread, num_warps) for num_warps in warps for per_thread in (1, 2)]
+    return [TritonConfig(block_d, 1, chunk, num_warps, block_d, max(1, 64 // chunk),
+                         spans_per_segment(batch * channels // block_d, steps, max(64, chunk)))
+            for block_d, num_warps in blocks if per_segment % block_d == 0
+            for chunk in chunks if chunk * n * block_d <= 256 * 32 * num_warps]
 
 
 def saved_shape(batch: int, channels: int, steps: int, state: int, every: int | None = None) -> tuple[int, ...]:
     """The saved states: (batch, KD, saves, N), one every `every` steps (default `save_every`) but the first."""
-    return (batch, channels, -(-steps // (every or save_every())) - 1, state)
+    return (batch, channels, triton.cdiv(steps, every or save_every()) - 1, state)
 
 
 @triton.jit
@@ -153,26 +188,36 @@ def _load_steps(route_ptr, route_row, t, steps, HAS_ROUTE: tl.constexpr):
 
 
 @triton.jit
+def _chunk_decays(delta_ptr, route_ptr, route_row, t, steps, row, bias, A2, HAS_ROUTE: tl.constexpr,
+                  SOFTPLUS: tl.constexpr):
+    """Steps t of one chunk along the route: token indices, inside/valid masks, offsets in the (batch, KD, L)
+    tensors, pre-softplus x and delta (CHUNK, D), and the decays exp2(delta * A * log2 e) (CHUNK, N, D)."""
+    tok, inside = _load_steps(route_ptr, route_row, t, steps, HAS_ROUTE)
+    valid = (tok >= 0)[:, None]
+    off = tok[:, None] + row[None, :]
+    x = tl.load(delta_ptr + off, mask=valid, other=0.0).to(tl.float32) + bias[None, :]
+    dt = _softplus(x) if SOFTPLUS else x
+    dt = tl.where(inside[:, None], dt, 0.0)  # steps past the end are the identity (mamba#368)
+    decay = tl.exp2(dt[:, None, :] * A2[None, :, :])
+    return tok, inside, valid, off, x, dt, decay
+
+
+@triton.jit
 def _chunk_states(u_ptr, delta_ptr, B_ptr, C_ptr, route_ptr, route_row, t, steps, row, u_row, bc_row, n_ok, bias,
                   A2, h0, HAS_ROUTE: tl.constexpr, SOFTPLUS: tl.constexpr, CHUNK: tl.constexpr):
     """Load one chunk along the route and scan it from state h0 (N, D).
 
-    Tiles are time-major, (CHUNK, N, D) and (CHUNK, D): with D spread over the lanes, every thread holds whole
-    columns of time, so the scan runs inside the thread (no shuffles) and sums over N are register adds.
-    Returns the states of every step, their inputs delta * u * B (without h0), the decays, and the loaded tiles
-    (u, pre-softplus x, delta, B, C) with their offsets in the (batch, KD, L) tensors (u's rows start at u_row)."""
-    tok, inside = _load_steps(route_ptr, route_row, t, steps, HAS_ROUTE)
-    valid = (tok >= 0)[:, None]
-    off = tok[:, None] + row[None, :]
+    Tiles are time-major, (CHUNK, N, D) and (CHUNK, D): every thread holds whole columns of time, so the scan runs
+    inside the thread (no shuffles). Returns the states of every step, their inputs delta * u * B (without h0), the
+    decays, and the loaded tiles (u, pre-softplus x, delta, B, C) with their offsets in the (batch, KD, L) tensors
+    (u's rows start at u_row)."""
+    tok, inside, valid, off, x, dt, decay = _chunk_decays(delta_ptr, route_ptr, route_row, t, steps, row, bias, A2,
+                                                          HAS_ROUTE, SOFTPLUS)
     u = tl.load(u_ptr + tok[:, None] + u_row[None, :], mask=valid, other=0.0).to(tl.float32)
-    x = tl.load(delta_ptr + off, mask=valid, other=0.0).to(tl.float32) + bias[None, :]
-    dt = _softplus(x) if SOFTPLUS else x
-    dt = tl.where(inside[:, None], dt, 0.0)  # steps past the end are the identity (mamba#368)
     bc_off = tok[:, None] + bc_row[None, :]
     bc_ok = (tok >= 0)[:, None] & n_ok[None, :]
     Bv = tl.load(B_ptr + bc_off, mask=bc_ok, other=0.0).to(tl.float32)
     Cv = tl.load(C_ptr + bc_off, mask=bc_ok, other=0.0).to(tl.float32)
-    decay = tl.exp2(dt[:, None, :] * A2[None, :, :])
     drive = (dt * u)[:, None, :] * Bv[:, :, None]
     first = (tl.arange(0, CHUNK) == 0)[:, None, None]
     _, states = tl.associative_scan((decay, tl.where(first, drive + decay * h0[None, :, :], drive)), axis=0,
@@ -181,33 +226,85 @@ def _chunk_states(u_ptr, delta_ptr, B_ptr, C_ptr, route_ptr, route_row, t, steps
 
 
 @triton.jit
+def _channel_block(A_ptr, bias_ptr, b, d0, n_ok, channels, u_channels, length, state, groups, HAS_BIAS: tl.constexpr,
+                   BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr):
+    """What a program needs of channels d = d0 + [0, BLOCK_D) in batch row b: d, A and A * log2 e (N, D), the delta
+    bias (D,), and the row offsets of delta/z/out (D,), of u (D,) and of the channels' B/C group (N,)."""
+    d = d0 + tl.arange(0, BLOCK_D)
+    n = tl.arange(0, BLOCK_N)
+    A = tl.load(A_ptr + d[None, :] * state + n[:, None], mask=n_ok[:, None], other=0.0)
+    bias = tl.load(bias_ptr + d) if HAS_BIAS else tl.zeros([BLOCK_D], tl.float32)
+    row = (b * channels + d) * length
+    u_row = (b * u_channels + d % u_channels) * length
+    bc_row = ((b * groups + d0 // (channels // groups)) * state + n) * length
+    return d, A, A * 1.4426950408889634, bias, row, u_row, bc_row
+
+
+@triton.jit
+def _segment_offsets(b, d, channels, segments, index):
+    """(1, D) offsets of channels d in the (batch, KD, segments - 1) summaries of the segments after the first."""
+    return (b * channels + d[None, :]) * (segments - 1) + index
+
+
+@triton.jit
+def _segment_state_kernel(
+    u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, bias_ptr, route_ptr, seg_state_ptr, seg_dt_ptr,
+    channels, u_channels, length, steps, state, groups, routes, segments, chunks_per_segment,
+    HAS_BIAS: tl.constexpr, HAS_ROUTE: tl.constexpr, SOFTPLUS: tl.constexpr, BLOCK_D: tl.constexpr,
+    BLOCK_N: tl.constexpr, CHUNK: tl.constexpr,
+):
+    """Sequence parallelism, forward: the state each segment but the last ends in when started from zero, and its
+    summed delta (the segment's decay is exp2(A log2 e * sum)). Program axis 2 is the segment."""
+    d0 = tl.program_id(0) * BLOCK_D
+    b = tl.program_id(1).to(tl.int64)
+    seg = tl.program_id(2)
+    n = tl.arange(0, BLOCK_N)
+    n_ok = n < state
+    d, _A, A2, bias, row, u_row, bc_row = _channel_block(A_ptr, bias_ptr, b, d0, n_ok, channels, u_channels, length,
+                                                        state, groups, HAS_BIAS, BLOCK_D, BLOCK_N)
+    route_row = d0 // (channels // routes)
+    h = tl.zeros([BLOCK_N, BLOCK_D], tl.float32)
+    dt_sum = tl.zeros([BLOCK_D], tl.float32)
+    for c in range(seg * chunks_per_segment, (seg + 1) * chunks_per_segment):
+        t = c * CHUNK + tl.arange(0, CHUNK)
+        states, _, _, _, _, dt, _, _, _, _, _, _, _ = _chunk_states(
+            u_ptr, delta_ptr, B_ptr, C_ptr, route_ptr, route_row, t, steps, row, u_row, bc_row, n_ok, bias, A2, h,
+            HAS_ROUTE, SOFTPLUS, CHUNK)
+        h = _step(states, CHUNK - 1, CHUNK)
+        dt_sum += tl.sum(dt, axis=0)
+    summary = _segment_offsets(b, d, channels, segments, seg)
+    tl.store(seg_state_ptr + summary * state + n[:, None], h, mask=n_ok[:, None])
+    tl.store(seg_dt_ptr + summary, dt_sum[None, :])
+
+
+@triton.jit
 def _selective_scan_fwd_kernel(
-    u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, route_ptr,
+    u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, route_ptr, seg_state_ptr, seg_dt_ptr,
     out_ptr, last_ptr, saved_ptr,
-    channels, u_channels, length, steps, state, groups, routes,
+    channels, u_channels, length, steps, state, groups, routes, segments, chunks_per_segment,
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_ROUTE: tl.constexpr,
     SOFTPLUS: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, CHUNK: tl.constexpr,
     CHUNKS_PER_SAVE: tl.constexpr,
 ):
-    pid_d = tl.program_id(0)
+    d0 = tl.program_id(0) * BLOCK_D
     b = tl.program_id(1).to(tl.int64)
-    d0 = pid_d * BLOCK_D
-    d = d0 + tl.arange(0, BLOCK_D)
+    seg = tl.program_id(2)
     n = tl.arange(0, BLOCK_N)
     n_ok = n < state
-    group = d0 // (channels // groups)
+    d, _A, A2, bias, row, u_row, bc_row = _channel_block(A_ptr, bias_ptr, b, d0, n_ok, channels, u_channels, length,
+                                                        state, groups, HAS_BIAS, BLOCK_D, BLOCK_N)
     route_row = d0 // (channels // routes)
-    state_off = (b * channels + d[None, :]) * state + n[:, None]  # (N, D) tiles of (batch, KD, N)
-    A2 = tl.load(A_ptr + d[None, :] * state + n[:, None], mask=n_ok[:, None], other=0.0) * 1.4426950408889634
-    bias = tl.load(bias_ptr + d) if HAS_BIAS else tl.zeros([BLOCK_D], tl.float32)
     Dv = tl.load(D_ptr + d) if HAS_D else tl.zeros([BLOCK_D], tl.float32)
-    row = (b * channels + d) * length
-    u_row = (b * u_channels + d % u_channels) * length
-    bc_row = ((b * groups + group) * state + n) * length
     n_chunks = tl.cdiv(steps, CHUNK)
     n_saves = tl.cdiv(steps, CHUNK * CHUNKS_PER_SAVE) - 1
+    # the state this segment starts from: the earlier segments' zero-start states, each carried through the decays
+    # of the segments after it
     h = tl.zeros([BLOCK_N, BLOCK_D], tl.float32)
-    for c in range(0, n_chunks):
+    for k in range(0, seg):
+        summary = _segment_offsets(b, d, channels, segments, k)
+        h = tl.exp2(A2 * tl.load(seg_dt_ptr + summary)) * h + tl.load(
+            seg_state_ptr + summary * state + n[:, None], mask=n_ok[:, None], other=0.0)
+    for c in range(seg * chunks_per_segment, tl.minimum((seg + 1) * chunks_per_segment, n_chunks)):
         save = c // CHUNKS_PER_SAVE
         saved_off = ((b * channels + d[None, :]) * n_saves + save - 1) * state + n[:, None]
         tl.store(saved_ptr + saved_off, h, mask=n_ok[:, None] & (c > 0) & (c % CHUNKS_PER_SAVE == 0))
@@ -221,7 +318,7 @@ def _selective_scan_fwd_kernel(
             zv = tl.load(z_ptr + off, mask=valid, other=0.0).to(tl.float32)
             y = y * zv * _sigmoid(zv)
         tl.store(out_ptr + off, y.to(out_ptr.dtype.element_ty), mask=valid)
-    tl.store(last_ptr + state_off, h, mask=n_ok[:, None])
+    tl.store(last_ptr + (b * channels + d[None, :]) * state + n[:, None], h, mask=n_ok[:, None] & (seg == segments - 1))
 
 
 @triton.jit
@@ -233,43 +330,110 @@ def _combine_reverse(alpha1, beta1, decay1, alpha2, beta2, decay2):
 
 
 @triton.jit
+def _output_gradient(grad_ptr, z_ptr, off, valid, HAS_Z: tl.constexpr):
+    """dL/dy before the gate (CHUNK, D), with the loaded gradient g, gate z and sigmoid(z) (zeros without z)."""
+    g = tl.load(grad_ptr + off, mask=valid, other=0.0).to(tl.float32)
+    if HAS_Z:
+        zv = tl.load(z_ptr + off, mask=valid, other=0.0).to(tl.float32)
+        s = _sigmoid(zv)
+        dy = g * zv * s
+    else:
+        zv = tl.zeros(g.shape, tl.float32)
+        s = zv
+        dy = g
+    return dy, g, zv, s
+
+
+@triton.jit
+def _adjoints(dy, Cv, decay, carry, CHUNK: tl.constexpr):
+    """lambda (CHUNK, N, D) of one chunk from its dy, C, decays and the carry decay * lambda at the first step of
+    the next chunk; returns lambda and the carry for the chunk before. The reverse scan walks the flipped tile
+    forward (no `reverse=True`: triton#4362); flipping an axis held inside the thread only renames registers."""
+    last_step = (tl.arange(0, CHUNK) == CHUNK - 1)[:, None, None]
+    source = dy[:, None, :] * Cv[:, :, None] + tl.where(last_step, carry[None, :, :], 0.0)
+    lam, _, _ = tl.associative_scan(
+        (tl.flip(source, 0), tl.full(source.shape, 1.0, tl.float32), tl.flip(decay, 0)), axis=0,
+        combine_fn=_combine_reverse)
+    lam = tl.flip(lam, 0)
+    return lam, _step(decay * lam, 0, CHUNK)
+
+
+@triton.jit
+def _segment_carry_kernel(
+    grad_ptr, delta_ptr, A_ptr, C_ptr, z_ptr, bias_ptr, route_ptr, seg_carry_ptr, seg_dt_ptr,
+    channels, u_channels, length, steps, state, groups, routes, segments, chunks_per_segment,
+    HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_ROUTE: tl.constexpr, SOFTPLUS: tl.constexpr,
+    BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, CHUNK: tl.constexpr,
+):
+    """Sequence parallelism, backward: the carry decay * lambda at the first step of each segment but the first
+    when nothing comes in from after it, and its summed delta. Program axis 2 is the segment minus one."""
+    d0 = tl.program_id(0) * BLOCK_D
+    b = tl.program_id(1).to(tl.int64)
+    seg = tl.program_id(2) + 1
+    n = tl.arange(0, BLOCK_N)
+    n_ok = n < state
+    d, _A, A2, bias, row, _u_row, bc_row = _channel_block(A_ptr, bias_ptr, b, d0, n_ok, channels, u_channels, length,
+                                                    state, groups, HAS_BIAS, BLOCK_D, BLOCK_N)
+    route_row = d0 // (channels // routes)
+    first = seg * chunks_per_segment
+    last = tl.minimum(first + chunks_per_segment, tl.cdiv(steps, CHUNK)) - 1
+    carry = tl.zeros([BLOCK_N, BLOCK_D], tl.float32)
+    dt_sum = tl.zeros([BLOCK_D], tl.float32)
+    for ci in range(first, last + 1):
+        t = (first + last - ci) * CHUNK + tl.arange(0, CHUNK)
+        tok, _, valid, off, _, dt, decay = _chunk_decays(delta_ptr, route_ptr, route_row, t, steps, row, bias, A2,
+                                                         HAS_ROUTE, SOFTPLUS)
+        Cv = tl.load(C_ptr + tok[:, None] + bc_row[None, :], mask=(tok >= 0)[:, None] & n_ok[None, :], other=0.0)
+        dy, _, _, _ = _output_gradient(grad_ptr, z_ptr, off, valid, HAS_Z)
+        _, carry = _adjoints(dy, Cv.to(tl.float32), decay, carry, CHUNK)
+        dt_sum += tl.sum(dt, axis=0)
+    summary = _segment_offsets(b, d, channels, segments, seg - 1)
+    tl.store(seg_carry_ptr + summary * state + n[:, None], carry, mask=n_ok[:, None])
+    tl.store(seg_dt_ptr + summary, dt_sum[None, :])
+
+
+@triton.jit
 def _selective_scan_bwd_kernel(
     grad_ptr, u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, route_ptr, saved_ptr, scratch_ptr,
-    du_ptr, ddelta_ptr, dz_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, dbias_ptr,
-    batch, channels, u_channels, length, steps, state, groups, routes,
+    seg_carry_ptr, seg_dt_ptr, du_ptr, ddelta_ptr, dz_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, dbias_ptr,
+    batch, channels, u_channels, length, steps, state, groups, routes, segments, spans_per_segment,
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_ROUTE: tl.constexpr,
     SOFTPLUS: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, CHUNK: tl.constexpr,
     CHUNKS_PER_SAVE: tl.constexpr, BLOCKS_PER_PROGRAM: tl.constexpr,
 ):
     pid = tl.program_id(0)
     b = tl.program_id(1).to(tl.int64)
+    seg = tl.program_id(2)
     n = tl.arange(0, BLOCK_N)
     n_ok = n < state
     first = pid * BLOCK_D * BLOCKS_PER_PROGRAM
-    group = first // (channels // groups)
     route_row = first // (channels // routes)
-    bc_row = ((b * groups + group) * state + n) * length
     partial_row = ((pid * batch + b) * state + n) * length
     # this program's chunk-start states of one saved span: (CHUNKS_PER_SAVE, N, BLOCK_D) float32
     lane = tl.arange(0, BLOCK_D)
-    scratch_off = ((pid * batch + b) * CHUNKS_PER_SAVE * BLOCK_N + n[:, None]) * BLOCK_D + lane[None, :]
+    scratch_off = (((seg * tl.num_programs(0) + pid) * batch + b) * CHUNKS_PER_SAVE * BLOCK_N + n[:, None]) * BLOCK_D \
+        + lane[None, :]
     n_chunks = tl.cdiv(steps, CHUNK)
     n_saves = tl.cdiv(n_chunks, CHUNKS_PER_SAVE) - 1
-    last_step = (tl.arange(0, CHUNK) == CHUNK - 1)[:, None, None]
+    span_first = seg * spans_per_segment
+    span_last = tl.minimum(span_first + spans_per_segment, n_saves + 1) - 1
     for blk in range(0, BLOCKS_PER_PROGRAM):
-        d = first + blk * BLOCK_D + tl.arange(0, BLOCK_D)
-        A = tl.load(A_ptr + d[None, :] * state + n[:, None], mask=n_ok[:, None], other=0.0)
-        A2 = A * 1.4426950408889634
-        bias = tl.load(bias_ptr + d) if HAS_BIAS else tl.zeros([BLOCK_D], tl.float32)
+        d, A, A2, bias, row, u_row, bc_row = _channel_block(A_ptr, bias_ptr, b, first + blk * BLOCK_D, n_ok, channels,
+                                                            u_channels, length, state, groups, HAS_BIAS, BLOCK_D,
+                                                            BLOCK_N)
         Dv = tl.load(D_ptr + d) if HAS_D else tl.zeros([BLOCK_D], tl.float32)
-        row = (b * channels + d) * length
-        u_row = (b * u_channels + d % u_channels) * length
-        carry = tl.zeros([BLOCK_N, BLOCK_D], tl.float32)  # decay * lambda at the first step of the next chunk
+        # decay * lambda at the first step after this segment: the later segments' carries, each carried through
+        # the decays of the segments before it
+        carry = tl.zeros([BLOCK_N, BLOCK_D], tl.float32)
+        for k in range(seg + 1, segments):
+            summary = _segment_offsets(b, d, channels, segments, seg + segments - k - 1)
+            carry = tl.exp2(A2 * tl.load(seg_dt_ptr + summary)) * carry + tl.load(
+                seg_carry_ptr + summary * state + n[:, None], mask=n_ok[:, None], other=0.0)
         dA = tl.zeros([BLOCK_N, BLOCK_D], tl.float32)
         dD = tl.zeros([BLOCK_D], tl.float32)
         dbias = tl.zeros([BLOCK_D], tl.float32)
-        for si in range(0, n_saves + 1):
-            span = n_saves - si
+        for si in range(span_first, span_last + 1):
+            span = span_first + span_last - si
             saved_off = ((b * channels + d[None, :]) * n_saves + span - 1) * state + n[:, None]
             h = tl.load(saved_ptr + saved_off, mask=n_ok[:, None] & (span > 0), other=0.0)
             span_chunks = tl.minimum(CHUNKS_PER_SAVE, n_chunks - span * CHUNKS_PER_SAVE)
@@ -289,25 +453,12 @@ def _selective_scan_bwd_kernel(
                 states, drive, decay, u, x, dt, Bv, Cv, tok, inside, off, valid, bc_ok = _chunk_states(
                     u_ptr, delta_ptr, B_ptr, C_ptr, route_ptr, route_row, t, steps, row, u_row, bc_row, n_ok, bias,
                     A2, h0, HAS_ROUTE, SOFTPLUS, CHUNK)
-                g = tl.load(grad_ptr + off, mask=valid, other=0.0).to(tl.float32)
+                dy, g, zv, s = _output_gradient(grad_ptr, z_ptr, off, valid, HAS_Z)
                 if HAS_Z:
-                    zv = tl.load(z_ptr + off, mask=valid, other=0.0).to(tl.float32)
-                    s = _sigmoid(zv)
                     y = tl.sum(states * Cv[:, :, None], axis=1) + Dv[None, :] * u
-                    dy = g * zv * s
                     dz = g * y * s * (1.0 + zv * (1.0 - s))
                     tl.store(dz_ptr + off, dz.to(dz_ptr.dtype.element_ty), mask=valid)
-                else:
-                    dy = g
-
-                # the reverse scan walks the flipped tile forward (no `reverse=True`: triton#4362); flipping an axis
-                # held inside the thread only renames registers
-                source = dy[:, None, :] * Cv[:, :, None] + tl.where(last_step, carry[None, :, :], 0.0)
-                lam, _, _ = tl.associative_scan(
-                    (tl.flip(source, 0), tl.full(source.shape, 1.0, tl.float32), tl.flip(decay, 0)), axis=0,
-                    combine_fn=_combine_reverse)
-                lam = tl.flip(lam, 0)
-                carry = _step(decay * lam, 0, CHUNK)
+                lam, carry = _adjoints(dy, Cv, decay, carry, CHUNK)
 
                 prev = states - drive  # decay * previous state, without dividing by the decay
                 sum_b = tl.sum(lam * Bv[:, :, None], axis=1)
@@ -330,10 +481,10 @@ def _selective_scan_bwd_kernel(
                 tl.store(dB_ptr + part_off, dB_prev + dB_blk, mask=bc_ok)
                 tl.store(dC_ptr + part_off, dC_prev + dC_blk, mask=bc_ok)
             tl.debug_barrier()
-        state_off = (b * channels + d[None, :]) * state + n[:, None]
-        tl.store(dA_ptr + state_off, dA, mask=n_ok[:, None])
-        tl.store(dD_ptr + b * channels + d, dD)
-        tl.store(dbias_ptr + b * channels + d, dbias)
+        per_segment = (seg * batch + b) * channels + d
+        tl.store(dA_ptr + per_segment[None, :] * state + n[:, None], dA, mask=n_ok[:, None])
+        tl.store(dD_ptr + per_segment, dD)
+        tl.store(dbias_ptr + per_segment, dbias)
 
 
 def _prepare(u, delta, A, B, C, D, z, delta_bias, route):
@@ -352,58 +503,93 @@ def _flags(D, z, delta_bias, route, delta_softplus: bool, state: int, cfg: Trito
     )
 
 
+def _summary_buffers(u: torch.Tensor, batch: int, channels: int, segments: int, state: int):
+    """Per-segment summaries (batch, KD, segments - 1, N) and summed deltas (batch, KD, segments - 1), float32; one
+    slot when there is a single segment (the kernels then never read it) so that no pointer is null."""
+    slots = max(segments - 1, 1)
+    return (u.new_empty(batch, channels, slots, state, dtype=torch.float32),
+            u.new_empty(batch, channels, slots, dtype=torch.float32))
+
+
 def selective_scan_triton_fwd(u, delta, A, B, C, D, z, delta_bias, route, delta_softplus: bool, out_float32: bool,
                               config: TritonConfig | None = None):
     """Forward; B, C: (batch, G, N, L). Returns (out, last_state, saved states).
 
-    `config` (default `triton_config`'s) is for tuning; backward must get one with the same `save_every`."""
+    `config` (default `triton_config`'s) is for tuning; backward must get one with the same `save_every`. With
+    several segments, a first kernel computes each segment's zero-start end state, from which every segment's
+    program derives its start state."""
     (u, delta, A, B, C, D, z, delta_bias), route, batch, channels, length, routes, steps = _prepare(
         u, delta, A, B, C, D, z, delta_bias, route)
     groups, state = B.shape[1], A.shape[1]
-    cfg = config or triton_config(channels, routes, groups, state)
+    cfg = config or triton_config(channels, routes, groups, state, batch=batch, steps=steps)
     out = torch.empty_like(delta, dtype=torch.float32 if out_float32 else u.dtype)
     last_state = u.new_empty(batch, channels, state, dtype=torch.float32)
     saved = u.new_empty(saved_shape(batch, channels, steps, state, cfg.save_every), dtype=torch.float32)
+    segments = cfg.segments(steps)
+    chunks_per_segment = cfg.spans_per_segment * cfg.chunks_per_save
+    seg_state, seg_dt = _summary_buffers(u, batch, channels, segments, state)
+    flags = _flags(D, z, delta_bias, route, delta_softplus, state, cfg, cfg.forward_block_d)
+    sizes = (channels, u.shape[1], length, steps, state, groups, routes, segments, chunks_per_segment)
+    blocks = channels // cfg.forward_block_d
+    if batch > 0 and segments > 1:
+        torch.library.wrap_triton(_segment_state_kernel)[(blocks, batch, segments - 1)](
+            u, delta, A, B, C, delta_bias, route, seg_state, seg_dt, *sizes,
+            **{k: flags[k] for k in ("HAS_BIAS", "HAS_ROUTE", "SOFTPLUS", "BLOCK_D", "BLOCK_N", "CHUNK", "num_warps")},
+        )
     if batch > 0:
-        torch.library.wrap_triton(_selective_scan_fwd_kernel)[(channels // cfg.forward_block_d, batch)](
-            u, delta, A, B, C, D, z, delta_bias, route, out, last_state, saved,
-            channels, u.shape[1], length, steps, state, groups, routes,
-            **_flags(D, z, delta_bias, route, delta_softplus, state, cfg, cfg.forward_block_d),
+        torch.library.wrap_triton(_selective_scan_fwd_kernel)[(blocks, batch, segments)](
+            u, delta, A, B, C, D, z, delta_bias, route, seg_state, seg_dt, out, last_state, saved, *sizes, **flags,
         )
     return out, last_state, saved
 
 
 def selective_scan_triton_bwd(grad_out, u, delta, A, B, C, D, z, delta_bias, route, saved, delta_softplus: bool,
                               config: TritonConfig | None = None):
-    """Backward; B, C: (batch, G, N, L). Returns du, ddelta, dA, dB, dC, dD, dz, ddelta_bias (None if absent)."""
+    """Backward; B, C: (batch, G, N, L). Returns du, ddelta, dA, dB, dC, dD, dz, ddelta_bias (None if absent).
+
+    With several segments, a first kernel computes each segment's outgoing carry with nothing coming in from after
+    it, from which every segment's program derives its incoming carry; dA, dD and the delta bias's gradient are
+    summed over the segments here, in a fixed order."""
     (u, delta, A, B, C, D, z, delta_bias), route, batch, channels, length, routes, steps = _prepare(
         u, delta, A, B, C, D, z, delta_bias, route)
+    grad_out = grad_out.contiguous()
     groups, state = B.shape[1], A.shape[1]
-    cfg = config or triton_config(channels, routes, groups, state)
+    cfg = config or triton_config(channels, routes, groups, state, batch=batch, steps=steps)
     programs = channels // (cfg.block_d * cfg.blocks_per_program)
+    segments = cfg.segments(steps)
     shared_u = u.shape[1] != channels
     # a shared u gets one gradient per route, in float32, summed over the routes below in a fixed order
     du = torch.empty_like(delta, dtype=torch.float32) if shared_u else torch.empty_like(u)
     ddelta = torch.empty_like(delta)
     dz = torch.empty_like(z) if z is not None else None
     f32 = dict(dtype=torch.float32, device=u.device)
-    dA = torch.empty(batch, channels, state, **f32)
-    dD, dbias = torch.empty(batch, channels, **f32), torch.empty(batch, channels, **f32)
+    dA = torch.empty(segments, batch, channels, state, **f32)
+    dD, dbias = torch.empty(segments, batch, channels, **f32), torch.empty(segments, batch, channels, **f32)
     dB_part = torch.empty(programs, batch, state, length, **f32)
     dC_part = torch.empty(programs, batch, state, length, **f32)
-    scratch = torch.empty(programs, batch, cfg.chunks_per_save, triton.next_power_of_2(state), cfg.block_d, **f32)
+    scratch = torch.empty(segments, programs, batch, cfg.chunks_per_save, triton.next_power_of_2(state), cfg.block_d,
+                          **f32)
+    seg_carry, seg_dt = _summary_buffers(u, batch, channels, segments, state)
+    flags = _flags(D, z, delta_bias, route, delta_softplus, state, cfg, cfg.block_d)
+    if batch > 0 and segments > 1:
+        torch.library.wrap_triton(_segment_carry_kernel)[(channels // cfg.block_d, batch, segments - 1)](
+            grad_out, delta, A, C, z, delta_bias, route, seg_carry, seg_dt,
+            channels, u.shape[1], length, steps, state, groups, routes, segments,
+            cfg.spans_per_segment * cfg.chunks_per_save,
+            **{k: flags[k] for k in ("HAS_Z", "HAS_BIAS", "HAS_ROUTE", "SOFTPLUS", "BLOCK_D", "BLOCK_N", "CHUNK",
+                                     "num_warps")},
+        )
     if batch > 0:
-        torch.library.wrap_triton(_selective_scan_bwd_kernel)[(programs, batch)](
-            grad_out.contiguous(), u, delta, A, B, C, D, z, delta_bias, route, saved.contiguous(), scratch,
+        torch.library.wrap_triton(_selective_scan_bwd_kernel)[(programs, batch, segments)](
+            grad_out, u, delta, A, B, C, D, z, delta_bias, route, saved.contiguous(), scratch, seg_carry, seg_dt,
             du, ddelta, dz, dA, dB_part, dC_part, dD, dbias,
-            batch, channels, u.shape[1], length, steps, state, groups, routes,
-            BLOCKS_PER_PROGRAM=cfg.blocks_per_program,
-            **_flags(D, z, delta_bias, route, delta_softplus, state, cfg, cfg.block_d),
+            batch, channels, u.shape[1], length, steps, state, groups, routes, segments, cfg.spans_per_segment,
+            BLOCKS_PER_PROGRAM=cfg.blocks_per_program, **flags,
         )
     per_group = programs // groups
     dB = dB_part.view(groups, per_group, batch, state, length).sum(1).transpose(0, 1).to(B.dtype)
     dC = dC_part.view(groups, per_group, batch, state, length).sum(1).transpose(0, 1).to(C.dtype)
     if shared_u:
         du = du.view(batch, routes, u.shape[1], length).sum(1).to(u.dtype)
-    return (du, ddelta, dA.sum(0), dB.contiguous(), dC.contiguous(), dD.sum(0) if D is not None else None, dz,
-            dbias.sum(0) if delta_bias is not None else None)
+    return (du, ddelta, dA.sum((0, 1)), dB.contiguous(), dC.contiguous(), dD.sum((0, 1)) if D is not None else None,
+            dz, dbias.sum((0, 1)) if delta_bias is not None else None)

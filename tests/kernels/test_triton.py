@@ -7,6 +7,7 @@ TRITON_INTERPRET=1 in the environment this file re-runs itself in a subprocess t
 (lowering, speed, non-determinism) cannot be reproduced by the interpreter; `gpu` tests cover CUDA tensors.
 """
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from kernels.testing import (
 )
 
 triton = pytest.importorskip("triton")
+triton_scan = pytest.importorskip("kernels.triton_scan")
 
 
 def _interpreted() -> bool:
@@ -75,6 +77,7 @@ def test_low_precision_matches_float64_reference(dtype: torch.dtype) -> None:
 
 @interpreter_only
 @pytest.mark.parametrize(("routes", "groups", "pad"), [(2, 2, 3), (4, 1, 0)])
+@pytest.mark.usefixtures("route_reading")
 def test_routes_with_padding_match_float64_reference(routes: int, groups: int, pad: int) -> None:
     gen = torch.Generator().manual_seed(routes + pad)
     route = random_route(routes, 9, pad, gen)
@@ -100,12 +103,14 @@ def _shared_u_inputs(case: str):
 
 @interpreter_only
 @pytest.mark.parametrize("case", list(SHARED_U_CASES))
+@pytest.mark.usefixtures("route_reading")
 def test_shared_u_equals_expanded_copy(case: str) -> None:
     assert_shared_u_matches_expanded(Backend.TRITON, _shared_u_inputs(case))
 
 
 @interpreter_only
 @pytest.mark.parametrize("case", list(SHARED_U_CASES))
+@pytest.mark.usefixtures("route_reading")
 def test_shared_u_matches_float64_reference(case: str) -> None:
     assert_matches_reference(Backend.TRITON, _shared_u_inputs(case), torch.float32)
 
@@ -148,6 +153,40 @@ def test_opcheck_triton_op(shared_u: bool) -> None:
     # fake path is the wrap_triton HOP, exercised by torch.compile there)
     torch.library.opcheck(torch.ops.vssm.selective_scan.default, args,
                           test_utils=("test_schema", "test_autograd_registration"))
+
+
+def _assert_segments_change_only_rounding(length: int, spans_per_segment: int, device: str) -> None:
+    """Cutting the sequence into segments that run as separate programs gives what one pass over it gives: the
+    output, last state, saved states and every gradient, fp32, both ways of routes and padding included."""
+    gen = torch.Generator().manual_seed(spans_per_segment)
+    route = random_route(2, length, 3, gen)
+    s = random_scan_inputs(2, 16, length, 4, 2, route=route, generator=gen).to_device(device)
+    args = (s.u, s.delta, s.A, s.B, s.C, s.D, s.z, s.delta_bias, route.to(device))
+    grad = torch.randn(2, 16, length, generator=gen).to(device)
+    steps = route.shape[1]
+    rule = triton_scan.triton_config(16, 2, 2, 4, batch=2, steps=steps)
+    one = dataclasses.replace(rule, spans_per_segment=10**6)
+    cut = dataclasses.replace(rule, spans_per_segment=spans_per_segment)
+    assert one.segments(steps) == 1 and cut.segments(steps) >= 3
+    results = []
+    for cfg in (one, cut):
+        out, last, saved = triton_scan.selective_scan_triton_fwd(*args, True, False, config=cfg)
+        grads = triton_scan.selective_scan_triton_bwd(grad, *args, saved, True, config=cfg)
+        results.append([out, last, saved, *grads])
+    for a, b in zip(*results, strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)
+
+
+@interpreter_only
+@pytest.mark.parametrize("spans_per_segment", [1, 2])
+def test_segments_change_only_rounding(spans_per_segment: int) -> None:
+    _assert_segments_change_only_rounding(6 * triton_scan.save_every() - 3, spans_per_segment, "cpu")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("spans_per_segment", [1, 2])
+def test_segments_change_only_rounding_cuda(spans_per_segment: int) -> None:
+    _assert_segments_change_only_rounding(6 * triton_scan.save_every() - 3, spans_per_segment, "cuda")
 
 
 @pytest.mark.gpu

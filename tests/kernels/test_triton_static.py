@@ -1,8 +1,8 @@
 """benchmarks/triton_static.py compiles the Triton kernels for sm_90 without a GPU and counts their loops.
 
-Besides checking the tool, the counts pin the layout: the forward's scan and sums over N stay inside the thread (no
-shuffles), and the backward crosses lanes only for its two sums over channels (dB, dC), at most log2(32) shuffle
-rounds each.
+Besides checking the tool, the counts pin the layout: the scans stay inside the thread. At N = 8 the rule puts N on 4
+lanes, so the forward shuffles only for its sum over N (2 rounds per step and channel, one per element, against 15.5
+with the first design's time on the lanes), and the backward also for its two sums over channels (dB, dC).
 """
 
 import csv
@@ -31,18 +31,19 @@ def _tool():
     return triton_static
 
 
-def test_innermost_loops_are_the_bodies_of_loops_without_inner_loops() -> None:
+def test_innermost_loops_are_the_storing_bodies_of_loops_without_inner_loops() -> None:
     sass = "\n".join(f"        /*{address:04x}*/   {text} ;" for address, text in [
         (0x00, "MOV R1, c[0x0][0x28]"),
         (0x10, "FADD R2, R2, R3"),  # outer loop starts
-        (0x20, "MUFU.EX2 R4, R5"),  # first inner loop
+        (0x20, "MUFU.EX2 R4, R5"),  # first inner loop: loads only (a segment-combining loop)
         (0x30, "@P0 BRA 0x20"),
-        (0x40, "SHFL.BFLY PT, R6, R7, 0x1, 0x1f"),  # second inner loop
-        (0x50, "@P1 BRA 0x40"),
-        (0x60, "@P2 BRA 0x10"),
-        (0x70, "EXIT"),
+        (0x40, "SHFL.BFLY PT, R6, R7, 0x1, 0x1f"),  # second inner loop, storing (a chunk loop)
+        (0x50, "STG.E desc[UR4][R2.64], R6"),
+        (0x60, "@P1 BRA 0x40"),
+        (0x70, "@P2 BRA 0x10"),
+        (0x80, "EXIT"),
     ])
-    assert _tool().innermost_loops(sass) == ["MUFU.EX2 R4, R5", "@P0 BRA 0x20", "SHFL.BFLY PT, R6, R7, 0x1, 0x1f",
+    assert _tool().innermost_loops(sass) == ["SHFL.BFLY PT, R6, R7, 0x1, 0x1f", "STG.E desc[UR4][R2.64], R6",
                                              "@P1 BRA 0x40"]
 
 
@@ -55,8 +56,8 @@ def test_counts_the_rule_tiles_of_a_zoo_shape(tmp_path: Path) -> None:
         assert int(row["registers"]) > 0
         assert float(row["instr/elt"]) > float(row["MUFU/elt"]) > 0
         assert 0 < float(row["exp floor %"]) <= 100
-    assert float(rows["forward"]["SHFL/elt"]) == 0
-    assert 0 < float(rows["backward"]["SHFL/elt"]) <= 2 * 5
+    assert 0 < float(rows["forward"]["SHFL/elt"]) <= 1.25
+    assert 0 < float(rows["backward"]["SHFL/elt"]) <= 10
     text = (tmp_path / "triton_static.md").read_text()
     assert "python benchmarks/triton_static.py --shapes" in text
     assert "| mambavision_t stage 3 (N 8) | forward |" in text

@@ -241,6 +241,20 @@ def _channel_block(A_ptr, bias_ptr, b, d0, n_ok, channels, u_channels, length, s
 
 
 @triton.jit
+def _program_block(A_ptr, bias_ptr, channels, u_channels, length, state, groups, routes, HAS_BIAS: tl.constexpr,
+                   BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr):
+    """`_channel_block` of the one-block kernels' program: channel block = program axis 0, batch row = axis 1.
+    Returns the batch row, n and its mask, those of `_channel_block` but A, and the program's route row."""
+    d0 = tl.program_id(0) * BLOCK_D
+    b = tl.program_id(1).to(tl.int64)
+    n = tl.arange(0, BLOCK_N)
+    n_ok = n < state
+    d, _A, A2, bias, row, u_row, bc_row = _channel_block(A_ptr, bias_ptr, b, d0, n_ok, channels, u_channels, length,
+                                                        state, groups, HAS_BIAS, BLOCK_D, BLOCK_N)
+    return b, n, n_ok, d, A2, bias, row, u_row, bc_row, d0 // (channels // routes)
+
+
+@triton.jit
 def _segment_offsets(b, d, channels, segments, index):
     """(1, D) offsets of channels d in the (batch, KD, segments - 1) summaries of the segments after the first."""
     return (b * channels + d[None, :]) * (segments - 1) + index
@@ -255,14 +269,9 @@ def _segment_state_kernel(
 ):
     """Sequence parallelism, forward: the state each segment but the last ends in when started from zero, and its
     summed delta (the segment's decay is exp2(A log2 e * sum)). Program axis 2 is the segment."""
-    d0 = tl.program_id(0) * BLOCK_D
-    b = tl.program_id(1).to(tl.int64)
+    b, n, n_ok, d, A2, bias, row, u_row, bc_row, route_row = _program_block(
+        A_ptr, bias_ptr, channels, u_channels, length, state, groups, routes, HAS_BIAS, BLOCK_D, BLOCK_N)
     seg = tl.program_id(2)
-    n = tl.arange(0, BLOCK_N)
-    n_ok = n < state
-    d, _A, A2, bias, row, u_row, bc_row = _channel_block(A_ptr, bias_ptr, b, d0, n_ok, channels, u_channels, length,
-                                                        state, groups, HAS_BIAS, BLOCK_D, BLOCK_N)
-    route_row = d0 // (channels // routes)
     h = tl.zeros([BLOCK_N, BLOCK_D], tl.float32)
     dt_sum = tl.zeros([BLOCK_D], tl.float32)
     for c in range(seg * chunks_per_segment, (seg + 1) * chunks_per_segment):
@@ -286,14 +295,9 @@ def _selective_scan_fwd_kernel(
     SOFTPLUS: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, CHUNK: tl.constexpr,
     CHUNKS_PER_SAVE: tl.constexpr,
 ):
-    d0 = tl.program_id(0) * BLOCK_D
-    b = tl.program_id(1).to(tl.int64)
+    b, n, n_ok, d, A2, bias, row, u_row, bc_row, route_row = _program_block(
+        A_ptr, bias_ptr, channels, u_channels, length, state, groups, routes, HAS_BIAS, BLOCK_D, BLOCK_N)
     seg = tl.program_id(2)
-    n = tl.arange(0, BLOCK_N)
-    n_ok = n < state
-    d, _A, A2, bias, row, u_row, bc_row = _channel_block(A_ptr, bias_ptr, b, d0, n_ok, channels, u_channels, length,
-                                                        state, groups, HAS_BIAS, BLOCK_D, BLOCK_N)
-    route_row = d0 // (channels // routes)
     Dv = tl.load(D_ptr + d) if HAS_D else tl.zeros([BLOCK_D], tl.float32)
     n_chunks = tl.cdiv(steps, CHUNK)
     n_saves = tl.cdiv(steps, CHUNK * CHUNKS_PER_SAVE) - 1
@@ -367,14 +371,9 @@ def _segment_carry_kernel(
 ):
     """Sequence parallelism, backward: the carry decay * lambda at the first step of each segment but the first
     when nothing comes in from after it, and its summed delta. Program axis 2 is the segment minus one."""
-    d0 = tl.program_id(0) * BLOCK_D
-    b = tl.program_id(1).to(tl.int64)
+    b, n, n_ok, d, A2, bias, row, _u_row, bc_row, route_row = _program_block(
+        A_ptr, bias_ptr, channels, u_channels, length, state, groups, routes, HAS_BIAS, BLOCK_D, BLOCK_N)
     seg = tl.program_id(2) + 1
-    n = tl.arange(0, BLOCK_N)
-    n_ok = n < state
-    d, _A, A2, bias, row, _u_row, bc_row = _channel_block(A_ptr, bias_ptr, b, d0, n_ok, channels, u_channels, length,
-                                                    state, groups, HAS_BIAS, BLOCK_D, BLOCK_N)
-    route_row = d0 // (channels // routes)
     first = seg * chunks_per_segment
     last = tl.minimum(first + chunks_per_segment, tl.cdiv(steps, CHUNK)) - 1
     carry = tl.zeros([BLOCK_N, BLOCK_D], tl.float32)

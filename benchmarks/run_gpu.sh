@@ -4,8 +4,8 @@
 #
 #   bash benchmarks/run_gpu.sh OUT_DIR [MACHINE]
 #
-# OUT_DIR receives tests.log, selective_scan_cuda.{csv,md}, triton_tiles.{csv,md}, throughput_cuda.{csv,md,png} and
-# profile_cuda.md.
+# OUT_DIR receives tests.log, selective_scan_cuda.{csv,md}, triton_tiles.{csv,md}, host_overhead.{csv,md},
+# throughput_cuda.{csv,md,png} and profile_cuda.md.
 # Each step runs even if an earlier one failed; the exit status is the number of failed steps.
 set -u
 out=${1:?usage: run_gpu.sh OUT_DIR [MACHINE]}
@@ -29,6 +29,7 @@ step "gpu tests" python -m pytest -q -p no:cacheprovider -m gpu -o addopts= --ju
 step "selective-scan benchmark" python benchmarks/bench_selective_scan.py --device cuda --repeats 20 \
     --machine "$machine" --out "$out"
 step "triton tiles" python benchmarks/tune_triton.py --machine "$machine" --out "$out"
+step "host overhead" python benchmarks/bench_host_overhead.py --device cuda --launch --machine "$machine" --out "$out"
 models=(vim_small vmamba_tiny local_vim_tiny local_vssm_tiny mambavision_tiny)
 baselines=(deit_small_patch16_224 swin_tiny_patch4_window7_224 convnext_tiny)
 step "throughput" python tools/benchmark.py "${models[@]}" --compare "${baselines[@]}" --device cuda \

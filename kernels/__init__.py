@@ -11,7 +11,8 @@ compiled on first use, the default for CPU tensors), `triton` (the default for C
 
 The op is `torch.ops.vssm.selective_scan` (kernels.op): autograd, fake kernels, torch.compile(fullgraph=True),
 FlopCounterMode (9·batch·L·KD·N + batch·KD·L with D) and fvcore via
-`FlopCountAnalysis(model, x).set_op_handle(**kernels.fvcore_handles())`.
+`FlopCountAnalysis(model, x).set_op_handle(**kernels.fvcore_handles())`. Plain eager calls, which nothing of that
+watches, skip the dispatcher through an autograd.Function running the same backend code (kernels.eager).
 Tolerances for every numerical test of the project: `kernels.tolerances`; random inputs and the backend-vs-reference
 check: `kernels.testing`.
 """

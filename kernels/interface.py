@@ -6,6 +6,7 @@ import torch
 
 import kernels.op  # noqa: F401  (registers vssm::selective_scan)
 from kernels.backends import Backend, select_backend
+from kernels.eager import SelectiveScanFunction, direct_call_allowed
 from kernels.route_order import RouteLayout, gather_channels, gather_groups, route_layout, scatter_channels
 from kernels.validation import check_inputs, check_route_values
 
@@ -62,25 +63,37 @@ def selective_scan(
     layout = None
     if route is not None and backend == Backend.TRITON.value and not torch.compiler.is_compiling():
         layout = route_layout(route, shape.length)
+    direct = direct_call_allowed(u, delta, A, B, C, D, z, delta_bias, route)
     if layout is not None and layout.scatters:
         y, last_state = _scan_in_route_order(u, delta, A, B, C, D, z, delta_bias, route, layout, delta_softplus,
-                                             out_float32, backend)
+                                             out_float32, backend, direct)
     else:
-        y, last_state, _ = torch.ops.vssm.selective_scan(
-            u, delta, A, B, C, D, z, delta_bias, route, delta_softplus, out_float32, backend
-        )
+        y, last_state = _scan(u, delta, A, B, C, D, z, delta_bias, route, delta_softplus, out_float32, backend,
+                              direct)
     return (y, last_state.detach()) if return_last_state else y
 
 
+def _scan(u, delta, A, B, C, D, z, delta_bias, route, delta_softplus: bool, out_float32: bool, backend: str,
+          direct: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """(y, last_state) from the eager Function (kernels.eager) when `direct`, else from the custom op."""
+    if direct:
+        return SelectiveScanFunction.apply(Backend(backend), delta_softplus, out_float32, u, delta, A, B, C, D, z,
+                                           delta_bias, route)
+    y, last_state, _ = torch.ops.vssm.selective_scan(u, delta, A, B, C, D, z, delta_bias, route, delta_softplus,
+                                                     out_float32, backend)
+    return y, last_state
+
+
 def _scan_in_route_order(u, delta, A, B, C, D, z, delta_bias, route: torch.Tensor, layout: RouteLayout,
-                         delta_softplus: bool, out_float32: bool, backend: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """The op on copies of the inputs gathered along `route` (kernels.route_order), y put back in token order;
+                         delta_softplus: bool, out_float32: bool, backend: str,
+                         direct: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """The scan of copies of the inputs gathered along `route` (kernels.route_order), y put back in token order;
     autograd carries the gradients back through the gathers."""
     channels = delta.shape[1]
-    y, last_state, _ = torch.ops.vssm.selective_scan(
+    y, last_state = _scan(
         gather_channels(u, route, layout, channels), gather_channels(delta, route, layout, channels), A,
         gather_groups(B, route, layout), gather_groups(C, route, layout), D,
         None if z is None else gather_channels(z, route, layout, channels), delta_bias, None, delta_softplus,
-        out_float32, backend,
+        out_float32, backend, direct,
     )
     return scatter_channels(y, route, layout), last_state

@@ -32,7 +32,8 @@ from torch.utils.flop_counter import register_flop_formula
 
 from kernels import cpu
 from kernels.backends import Backend
-from kernels.reference import compute_dtype, selective_scan_ref
+from kernels.reference import compute_dtype
+from kernels.run import run_backward, run_forward
 from kernels.validation import check_route_values
 
 GRAD_COUNT = 8  # du, ddelta, dA, dB, dC, dD, dz, ddelta_bias
@@ -70,12 +71,7 @@ def selective_scan_opaque(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     if route is not None:
         check_route_values(route, u.shape[-1])
-    if Backend(backend) is Backend.CPU:
-        return cpu.selective_scan_cpu_fwd(u, delta, A, B, C, D, z, delta_bias, route, delta_softplus, out_float32)
-    y, last_state = selective_scan_ref(
-        u, delta, A, B, C, D, z, delta_bias, delta_softplus, True, out_float32, route
-    )
-    return y.contiguous(), last_state.contiguous(), u.new_empty(0, dtype=torch.float32)
+    return run_forward(Backend(backend), u, delta, A, B, C, D, z, delta_bias, route, delta_softplus, out_float32)
 
 
 @selective_scan_opaque.register_fake
@@ -87,23 +83,6 @@ def _(u, delta, A, B, C, D, z, delta_bias, route, delta_softplus, out_float32, b
     saved = u.new_empty(saved_shape(Backend(backend), batch, channels, _steps(u, route), A.shape[1]),
                         dtype=torch.float32)
     return out, last_state, saved
-
-
-def _reference_backward(grad_out, u, delta, A, B, C, D, z, delta_bias, route, delta_softplus):
-    # torch.func.vjp, not torch.autograd.grad: an op's kernel runs below the autograd dispatch key.
-    inputs = [u, delta, A, B, C, D, z, delta_bias]
-    present = [i for i, t in enumerate(inputs) if t is not None]
-
-    def scan(*tensors: torch.Tensor) -> torch.Tensor:
-        args = list(inputs)
-        for i, t in zip(present, tensors, strict=True):
-            args[i] = t
-        return selective_scan_ref(*args[:5], D=args[5], z=args[6], delta_bias=args[7],
-                                  delta_softplus=delta_softplus, route=route)
-
-    y, vjp = torch.func.vjp(scan, *[inputs[i] for i in present])
-    grads = iter(vjp(grad_out.to(y.dtype)))
-    return [next(grads) if t is not None else None for t in inputs]
 
 
 @torch.library.custom_op("vssm::selective_scan_opaque_backward", mutates_args=())
@@ -122,11 +101,8 @@ def selective_scan_opaque_backward(
     delta_softplus: bool,
     backend: str,
 ) -> list[torch.Tensor]:
-    if Backend(backend) is Backend.CPU:
-        grads = cpu.selective_scan_cpu_bwd(grad_out, u, delta, A, B, C, D, z, delta_bias, route, saved,
-                                           delta_softplus)
-    else:
-        grads = _reference_backward(grad_out, u, delta, A, B, C, D, z, delta_bias, route, delta_softplus)
+    grads = run_backward(Backend(backend), grad_out, u, delta, A, B, C, D, z, delta_bias, route, saved,
+                         delta_softplus)
     return [u.new_empty(0) if g is None else g.contiguous() for g in grads]
 
 
@@ -155,9 +131,7 @@ def selective_scan_op(
     """The one public op. Triton: kernels launched through wrap_triton (torch.compile sees them); otherwise the
     opaque op above. Also serves as the fake implementation (triton_op traces it with fake tensors)."""
     if Backend(backend) is Backend.TRITON:
-        from kernels.triton_scan import selective_scan_triton_fwd
-
-        return selective_scan_triton_fwd(u, delta, A, B, C, D, z, delta_bias, route, delta_softplus, out_float32)
+        return run_forward(Backend.TRITON, u, delta, A, B, C, D, z, delta_bias, route, delta_softplus, out_float32)
     return torch.ops.vssm.selective_scan_opaque(u, delta, A, B, C, D, z, delta_bias, route, delta_softplus,
                                                 out_float32, backend)
 
@@ -179,10 +153,8 @@ def selective_scan_backward_op(
     backend: str,
 ) -> list[torch.Tensor]:
     if Backend(backend) is Backend.TRITON:
-        from kernels.triton_scan import selective_scan_triton_bwd
-
-        grads = selective_scan_triton_bwd(grad_out, u, delta, A, B, C, D, z, delta_bias, route, saved,
-                                          delta_softplus)
+        grads = run_backward(Backend.TRITON, grad_out, u, delta, A, B, C, D, z, delta_bias, route, saved,
+                             delta_softplus)
         return [u.new_empty(0) if g is None else g for g in grads]
     return torch.ops.vssm.selective_scan_opaque_backward(grad_out, u, delta, A, B, C, D, z, delta_bias, route, saved,
                                                          delta_softplus, backend)
@@ -193,9 +165,12 @@ def _setup_context(ctx: Any, inputs: tuple, output: tuple) -> None:
     ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, route, output[2])
     ctx.delta_softplus, ctx.backend = delta_softplus, backend
     ctx.present = [t is not None for t in (D, z, delta_bias)]
+    ctx.set_materialize_grads(False)  # no zero gradients for last_state and the saved states
 
 
-def _backward(ctx: Any, grad_out: torch.Tensor, _grad_last: torch.Tensor, _grad_saved: torch.Tensor) -> tuple:
+def _backward(ctx: Any, grad_out: torch.Tensor | None, _grad_last: None, _grad_saved: None) -> tuple:
+    if grad_out is None:
+        return (None,) * 12
     u, delta, A, B, C, D, z, delta_bias, route, saved = ctx.saved_tensors
     grads = torch.ops.vssm.selective_scan_backward(
         grad_out, u, delta, A, B, C, D, z, delta_bias, route, saved, ctx.delta_softplus, ctx.backend

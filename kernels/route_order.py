@@ -13,7 +13,7 @@ inside a torch.compile graph routes are read in the kernels.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch.utils.weak import WeakIdKeyDictionary
@@ -25,13 +25,47 @@ _layouts = WeakIdKeyDictionary()
 
 
 @dataclass(frozen=True)
+class StepIndex:
+    """One gather along the last axis: `take` (1, rows, 1, L_out) int64, the position read at each output step
+    (padding read at 0), and `pads` (1, rows, 1, L_out) bool, the padding steps to zero (None when there are none)."""
+
+    take: torch.Tensor
+    pads: torch.Tensor | None
+
+    @classmethod
+    def of(cls, index: torch.Tensor) -> StepIndex:
+        """From an index (rows, L_out) with -1 at padding steps."""
+        pads = index < 0
+        return cls(index.clamp_min(0).long()[None, :, None, :], pads[None, :, None, :] if bool(pads.any()) else None)
+
+    def rows(self, selected: torch.Tensor) -> StepIndex:
+        return StepIndex(self.take.index_select(1, selected),
+                         None if self.pads is None else self.pads.index_select(1, selected))
+
+
+@dataclass(frozen=True)
 class RouteLayout:
-    """What reading a route needs to know of its values: whether its steps mostly jump (fewer than NEIGHBOUR_SHARE go
-    to the token next to the previous one, padding left out), and the step that visits each token, (K, L) int64."""
+    """What reading a route needs to know of its values, computed once per route: whether its steps mostly jump
+    (fewer than NEIGHBOUR_SHARE go to the token next to the previous one, padding left out), and the indices of the
+    gathers into route order (`to_route`) and back into token order (`to_tokens`, the step that visits each token),
+    one row per route; `for_groups(M)` gives them for M = lcm(G, K) merged B/C groups."""
 
     scatters: bool
-    padded: bool
-    steps_of_tokens: torch.Tensor
+    to_route: StepIndex
+    to_tokens: StepIndex
+    _merged: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def padded(self) -> bool:
+        return self.to_route.pads is not None
+
+    def for_groups(self, merged: int) -> tuple[StepIndex, StepIndex]:
+        """(to_route, to_tokens) with row j the route of merged group j, route j·K/M."""
+        if merged not in self._merged:
+            routes = self.to_route.take.shape[1]
+            along = torch.arange(merged, device=self.to_route.take.device) * routes // merged
+            self._merged[merged] = (self.to_route.rows(along), self.to_tokens.rows(along))
+        return self._merged[merged]
 
 
 def route_layout(route: torch.Tensor, length: int) -> RouteLayout:
@@ -45,35 +79,30 @@ def route_layout(route: torch.Tensor, length: int) -> RouteLayout:
     neighbours = ((route[:, 1:] - route[:, :-1]).abs() == 1) & pairs
     # sorting a row's tokens (padding last) lists its steps in token order
     steps_of_tokens = torch.where(valid, route, length).argsort(dim=1, stable=True)[:, :length]
-    layout = RouteLayout(bool(neighbours.sum() < NEIGHBOUR_SHARE * pairs.sum()), not bool(valid.all()),
-                         steps_of_tokens)
+    layout = RouteLayout(bool(neighbours.sum() < NEIGHBOUR_SHARE * pairs.sum()), StepIndex.of(route),
+                         StepIndex.of(steps_of_tokens))
     _layouts[route] = ((route._version, length), layout)
     return layout
 
 
 class _TakeSteps(torch.autograd.Function):
-    """out[..., i] = x[..., index[k, i]] (zero where index is -1) along the last axis of x (batch, K, *, L_in), row k
-    of index (K, L_out) serving slice k of axis 1. Its backward is the same gather with `inverse`, the index of the
-    reverse map (every position of x read exactly once), so gradients need no scatter and no atomics. The flags
-    say whether an index holds -1 (known from the route's layout, so no call synchronises)."""
+    """out[..., i] = x[..., index[k, i]] (zero at padding) along the last axis of x (batch, K, *, L_in), row k of the
+    index serving slice k of axis 1. Its backward is the same gather with `inverse`, the index of the reverse map
+    (every position of x read exactly once), so gradients need no scatter and no atomics."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, index: torch.Tensor, index_pads: bool, inverse: torch.Tensor,
-                inverse_pads: bool) -> torch.Tensor:
-        ctx.save_for_backward(inverse)
-        ctx.inverse_pads = inverse_pads
-        return _take(x, index, index_pads)
+    def forward(ctx, x: torch.Tensor, index: StepIndex, inverse: StepIndex) -> torch.Tensor:
+        ctx.inverse = inverse
+        return _take(x, index)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        (inverse,) = ctx.saved_tensors
-        return _take(grad, inverse, ctx.inverse_pads), None, None, None, None
+        return _take(grad, ctx.inverse), None, None
 
 
-def _take(x: torch.Tensor, index: torch.Tensor, pads: bool) -> torch.Tensor:
-    shape = (*x.shape[:-1], index.shape[1])
-    out = x.gather(-1, index.clamp_min(0)[None, :, None, :].expand(shape))
-    return out.masked_fill((index < 0)[None, :, None, :], 0) if pads else out
+def _take(x: torch.Tensor, index: StepIndex) -> torch.Tensor:
+    out = x.gather(-1, index.take.expand(*x.shape[:-1], index.take.shape[-1]))
+    return out if index.pads is None else out.masked_fill(index.pads, 0)
 
 
 def gather_channels(x: torch.Tensor, route: torch.Tensor, layout: RouteLayout, channels: int) -> torch.Tensor:
@@ -84,22 +113,18 @@ def gather_channels(x: torch.Tensor, route: torch.Tensor, layout: RouteLayout, c
     per_route = channels // routes
     blocks = x.view(batch, routes, per_route, length) if x.shape[1] == channels else \
         x.unsqueeze(1).expand(batch, routes, per_route, length)
-    return _TakeSteps.apply(blocks, route, layout.padded, layout.steps_of_tokens, False).reshape(
-        batch, channels, steps)
+    return _TakeSteps.apply(blocks, layout.to_route, layout.to_tokens).reshape(batch, channels, steps)
 
 
 def gather_groups(x: torch.Tensor, route: torch.Tensor, layout: RouteLayout) -> torch.Tensor:
     """B or C, x: (batch, G, N, L) -> (batch, M, N, L') in route order with M = lcm(G, K) groups, zero at padding
     steps: group j serves the channels of B group j·G/M along route j·K/M (the channel -> group maps agree)."""
-    routes = route.shape[0]
     batch, groups, state, length = x.shape
-    merged = math.lcm(groups, routes)
+    merged = math.lcm(groups, route.shape[0])
     # consecutive groups share a source group: an expanded copy (its gradient is a sum, not an index_add)
     sources = x.unsqueeze(2).expand(batch, groups, merged // groups, state, length).reshape(
         batch, merged, state, length)
-    along = torch.arange(merged, device=route.device) * routes // merged
-    return _TakeSteps.apply(sources, route.index_select(0, along), layout.padded,
-                            layout.steps_of_tokens.index_select(0, along), False)
+    return _TakeSteps.apply(sources, *layout.for_groups(merged))
 
 
 def scatter_channels(y: torch.Tensor, route: torch.Tensor, layout: RouteLayout) -> torch.Tensor:
@@ -107,4 +132,4 @@ def scatter_channels(y: torch.Tensor, route: torch.Tensor, layout: RouteLayout) 
     routes, steps = route.shape
     batch, channels, _ = y.shape
     blocks = y.view(batch, routes, channels // routes, steps)
-    return _TakeSteps.apply(blocks, layout.steps_of_tokens, False, route, layout.padded).reshape(batch, channels, -1)
+    return _TakeSteps.apply(blocks, layout.to_tokens, layout.to_route).reshape(batch, channels, -1)

@@ -7,8 +7,9 @@ softplus), u, B, C, z ~ N(0, 1). Never zeros.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -222,3 +223,39 @@ def assert_shared_u_matches_expanded(
         if (a is None) != (b is None) or (a is not None and not torch.equal(a, b)):
             detail = "" if a is None or b is None else f": max |diff| {float((a - b).abs().max()):.3e}"
             raise AssertionError(f"{name}: shared u differs from the expanded copy ({backend}){detail}")
+
+
+@contextlib.contextmanager
+def through_the_custom_op() -> Iterator[None]:
+    """Makes `kernels.selective_scan` call `torch.ops.vssm.selective_scan` even where its eager Function
+    (kernels.eager) would run: what compiled graphs, FlopCounterMode and fvcore get, in eager mode."""
+    import kernels.interface
+
+    eager_rule = kernels.interface.direct_call_allowed
+    kernels.interface.direct_call_allowed = lambda *tensors: False
+    try:
+        yield
+    finally:
+        kernels.interface.direct_call_allowed = eager_rule
+
+
+def assert_eager_matches_custom_op(backend: Backend | str, inputs: ScanInputs,
+                                   device: torch.device | str = "cpu") -> None:
+    """`kernels.selective_scan` through its eager Function and through the custom op: y, last_state and every
+    gradient bitwise equal, dtypes and shapes included (both paths run the same backend functions)."""
+    from kernels import selective_scan, use_backend
+
+    grad = torch.randn(inputs.delta.shape, dtype=torch.float32).to(device)
+    inputs = inputs.to_device(device)
+    with use_backend(backend):
+        eager = run_with_grads(selective_scan, inputs, grad)
+        with through_the_custom_op():
+            op = run_with_grads(selective_scan, inputs, grad)
+    names = ["y", "last_state", *(f"d{n}" for n in GRAD_NAMES)]
+    for name, a, b in zip(names, [eager[0], eager[1], *eager[2]], [op[0], op[1], *op[2]], strict=True):
+        same = (a is None and b is None) or (a is not None and b is not None and a.dtype == b.dtype
+                                              and a.shape == b.shape and torch.equal(a, b))
+        if not same:
+            raise AssertionError(f"{name}: the eager Function and the custom op differ ({backend}): "
+                                 f"{None if a is None else (a.dtype, tuple(a.shape))} against "
+                                 f"{None if b is None else (b.dtype, tuple(b.shape))}")

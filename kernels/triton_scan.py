@@ -40,6 +40,7 @@ fp32/fp16/bf16 inputs are upcast right after loading; state and arithmetic are f
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -50,6 +51,16 @@ import triton.language as tl
 from kernels.backends import triton_interpret
 
 LOG2E = 1.4426950408889634
+
+
+# Host-side integer helpers: triton.cdiv and triton.next_power_of_2 are constexpr functions in Triton 3.8, each
+# Python call costing microseconds (18 of them per forward + backward were a fifth of the launchers' host time).
+def _cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def _next_power_of_2(n: int) -> int:
+    return 1 << max(n - 1, 0).bit_length()
 
 
 @dataclass(frozen=True)
@@ -72,7 +83,7 @@ class TritonConfig:
 
     def segments(self, steps: int) -> int:
         """How many segments a sequence of `steps` steps is cut into."""
-        return max(1, triton.cdiv(triton.cdiv(steps, self.save_every), self.spans_per_segment))
+        return max(1, _cdiv(_cdiv(steps, self.save_every), self.spans_per_segment))
 
 
 # Segments pay for themselves only when the (batch x channel block) programs cannot fill the GPU: on an H100 every
@@ -87,7 +98,7 @@ def chunk_size(state: int) -> int:
     """Steps per scanned tile: 32 tile elements per thread for N >= 8 (with N over 4 lanes), 8 steps below."""
     if triton_interpret():
         return 4
-    n = triton.next_power_of_2(state)
+    n = _next_power_of_2(state)
     return 128 // n if n >= 8 else 8
 
 
@@ -107,25 +118,32 @@ def spans_per_segment(programs: int, steps: int, every: int) -> int:
     """Saved spans per segment (whole spans: a segment starts where a state is saved). One segment unless fewer than
     SEGMENT_BELOW_PROGRAMS (batch x channel block) programs, else enough segments for SEGMENTED_PROGRAMS programs.
     Under the interpreter, 1, so small tests cross several segments."""
-    spans = max(1, triton.cdiv(steps, every))
+    spans = max(1, _cdiv(steps, every))
     if triton_interpret():
         return 1
     if programs >= SEGMENT_BELOW_PROGRAMS:
         return spans
-    return triton.cdiv(spans, min(spans, triton.cdiv(SEGMENTED_PROGRAMS, max(programs, 1))))
+    return _cdiv(spans, min(spans, _cdiv(SEGMENTED_PROGRAMS, max(programs, 1))))
 
 
 def triton_config(channels: int, routes: int, groups: int, state: int, *, batch: int, steps: int) -> TritonConfig:
+    """The tiles of one call (a fixed function of the shapes, cached: it runs twice per forward + backward)."""
+    return _triton_config(channels, routes, groups, state, batch, steps, triton_interpret())
+
+
+@functools.lru_cache(maxsize=1024)
+def _triton_config(channels: int, routes: int, groups: int, state: int, batch: int, steps: int,
+                   interpret: bool) -> TritonConfig:
     per_segment = channels // math.lcm(routes, groups)
     chunk = chunk_size(state)
     per_save = save_every() // chunk
-    if triton_interpret():
+    if interpret:
         block_d = _largest_power_of_two_dividing(per_segment, 4)
         return TritonConfig(block_d, _largest_power_of_two_dividing(per_segment // block_d, 2), chunk, 1, block_d,
                             per_save, spans_per_segment(batch, steps, save_every()))
     # One warp per program; the channels on 8 lanes and N on the other 4 (N >= 8), or all 32 lanes on the channels
     # (N = 1); time inside the thread (measured on an H100: benchmarks/h100/triton_tiles.md).
-    block_d = _largest_power_of_two_dividing(per_segment, 32 // min(triton.next_power_of_2(state), 4))
+    block_d = _largest_power_of_two_dividing(per_segment, 32 // min(_next_power_of_2(state), 4))
     programs = batch * (channels // block_d)
     return TritonConfig(block_d, 1, chunk, 1, block_d, per_save, spans_per_segment(programs, steps, save_every()))
 
@@ -137,7 +155,7 @@ def candidate_configs(channels: int, routes: int, groups: int, state: int, warps
     blocks of 8 or 16 channels that leave the warp's other lanes to the states (N >= 32 / block). Every block
     divides a route's channels."""
     per_segment = channels // math.lcm(routes, groups)
-    n = triton.next_power_of_2(state)
+    n = _next_power_of_2(state)
     blocks = [(block_d, 1) for block_d in (8, 16) if 1 in warps and block_d * n >= 32]
     blocks += [(32 * num_warps * per_thread, num_warps) for num_warps in warps for per_thread in (1, 2)]
     return [TritonConfig(block_d, 1, chunk, num_warps, block_d, max(1, 64 // chunk),
@@ -148,7 +166,7 @@ def candidate_configs(channels: int, routes: int, groups: int, state: int, warps
 
 def saved_shape(batch: int, channels: int, steps: int, state: int, every: int | None = None) -> tuple[int, ...]:
     """The saved states: (batch, KD, saves, N), one every `every` steps (default `save_every`) but the first."""
-    return (batch, channels, triton.cdiv(steps, every or save_every()) - 1, state)
+    return (batch, channels, _cdiv(steps, every or save_every()) - 1, state)
 
 
 @triton.jit
@@ -497,7 +515,7 @@ def _prepare(u, delta, A, B, C, D, z, delta_bias, route):
 def _flags(D, z, delta_bias, route, delta_softplus: bool, state: int, cfg: TritonConfig, block_d: int) -> dict:
     return dict(
         HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None, HAS_ROUTE=route is not None,
-        SOFTPLUS=delta_softplus, BLOCK_D=block_d, BLOCK_N=triton.next_power_of_2(state), CHUNK=cfg.chunk,
+        SOFTPLUS=delta_softplus, BLOCK_D=block_d, BLOCK_N=_next_power_of_2(state), CHUNK=cfg.chunk,
         CHUNKS_PER_SAVE=cfg.chunks_per_save, num_warps=cfg.num_warps,
     )
 
@@ -566,7 +584,7 @@ def selective_scan_triton_bwd(grad_out, u, delta, A, B, C, D, z, delta_bias, rou
     dD, dbias = torch.empty(segments, batch, channels, **f32), torch.empty(segments, batch, channels, **f32)
     dB_part = torch.empty(programs, batch, state, length, **f32)
     dC_part = torch.empty(programs, batch, state, length, **f32)
-    scratch = torch.empty(segments, programs, batch, cfg.chunks_per_save, triton.next_power_of_2(state), cfg.block_d,
+    scratch = torch.empty(segments, programs, batch, cfg.chunks_per_save, _next_power_of_2(state), cfg.block_d,
                           **f32)
     seg_carry, seg_dt = _summary_buffers(u, batch, channels, segments, state)
     flags = _flags(D, z, delta_bias, route, delta_softplus, state, cfg, cfg.block_d)

@@ -19,6 +19,7 @@ import torch
 import kernels
 from kernels.backends import Backend
 from kernels.testing import (
+    assert_eager_matches_custom_op,
     assert_matches_reference,
     assert_shared_u_matches_expanded,
     random_route,
@@ -118,6 +119,15 @@ def test_shared_u_matches_float64_reference(case: str) -> None:
 @interpreter_only
 def test_shared_u_bf16_matches_float64_reference() -> None:
     assert_matches_reference(Backend.TRITON, _shared_u_inputs("groups_1_z_padded"), torch.bfloat16)
+
+
+@interpreter_only
+@pytest.mark.parametrize("routed", [False, True], ids=["no_route", "padded_route"])
+@pytest.mark.usefixtures("route_reading")
+def test_eager_function_matches_the_custom_op_exactly(routed: bool) -> None:
+    gen = torch.Generator().manual_seed(3)
+    route = random_route(2, 10, 2, gen) if routed else None
+    assert_eager_matches_custom_op(Backend.TRITON, random_scan_inputs(2, 8, 10, 2, 2, route=route, generator=gen))
 
 
 @interpreter_only

@@ -12,6 +12,7 @@ import torch
 import kernels
 from kernels.backends import Backend
 from kernels.testing import (
+    assert_eager_matches_custom_op,
     assert_matches_reference,
     assert_shared_u_matches_expanded,
     random_route,
@@ -44,6 +45,14 @@ def test_fp32_matches_float64_reference(case: str) -> None:
 def test_low_precision_matches_float64_reference(dtype: torch.dtype, out_float32: bool) -> None:
     inputs = random_scan_inputs(2, 64, 150, 16, 2)
     assert_matches_reference(Backend.TRITON, inputs, dtype, out_float32=out_float32, device="cuda")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+@pytest.mark.usefixtures("route_reading")
+def test_eager_function_matches_the_custom_op_exactly(dtype: torch.dtype) -> None:
+    gen = torch.Generator().manual_seed(11)
+    inputs = random_scan_inputs(2, 64, 196, 16, 4, route=random_route(4, 196, 5, gen), generator=gen)
+    assert_eager_matches_custom_op(Backend.TRITON, inputs.cast(dtype), device="cuda")
 
 
 @pytest.mark.parametrize("shared_u", [False, True], ids=["u_per_route", "shared_u"])

@@ -1,0 +1,71 @@
+"""kernels.eager: plain eager calls skip the dispatcher and get exactly what the custom op gives; compile, tracing,
+dispatch modes, functorch transforms and tensor subclasses still get the custom op."""
+
+import pytest
+import torch
+from torch.profiler import profile
+from torch.utils.flop_counter import FlopCounterMode
+
+import kernels
+from kernels.backends import Backend, supports
+from kernels.eager import direct_call_allowed
+from kernels.testing import assert_eager_matches_custom_op, random_route, random_scan_inputs, through_the_custom_op
+
+CPU_BACKENDS = [b for b in (Backend.REFERENCE, Backend.CPU) if supports(b, torch.device("cpu"), torch.float32) is None]
+OP_NAMES = {"vssm::selective_scan", "vssm::selective_scan_backward"}
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS, ids=lambda b: b.value)
+@pytest.mark.parametrize("variant", ["all_flags", "no_optionals", "route_padded", "route_shared_u", "bf16"])
+def test_eager_function_matches_the_custom_op_exactly(backend: Backend, variant: str) -> None:
+    gen = torch.Generator().manual_seed(len(variant))
+    flags = dict(has_D=False, has_z=False, has_delta_bias=False) if variant == "no_optionals" else {}
+    route = random_route(2, 9, 3, gen) if variant.startswith("route") else None
+    inputs = random_scan_inputs(2, 8, 9, 4, 2, route=route, shared_u=variant == "route_shared_u", generator=gen,
+                                dtype=torch.bfloat16 if variant == "bf16" else torch.float32, **flags)
+    assert_eager_matches_custom_op(backend, inputs)
+
+
+def _profiled_names(call) -> set[str]:
+    with profile() as prof:
+        call()
+    return {event.name for event in prof.events()}
+
+
+def test_plain_eager_calls_skip_the_custom_op() -> None:
+    inputs = random_scan_inputs(1, 4, 6, 2).requires_grad_()
+
+    def forward_backward() -> None:
+        kernels.selective_scan(inputs.u, inputs.delta, inputs.A, inputs.B, inputs.C, inputs.D, inputs.z,
+                               inputs.delta_bias, delta_softplus=True).sum().backward()
+
+    assert not OP_NAMES & _profiled_names(forward_backward)
+    with through_the_custom_op():
+        assert OP_NAMES <= _profiled_names(forward_backward)
+
+
+class _Subclass(torch.Tensor):
+    pass
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.trace` is deprecated")
+def test_whatever_watches_the_dispatcher_gets_the_custom_op() -> None:
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    x = torch.randn(3)
+    assert direct_call_allowed(x, None, torch.nn.Parameter(torch.randn(2)))
+    assert not direct_call_allowed(x, x.as_subclass(_Subclass))
+    with FlopCounterMode(display=False):
+        assert not direct_call_allowed(x)
+    with FakeTensorMode():
+        assert not direct_call_allowed(x)
+    seen = []
+
+    def record(t: torch.Tensor) -> torch.Tensor:
+        seen.append(direct_call_allowed(t))
+        return t.sum()
+
+    torch.func.grad(record)(x)
+    torch.jit.trace(record, (x,), check_trace=False)
+    torch.compile(record, backend="eager", fullgraph=True)(torch.randn(4))
+    assert seen == [False, False, False]

@@ -68,8 +68,8 @@ def selective_scan(
         y, last_state = _scan_in_route_order(u, delta, A, B, C, D, z, delta_bias, route, layout, delta_softplus,
                                              out_float32, backend, direct)
     else:
-        y, last_state = _scan(u, delta, A, B, C, D, z, delta_bias, route, delta_softplus, out_float32, backend,
-                              direct)
+        y, last_state = _scan(u, delta, A, B, C, D, z, delta_bias, route if layout is None else layout.kernel_route,
+                              delta_softplus, out_float32, backend, direct)
     return (y, last_state.detach()) if return_last_state else y
 
 

@@ -46,11 +46,13 @@ class StepIndex:
 @dataclass(frozen=True)
 class RouteLayout:
     """What reading a route needs to know of its values, computed once per route: whether its steps mostly jump
-    (fewer than NEIGHBOUR_SHARE go to the token next to the previous one, padding left out), and the indices of the
-    gathers into route order (`to_route`) and back into token order (`to_tokens`, the step that visits each token),
-    one row per route; `for_groups(M)` gives them for M = lcm(G, K) merged B/C groups."""
+    (fewer than NEIGHBOUR_SHARE go to the token next to the previous one, padding left out), the route as the
+    kernels read it in place (`kernel_route`, int32: no conversion per call), and the indices of the gathers into
+    route order (`to_route`) and back into token order (`to_tokens`, the step that visits each token), one row per
+    route; `for_groups(M)` gives them for M = lcm(G, K) merged B/C groups."""
 
     scatters: bool
+    kernel_route: torch.Tensor
     to_route: StepIndex
     to_tokens: StepIndex
     _merged: dict = field(default_factory=dict, compare=False, repr=False)
@@ -79,8 +81,8 @@ def route_layout(route: torch.Tensor, length: int) -> RouteLayout:
     neighbours = ((route[:, 1:] - route[:, :-1]).abs() == 1) & pairs
     # sorting a row's tokens (padding last) lists its steps in token order
     steps_of_tokens = torch.where(valid, route, length).argsort(dim=1, stable=True)[:, :length]
-    layout = RouteLayout(bool(neighbours.sum() < NEIGHBOUR_SHARE * pairs.sum()), StepIndex.of(route),
-                         StepIndex.of(steps_of_tokens))
+    layout = RouteLayout(bool(neighbours.sum() < NEIGHBOUR_SHARE * pairs.sum()), route.to(torch.int32).contiguous(),
+                         StepIndex.of(route), StepIndex.of(steps_of_tokens))
     _layouts[route] = ((route._version, length), layout)
     return layout
 

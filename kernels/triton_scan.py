@@ -199,7 +199,8 @@ def _load_steps(route_ptr, route_row, t, steps, HAS_ROUTE: tl.constexpr):
     """Token index of steps t (-1 for padding and for t >= steps), and whether t is inside the sequence."""
     inside = t < steps
     if HAS_ROUTE:
-        tok = tl.load(route_ptr + route_row * steps + t, mask=inside, other=-1)
+        # int32 from eager calls (kernels.route_order.RouteLayout.kernel_route), int64 inside compiled graphs
+        tok = tl.load(route_ptr + route_row * steps + t, mask=inside, other=-1).to(tl.int32)
     else:
         tok = tl.where(inside, t, -1)
     return tok, inside
@@ -506,7 +507,7 @@ def _selective_scan_bwd_kernel(
 
 def _prepare(u, delta, A, B, C, D, z, delta_bias, route):
     contiguous = [None if t is None else t.contiguous() for t in (u, delta, A, B, C, D, z, delta_bias)]
-    route = None if route is None else route.to(torch.int32).contiguous()
+    route = None if route is None else route.contiguous()
     batch, channels, length = delta.shape  # u may have KD / K channels (shared by the routes)
     routes, steps = route.shape if route is not None else (1, length)
     return contiguous, route, batch, channels, length, routes, steps
@@ -520,12 +521,15 @@ def _flags(D, z, delta_bias, route, delta_softplus: bool, state: int, cfg: Trito
     )
 
 
-def _summary_buffers(u: torch.Tensor, batch: int, channels: int, segments: int, state: int):
-    """Per-segment summaries (batch, KD, segments - 1, N) and summed deltas (batch, KD, segments - 1), float32; one
-    slot when there is a single segment (the kernels then never read it) so that no pointer is null."""
-    slots = max(segments - 1, 1)
-    return (u.new_empty(batch, channels, slots, state, dtype=torch.float32),
-            u.new_empty(batch, channels, slots, dtype=torch.float32))
+def _summary_buffers(u: torch.Tensor, batch: int, channels: int, segments: int, state: int,
+                     unused: torch.Tensor):
+    """Per-segment summaries (batch, KD, segments - 1, N) and summed deltas (batch, KD, segments - 1), float32. With
+    a single segment the kernels never read them, and both are `unused`: a float32 input the kernels only read, so
+    no pointer is null, nothing is allocated per call, and no output is passed twice."""
+    if segments == 1:
+        return unused, unused
+    return (u.new_empty(batch, channels, segments - 1, state, dtype=torch.float32),
+            u.new_empty(batch, channels, segments - 1, dtype=torch.float32))
 
 
 def selective_scan_triton_fwd(u, delta, A, B, C, D, z, delta_bias, route, delta_softplus: bool, out_float32: bool,
@@ -544,7 +548,7 @@ def selective_scan_triton_fwd(u, delta, A, B, C, D, z, delta_bias, route, delta_
     saved = u.new_empty(saved_shape(batch, channels, steps, state, cfg.save_every), dtype=torch.float32)
     segments = cfg.segments(steps)
     chunks_per_segment = cfg.spans_per_segment * cfg.chunks_per_save
-    seg_state, seg_dt = _summary_buffers(u, batch, channels, segments, state)
+    seg_state, seg_dt = _summary_buffers(u, batch, channels, segments, state, A)
     flags = _flags(D, z, delta_bias, route, delta_softplus, state, cfg, cfg.forward_block_d)
     sizes = (channels, u.shape[1], length, steps, state, groups, routes, segments, chunks_per_segment)
     blocks = channels // cfg.forward_block_d
@@ -586,7 +590,7 @@ def selective_scan_triton_bwd(grad_out, u, delta, A, B, C, D, z, delta_bias, rou
     dC_part = torch.empty(programs, batch, state, length, **f32)
     scratch = torch.empty(segments, programs, batch, cfg.chunks_per_save, _next_power_of_2(state), cfg.block_d,
                           **f32)
-    seg_carry, seg_dt = _summary_buffers(u, batch, channels, segments, state)
+    seg_carry, seg_dt = _summary_buffers(u, batch, channels, segments, state, A)
     flags = _flags(D, z, delta_bias, route, delta_softplus, state, cfg, cfg.block_d)
     if batch > 0 and segments > 1:
         torch.library.wrap_triton(_segment_carry_kernel)[(channels // cfg.block_d, batch, segments - 1)](

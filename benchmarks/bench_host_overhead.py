@@ -98,12 +98,9 @@ def launches_replaced(enabled: bool) -> Iterator[None]:
 
 def inputs(shape: Shape, device: torch.device) -> ScanInputs:
     route = None if shape.order is None else scans.get(shape.order).route(*GRID, device=device)
-    x = random_scan_inputs(1, shape.channels, GRID[0] * GRID[1], shape.state, shape.groups, dtype=torch.bfloat16,
-                           has_z=shape.has_z, route=route, device=device, generator=torch.Generator().manual_seed(0))
-    for t in x.tensors():
-        if t is not None:
-            t.requires_grad_(True)
-    return x
+    return random_scan_inputs(1, shape.channels, GRID[0] * GRID[1], shape.state, shape.groups, dtype=torch.bfloat16,
+                              has_z=shape.has_z, route=route, device=device,
+                              generator=torch.Generator().manual_seed(0)).requires_grad_()
 
 
 def paths(x: ScanInputs) -> dict[str, Callable[[], None]]:
@@ -116,9 +113,7 @@ def paths(x: ScanInputs) -> dict[str, Callable[[], None]]:
         with through_the_custom_op():
             public()
 
-    plain = [None if t is None else t.detach() for t in x.tensors()]
-    if plain[3].dim() == 3:
-        plain[3:5] = [t.unsqueeze(1) for t in plain[3:5]]
+    plain = [None if t is None else t.detach() for t in x.tensors()]  # B, C: (batch, G, N, L) as the launchers take
 
     def launchers() -> None:
         _, _, saved = selective_scan_triton_fwd(*plain, x.route, True, False)

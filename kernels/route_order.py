@@ -81,8 +81,10 @@ def route_layout(route: torch.Tensor, length: int) -> RouteLayout:
     neighbours = ((route[:, 1:] - route[:, :-1]).abs() == 1) & pairs
     # sorting a row's tokens (padding last) lists its steps in token order
     steps_of_tokens = torch.where(valid, route, length).argsort(dim=1, stable=True)[:, :length]
-    layout = RouteLayout(bool(neighbours.sum() < NEIGHBOUR_SHARE * pairs.sum()), route.to(torch.int32).contiguous(),
-                         StepIndex.of(route), StepIndex.of(steps_of_tokens))
+    # a copy even of an int32 route: the cache is keyed weakly by the route, and a value holding it would keep it alive
+    kernel_route = route.to(torch.int32, memory_format=torch.contiguous_format, copy=True)
+    layout = RouteLayout(bool(neighbours.sum() < NEIGHBOUR_SHARE * pairs.sum()), kernel_route, StepIndex.of(route),
+                         StepIndex.of(steps_of_tokens))
     _layouts[route] = ((route._version, length), layout)
     return layout
 

@@ -1,5 +1,8 @@
 """kernels.route_order: which routes are gathered before the Triton kernels, and the gathers against plain loops."""
 
+import gc
+import weakref
+
 import pytest
 import torch
 
@@ -117,3 +120,14 @@ def test_gradients_are_the_gathers_transposed(shared: bool) -> None:
     fast = (gather_groups(group, route, layout) * group_weight).sum()
     slow = (_reference_gather_shared_group(group, route) * group_weight).sum()
     torch.testing.assert_close(torch.autograd.grad(fast, group)[0], torch.autograd.grad(slow, group)[0])
+
+
+def test_cached_layouts_do_not_keep_their_route_alive() -> None:
+    raster, columns = _raster_and_columns(4)
+    route = torch.stack([raster, columns]).to(torch.int32)
+    layout = route_layout(route, 16)
+    assert layout.kernel_route.dtype == torch.int32 and torch.equal(layout.kernel_route, route)
+    alive = weakref.ref(route)
+    del route, layout
+    gc.collect()
+    assert alive() is None

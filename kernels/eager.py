@@ -3,7 +3,7 @@
 The custom op `vssm::selective_scan` is what torch.compile, jit tracing (fvcore), FlopCounterMode, FakeTensorMode,
 functorch transforms and tensor subclasses need to see. Plain eager calls do not need the dispatcher, and paid
 for it: torch.library's Python layers (the autograd wrapper, the redispatch, default filling, the dynamo guard)
-cost 180 to 240 µs per forward + backward on a 2-core CPU, two to three times the Triton launchers' own host time
+cost about 170 to 240 µs per forward + backward on a 2-core CPU, two to three times the launchers' own host time
 (benchmarks/host_overhead.md), while a whole forward + backward at MambaVision's shapes took 1.34 ms on an H100
 (benchmarks/h100). So eager calls take this Function whenever nothing watches the dispatcher
 (`direct_call_allowed`), and the op otherwise; both run the same `kernels.run` functions.

@@ -53,17 +53,24 @@ def selective_scan(
         y: (batch, KD, L), gated by silu(z) when z is given; or (y, last_state) with `return_last_state`.
 
     The backend is chosen by device (see `kernels.backends`), overridable by `VSSM_SCAN_BACKEND` or `use_backend`.
+    Meta tensors get the op's fake kernel (shapes and dtypes only) whatever backend is requested. torch.fx symbolic
+    tracing records the call as one node (a leaf) instead of entering it.
     """
+    if isinstance(u, torch.fx.Proxy):
+        kwargs = dict(D=D, z=z, delta_bias=delta_bias, delta_softplus=delta_softplus,
+                      return_last_state=return_last_state, out_float32=out_float32, route=route)
+        return u.tracer.create_proxy("call_function", selective_scan, (u, delta, A, B, C), kwargs)
     shape = check_inputs(u, delta, A, B, C, D, z, delta_bias, route)
-    if route is not None and not torch.compiler.is_compiling():
+    meta = u.device.type == "meta"
+    if route is not None and not meta and not torch.compiler.is_compiling():
         check_route_values(route, shape.length)  # the opaque op checks again (cached) inside compiled graphs
     if B.dim() == 3:
         B, C = B.unsqueeze(1), C.unsqueeze(1)
-    backend = _backend_name(u.device, u.dtype)
+    backend = Backend.REFERENCE.value if meta else _backend_name(u.device, u.dtype)
     layout = None
     if route is not None and backend == Backend.TRITON.value and not torch.compiler.is_compiling():
         layout = route_layout(route, shape.length)
-    direct = direct_call_allowed(u, delta, A, B, C, D, z, delta_bias, route)
+    direct = not meta and direct_call_allowed(u, delta, A, B, C, D, z, delta_bias, route)
     if layout is not None and layout.scatters:
         y, last_state = _scan_in_route_order(u, delta, A, B, C, D, z, delta_bias, route, layout, delta_softplus,
                                              out_float32, backend, direct)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -195,6 +195,66 @@ def assert_matches_reference(
         if (g is None) != (t is None) or (g is not None and (g.dtype, g.shape) != (t.dtype, t.shape)):
             raise AssertionError(f"d{name}: expected {None if t is None else (t.dtype, tuple(t.shape))}, got "
                                  f"{None if g is None else (g.dtype, tuple(g.shape))}")
+
+
+def with_value(inputs: ScanInputs, name: str, value: float, generator: torch.Generator | None = None) -> ScanInputs:
+    """A copy of `inputs` with `value` (NaN, inf or -inf) at one random element of tensor `name` (a `GRAD_NAMES`
+    entry)."""
+    t = getattr(inputs, name).detach().clone()
+    t.view(-1)[int(torch.randint(t.numel(), (1,), generator=generator))] = value
+    return dataclasses.replace(inputs, **{name: t})
+
+
+# The Triton backward takes decay * previous state as state - delta u B: where delta u B is inf or NaN at a step, that
+# step's ddelta and dA terms (and so ddelta_bias) are NaN where the reference's can be finite. Only more NaN, never
+# less: the output is non-finite from that step on already. (The C loop keeps decay * previous state.)
+TRITON_MAY_ADD_NONFINITE = ("ddelta", "dA", "ddelta_bias")
+
+
+def assert_nonfinite_matches_reference(
+    backend: Backend | str,
+    inputs: ScanInputs,
+    device: torch.device | str = "cpu",
+    may_add_nonfinite: Sequence[str] = (),
+) -> None:
+    """`backend` against the reference on float32 inputs holding NaN or +-inf (see `with_value`), for y, last_state
+    and every gradient: finite nowhere the reference's are not (nothing hidden), NaN wherever the reference's are NaN
+    when the inputs hold a NaN (NaN in, NaN out), non-finite nowhere else unless the result is named in
+    `may_add_nonfinite` (e.g. "ddelta"), and the finite rest follows the three-way rule against float64.
+
+    Where the reference gives inf, a backend may give NaN (or the reverse): sums reach inf - inf in other orders."""
+    from kernels import selective_scan, use_backend
+
+    grad = torch.randn(inputs.delta.shape, dtype=torch.float32)
+    with use_backend(backend):
+        fast = run_with_grads(selective_scan, inputs.to_device(device), grad.to(device))
+    with use_backend("reference"):
+        ref = run_with_grads(selective_scan, inputs, grad)
+        ref64 = run_with_grads(selective_scan, inputs.cast(torch.float64), grad.double())
+    nan_in = any(t is not None and bool(t.isnan().any()) for t in inputs.tensors())
+    label = getattr(backend, "value", backend)
+    names = ["y", "last_state", *(f"d{n}" for n in GRAD_NAMES)]
+    failures = []
+    for name, f, r, r64 in zip(names, [fast[0], fast[1], *fast[2]], [ref[0], ref[1], *ref[2]],
+                               [ref64[0], ref64[1], *ref64[2]], strict=True):
+        if r is None:
+            continue
+        f = f.cpu()
+        hidden = int((~r.isfinite() & f.isfinite()).sum())
+        lost_nan = int((r.isnan() & ~f.isnan()).sum()) if nan_in else 0
+        added = 0 if name in may_add_nonfinite else int((r.isfinite() & ~f.isfinite()).sum())
+        if hidden or lost_nan or added:
+            failures.append(f"{name} ({label}): {hidden} values finite where the reference's are not, {lost_nan} not "
+                            f"NaN where the reference's are NaN, {added} non-finite where the reference's are finite "
+                            f"(reference: {int((~r.isfinite()).sum())} non-finite of {r.numel()})")
+            continue
+        both = r.isfinite() & f.isfinite() & r64.isfinite()
+        try:
+            assert_all_close_3way([f[both]], [r[both]], [r64[both]], [f"{name} ({label}, finite part)"])
+        except AssertionError as exc:
+            failures.append(str(exc))
+    if failures:
+        raise AssertionError("\n".join(failures))
 
 
 def assert_shared_u_matches_expanded(

@@ -217,7 +217,9 @@ def _chunk_decays(delta_ptr, route_ptr, route_row, t, steps, row, bias, A2, HAS_
     x = tl.load(delta_ptr + off, mask=valid, other=0.0).to(tl.float32) + bias[None, :]
     dt = _softplus(x) if SOFTPLUS else x
     dt = tl.where(inside[:, None], dt, 0.0)  # steps past the end are the identity (mamba#368)
-    decay = tl.exp2(dt[:, None, :] * A2[None, :, :])
+    # decay 1 there even for an infinite or NaN A (exp2(0 * inf) is NaN): it would reach the last state and, through
+    # the reverse scan's carry, the last step's gradients, which the reference leaves finite
+    decay = tl.where(inside[:, None, None], tl.exp2(dt[:, None, :] * A2[None, :, :]), 1.0)
     return tok, inside, valid, off, x, dt, decay
 
 
@@ -483,7 +485,7 @@ def _selective_scan_bwd_kernel(
                 du = dt * sum_b + Dv[None, :] * dy
                 ddt = tl.sum(lam * A[None, :, :] * prev, axis=1) + u * sum_b
                 if SOFTPLUS:
-                    ddt = tl.where(x <= 20.0, ddt * _sigmoid(x), ddt)
+                    ddt = tl.where(x > 20.0, ddt, ddt * _sigmoid(x))  # a NaN x takes the sigmoid: NaN
                 ddt = tl.where(inside[:, None], ddt, 0.0)
                 dbias += tl.sum(ddt, axis=0)
                 dD += tl.sum(dy * u, axis=0)

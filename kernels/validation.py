@@ -44,9 +44,11 @@ def _check_tensor(name: str, t: object, optional: bool = False) -> None:
         raise TypeError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
 
 
-def _check_same_device(name: str, t: torch.Tensor, u: torch.Tensor) -> None:
-    if t.device != u.device:
-        raise ValueError(f"{name}: expected device {u.device} (same as u), got {t.device}")
+def _check_same_device(name: str, t: torch.Tensor, A: torch.Tensor) -> None:
+    # Checked against A, a parameter, so that a layer fed an input on another device is told the input's device
+    # (given) differs from the layer's (expected); checked against u, the message had them the wrong way round.
+    if t.device != A.device:
+        raise ValueError(f"{name}: expected device {A.device} (same as the parameter A), got {t.device}")
 
 
 def _param_dtypes(u: torch.Tensor) -> tuple[torch.dtype, ...]:
@@ -77,9 +79,10 @@ def check_inputs(
     batch, u_channels, length = u.shape
     if length < 1 or u_channels < 1:
         raise ValueError(f"u: expected KD >= 1 and L >= 1, got shape {_shape(u)}")
-    routes = _route_rows(route, u)
+    _check_same_device("u", u, A)
+    routes = _route_rows(route, A)
 
-    _check_same_device("delta", delta, u)
+    _check_same_device("delta", delta, A)
     if delta.dtype != u.dtype:
         raise TypeError(f"delta: expected dtype {u.dtype} (same as u), got {delta.dtype}")
     shared = (batch, routes * u_channels, length)
@@ -89,14 +92,13 @@ def check_inputs(
         raise ValueError(f"delta: expected shape {_shape(u)} (same as u){shared_option}, got {_shape(delta)}")
     channels = delta.shape[1]
     if z is not None:
-        _check_same_device("z", z, u)
+        _check_same_device("z", z, A)
         if z.shape != delta.shape:
             raise ValueError(f"z: expected shape {_shape(delta)} (same as delta), got {_shape(z)}")
         if z.dtype != u.dtype:
             raise TypeError(f"z: expected dtype {u.dtype} (same as u), got {z.dtype}")
 
     param_dtypes = _param_dtypes(u)
-    _check_same_device("A", A, u)
     if A.dim() != 2 or A.shape[0] != channels:
         raise ValueError(
             f"A: expected shape (KD, N) = ({channels}, N) for delta of shape {_shape(delta)}, got {_shape(A)}"
@@ -112,7 +114,7 @@ def check_inputs(
     groups = B.shape[1] if B.dim() == 4 else 1
     expected_b = (batch, groups, state, length) if B.dim() == 4 else (batch, state, length)
     for name, t in (("B", B), ("C", C)):
-        _check_same_device(name, t, u)
+        _check_same_device(name, t, A)
         if _shape(t) != expected_b:
             raise ValueError(
                 f"{name}: expected shape {expected_b} (batch, [G,] N, L) for u of shape {_shape(u)} and A of shape "
@@ -126,7 +128,7 @@ def check_inputs(
     for name, t in (("D", D), ("delta_bias", delta_bias)):
         if t is None:
             continue
-        _check_same_device(name, t, u)
+        _check_same_device(name, t, A)
         if _shape(t) != (channels,):
             raise ValueError(f"{name}: expected shape ({channels},) (KD of delta {_shape(delta)}), got {_shape(t)}")
         if t.dtype not in param_dtypes:
@@ -145,11 +147,11 @@ def check_inputs(
     return ScanShape(batch, channels, length, state, groups, routes, steps, u_channels)
 
 
-def _route_rows(route: torch.Tensor | None, u: torch.Tensor) -> int:
+def _route_rows(route: torch.Tensor | None, A: torch.Tensor) -> int:
     """K, the number of routes (1 without a route), after checking the route's device, dtype and rank."""
     if route is None:
         return 1
-    _check_same_device("route", route, u)
+    _check_same_device("route", route, A)
     if route.dtype not in ROUTE_DTYPES:
         raise TypeError(f"route: expected dtype int32 or int64, got {route.dtype}")
     if route.dim() != 2 or route.shape[0] < 1:

@@ -51,8 +51,10 @@ typedef struct {
 
 static inline vf splat(float c) { return (vf){0} + c; }
 static inline vf vsel(vi mask, vf a, vf b) { return (vf)((mask & (vi)a) | (~mask & (vi)b)); }
-static inline vf vmax(vf a, vf b) { return vsel(a > b, a, b); }
-static inline vf vmin(vf a, vf b) { return vsel(a < b, a, b); }
+/* Clamps that keep a NaN x: every comparison with NaN is false, so the select falls through to x (the other order,
+ * vsel(x > bound, x, bound), turned NaN into the bound and hid NaN deltas: issue 20). */
+static inline vf vmax(vf x, vf bound) { return vsel(x < bound, bound, x); }
+static inline vf vmin(vf x, vf bound) { return vsel(x > bound, bound, x); }
 
 /* 2^f for |f| <= 1/2: degree-6 Taylor polynomial, relative error < 1.2e-7. */
 static inline vf exp2_poly(vf f) {
@@ -85,7 +87,7 @@ static inline vf vround(vf x) {
 }
 static inline vf vscale2(vf p, vf n) { return (vf)_mm512_scalef_ps((__m512)p, (__m512)n); }
 
-/* 2^x, about 2 ulp for any finite x. */
+/* 2^x, about 2 ulp for any finite x; -inf gives 0, +inf gives inf and NaN stays NaN (vscalefps's special cases). */
 static inline vf vexp2(vf x) {
     const vf n = vround(x);
     return vscale2(exp2_poly(x - n), n);
@@ -95,35 +97,40 @@ static inline vf vround(vf x) {
     const vf magic = splat(12582912.0f); /* 1.5 * 2^23: adding it rounds to the nearest integer */
     return (x + magic) - magic;
 }
-/* p * 2^n for integer-valued n in [-126, 127] */
+/* p * 2^n for integer-valued n in [-127, 128]: the exponent field of 2^n, so n = -127 gives 0 and n = 128 gives inf.
+ * A NaN n converts to some integer; p is NaN then and so is the product. */
 static inline vf vscale2(vf p, vf n) { return p * (vf)((__builtin_convertvector(n, vi) + 127) << 23); }
 
-/* 2^x, about 2 ulp. Clamped to where 2^n is a normal float, so 2^-1000 gives 1.2e-38: harmless as a decay. */
+/* 2^x, about 2 ulp. Clamped to [-127, 128] so that -inf gives 0, +inf gives inf and NaN stays NaN; below -126.5
+ * the result is 0 instead of a subnormal (harmless as a decay), from 127.5 on it is inf a little before 2^x
+ * overflows. */
 static inline vf vexp2(vf x) {
-    x = vmax(x, splat(-126.0f));
-    x = vmin(x, splat(127.0f));
+    x = vmax(x, splat(-127.0f));
+    x = vmin(x, splat(128.0f));
     const vf n = vround(x);
     return vscale2(exp2_poly(x - n), n);
 }
 #endif
 
-/* exp(x), about 2 ulp (Cody-Waite reduction by ln 2 in two parts). Clamped so that -inf gives 0 (or the smallest
- * normal float without AVX-512) and +inf gives +inf (or 2^127): only used on per-step values, never in the N-loop. */
+/* exp(x), about 2 ulp (Cody-Waite reduction by ln 2 in two parts). Clamped so that -inf gives 0, +inf gives inf and
+ * NaN stays NaN (without AVX-512: 0 below -87.7 instead of a subnormal, inf from 88.4 on, as in vexp2): only used
+ * on per-step values, never in the N-loop. */
 static inline vf vexp(vf x) {
 #if defined(__AVX512F__)
     x = vmax(x, splat(-104.0f));
-    x = vmin(x, splat(89.0f));
 #else
-    x = vmax(x, splat(-87.33654f));
-    x = vmin(x, splat(88.37626f));
+    x = vmax(x, splat(-88.0f));
 #endif
+    x = vmin(x, splat(89.0f));
     const vf n = vround(x * 1.44269504088896341f);
     vf r = x - n * 0.693359375f;
     r = r - n * -2.12194440e-4f;
     return vscale2(exp_poly(r), n);
 }
 
-/* log(x) for normal positive x, about 2 ulp (mantissa in [sqrt(1/2), sqrt(2)), polynomial in m - 1). */
+/* log(x) for normal positive x, about 2 ulp (mantissa in [sqrt(1/2), sqrt(2)), polynomial in m - 1). A NaN x gives a
+ * finite number (its bits read as exponent 128): vsoftplus, the only caller, carries the NaN in its correction term
+ * instead; selecting x back here cost about 1.5 % of the forward at N = 8 (Zen 4, in-process A/B, thread CPU time). */
 static inline vf vlog(vf x) {
     vi bits = (vi)x;
     vi e = ((bits >> 23) & 0xff) - 127;
@@ -147,7 +154,8 @@ static inline vf vlog(vf x) {
 }
 
 /* softplus with threshold 20 (mamba_ssm's): above 20 it is the identity. log1p(y) as log(1 + y) corrected for the
- * rounding of 1 + y, accurate for tiny y = exp(x). */
+ * rounding of 1 + y, accurate for tiny y = exp(x). NaN is not above 20: vexp keeps it and the correction term
+ * ((w - 1) - y) / w makes the result NaN (vlog alone would not). */
 static inline vf vsoftplus(vf x) {
     vi above = x > 20.0f;
     vf y = vexp(vsel(above, splat(20.0f), x));
@@ -509,7 +517,7 @@ typedef struct {
 /* Backward of one block over the current chunk: recompute states and decays, reverse scan, write du/ddelta/dz,
  * add the block's dB/dC terms lane-wise into dBl/dCl (T x N vectors). */
 static void backward_chunk(const ScanArgs *a, const Part *part, const Block *k, const Params *p, int64_t ci,
-                           Chunk *c, const Prefetch *f, int64_t pf_hi, vf *h, vf *dec, vf *hs, vf *dBl, vf *dCl,
+                           Chunk *c, const Prefetch *f, int64_t pf_hi, vf *h, vf *dec, vf *prevs, vf *dBl, vf *dCl,
                            vf *dy, vf *sB, vf *sD, BlockGrad *bg) {
     const int64_t N = a->state, tn = c->tn;
     for (int64_t n = 0; n < N; n++) h[n] = splat(0.0f);
@@ -520,27 +528,30 @@ static void backward_chunk(const ScanArgs *a, const Part *part, const Block *k, 
         }
     load_block(a, k, p, c, 1);
 
-    /* recompute: states and decays of every step, and dy (gate backward needs the pre-gate output y) */
+    /* recompute: decays and decay * previous state of every step, and dy (gate backward needs the pre-gate output y).
+     * The reverse scan gets the state back as prev + delta u B. Keeping the state instead and taking prev as
+     * state - delta u B gave inf - inf = NaN in ddelta where delta u B is infinite and the reference's is finite. */
     for (int64_t t = 0; t < tn; t++) {
         prefetch_step(a, f, pf_hi, t, tn, 1);
         const vf dt = c->dt[t], dtu = c->dtu[t];
         const float *Bt = c->Bc + t * N, *Ct = c->Cc + t * N;
-        vf *dect = dec + t * N, *hst = hs + t * N;
+        vf *dect = dec + t * N, *prevt = prevs + t * N;
         vf y0 = {0}, y1 = {0};
         int64_t n = 0;
         for (; n + 1 < N; n += 2) {
-            vf e0 = vexp2(dt * p->A2[n]), e1 = vexp2(dt * p->A2[n + 1]);
-            h[n] = e0 * h[n] + dtu * Bt[n];
-            h[n + 1] = e1 * h[n + 1] + dtu * Bt[n + 1];
+            const vf e0 = vexp2(dt * p->A2[n]), e1 = vexp2(dt * p->A2[n + 1]);
+            const vf prev0 = e0 * h[n], prev1 = e1 * h[n + 1];
+            h[n] = prev0 + dtu * Bt[n];
+            h[n + 1] = prev1 + dtu * Bt[n + 1];
             dect[n] = e0, dect[n + 1] = e1;
-            hst[n] = h[n], hst[n + 1] = h[n + 1];
+            prevt[n] = prev0, prevt[n + 1] = prev1;
             y0 += Ct[n] * h[n];
             y1 += Ct[n + 1] * h[n + 1];
         }
         if (n < N) {
-            vf e0 = vexp2(dt * p->A2[n]);
-            h[n] = e0 * h[n] + dtu * Bt[n];
-            dect[n] = e0, hst[n] = h[n];
+            const vf e0 = vexp2(dt * p->A2[n]), prev0 = e0 * h[n];
+            h[n] = prev0 + dtu * Bt[n];
+            dect[n] = e0, prevt[n] = prev0;
             y0 += Ct[n] * h[n];
         }
         const vf g = c->g[t];
@@ -559,18 +570,18 @@ static void backward_chunk(const ScanArgs *a, const Part *part, const Block *k, 
     for (int64_t t = tn - 1; t >= 0; t--) {
         const vf dt = c->dt[t], dtu = c->dtu[t], dyt = dy[t];
         const float *Bt = c->Bc + t * N, *Ct = c->Cc + t * N;
-        const vf *dect = dec + t * N, *hst = hs + t * N;
+        const vf *dect = dec + t * N, *prevt = prevs + t * N;
         vf *dBt = dBl + t * N, *dCt = dCl + t * N;
         vf sumB = {0}, sumD = {0};
         for (int64_t n = 0; n < N; n++) {
             const vf lam = dyt * Ct[n] + bg->carry[n];
-            const vf ah = hst[n] - dtu * Bt[n]; /* decay * previous state, without dividing by the decay */
+            const vf prev = prevt[n], state = prev + dtu * Bt[n];
             sumB += lam * Bt[n];
-            sumD += lam * p->A[n] * ah;
-            bg->dA[n] += lam * dt * ah;
+            sumD += lam * p->A[n] * prev;
+            bg->dA[n] += lam * dt * prev;
             bg->carry[n] = dect[n] * lam;
             dBt[n] += lam * dtu;
-            dCt[n] += dyt * hst[n];
+            dCt[n] += dyt * state;
         }
         sB[t] = sumB;
         sD[t] = sumD;
@@ -579,7 +590,7 @@ static void backward_chunk(const ScanArgs *a, const Part *part, const Block *k, 
     for (int64_t t = 0; t < tn; t++) {
         const vf dDelta = sD[t] + c->u[t] * sB[t];
         const vf x = c->x[t];
-        const vf dd = a->delta_softplus ? vsel(x <= 20.0f, dDelta * vsigmoid(x), dDelta) : dDelta;
+        const vf dd = a->delta_softplus ? vsel(x > 20.0f, dDelta, dDelta * vsigmoid(x)) : dDelta; /* NaN x: NaN */
         bg->dbias += dd; /* padding steps too: their decay depends on the bias */
         c->x[t] = dd;                          /* x slot now holds ddelta */
         c->u[t] = c->dt[t] * sB[t] + p->D * dy[t]; /* u slot now holds du */
@@ -595,7 +606,7 @@ int scan_backward(const ScanArgs *a, int64_t begin, int64_t end) {
     const int64_t N = a->state, T = a->chunk, L = a->length, n_chunk = n_chunks(a);
     const int64_t per_part = a->blocks_per_part, parts_per_seg = parts_per_segment(a);
     const size_t TN = (size_t)(T * N);
-    /* per block: A, A2, carry, dA (N each); shared: h (N), dec, hs, dBl, dCl (T*N each), dy, sB, sD (T each) */
+    /* per block: A, A2, carry, dA (N each); shared: h (N), dec, prevs, dBl, dCl (T*N each), dy, sB, sD (T each) */
     vf *mem = alloc(sizeof(vf) * ((size_t)(4 * per_part + 1) * N + 4 * TN + 3 * (size_t)T));
     BlockGrad *bgs = alloc(sizeof(BlockGrad) * (size_t)per_part);
     Params *ps = alloc(sizeof(Params) * (size_t)per_part);
@@ -606,7 +617,7 @@ int scan_backward(const ScanArgs *a, int64_t begin, int64_t end) {
         free(ps);
         return -1;
     }
-    vf *h = mem + 4 * per_part * N, *dec = h + N, *hs = dec + TN, *dBl = hs + TN, *dCl = dBl + TN;
+    vf *h = mem + 4 * per_part * N, *dec = h + N, *prevs = dec + TN, *dBl = prevs + TN, *dCl = dBl + TN;
     vf *dy = dCl + TN, *sB = dy + T, *sD = sB + T;
     for (int64_t i = 0; i < per_part; i++) {
         ps[i].A = mem + 4 * i * N;
@@ -635,7 +646,7 @@ int scan_backward(const ScanArgs *a, int64_t begin, int64_t end) {
                 Prefetch f = {0};
                 if (next_unit(a, item, end, &part, ci, i, -1, &c, &next, &lo, &hi))
                     f = prefetch_plan(&next, lo, hi);
-                backward_chunk(a, &part, &ks[i], &ps[i], ci, &c, &f, hi, h, dec, hs, dBl, dCl, dy, sB, sD, &bgs[i]);
+                backward_chunk(a, &part, &ks[i], &ps[i], ci, &c, &f, hi, h, dec, prevs, dBl, dCl, dy, sB, sD, &bgs[i]);
             }
             for (int64_t t = 0; t < tn; t++) {
                 if (c.tok[t] < 0) continue;

@@ -19,11 +19,15 @@ import torch
 import kernels
 from kernels.backends import Backend
 from kernels.testing import (
+    GRAD_NAMES,
+    TRITON_MAY_ADD_NONFINITE,
     assert_eager_matches_custom_op,
     assert_matches_reference,
+    assert_nonfinite_matches_reference,
     assert_shared_u_matches_expanded,
     random_route,
     random_scan_inputs,
+    with_value,
 )
 
 triton = pytest.importorskip("triton")
@@ -84,6 +88,22 @@ def test_routes_with_padding_match_float64_reference(routes: int, groups: int, p
     route = random_route(routes, 9, pad, gen)
     inputs = random_scan_inputs(1, 8, 9, 2, groups, route=route, generator=gen)
     assert_matches_reference(Backend.TRITON, inputs, torch.float32)
+
+
+@interpreter_only
+@pytest.mark.parametrize("name", GRAD_NAMES)
+def test_nan_in_any_input_gives_nan_where_the_reference_does(name: str) -> None:
+    # 10 steps: 3 chunks of 4, the last with 2 steps past the end (an inf or NaN A made their decays NaN there)
+    inputs = with_value(random_scan_inputs(1, 4, 10, 2, 1), name, float("nan"))
+    assert_nonfinite_matches_reference(Backend.TRITON, inputs, may_add_nonfinite=TRITON_MAY_ADD_NONFINITE)
+
+
+@interpreter_only
+@pytest.mark.parametrize(("name", "value"), [("A", "inf"), ("A", "-inf"), ("delta", "inf"), ("delta", "-inf"),
+                                             ("z", "-inf"), ("u", "inf")])
+def test_inf_gives_finite_values_where_the_reference_does(name: str, value: str) -> None:
+    inputs = with_value(random_scan_inputs(1, 4, 10, 2, 1), name, float(value))
+    assert_nonfinite_matches_reference(Backend.TRITON, inputs, may_add_nonfinite=TRITON_MAY_ADD_NONFINITE)
 
 
 SHARED_U_CASES = {

@@ -12,11 +12,15 @@ import torch
 import kernels
 from kernels.backends import Backend
 from kernels.testing import (
+    GRAD_NAMES,
+    TRITON_MAY_ADD_NONFINITE,
     assert_eager_matches_custom_op,
     assert_matches_reference,
+    assert_nonfinite_matches_reference,
     assert_shared_u_matches_expanded,
     random_route,
     random_scan_inputs,
+    with_value,
 )
 from kernels.triton_scan import save_every
 
@@ -114,3 +118,12 @@ def test_long_sequence_stays_finite_and_matches_cpu_backend() -> None:
     assert torch.isfinite(gpu).all()
     err = (gpu.cpu().double() - ref).norm() / ref.norm()
     assert err < 1e-5, f"relative L2 error {err:.2e} against the float64 reference at L = 16384"
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+@pytest.mark.parametrize("name", GRAD_NAMES)
+def test_nonfinite_input_matches_reference(name: str, value: str) -> None:
+    # save_every() + 5 steps: two saved spans and steps past the end in the last chunk
+    inputs = with_value(random_scan_inputs(2, 64, save_every() + 5, 16, 2), name, float(value))
+    assert_nonfinite_matches_reference(Backend.TRITON, inputs, device="cuda",
+                                       may_add_nonfinite=TRITON_MAY_ADD_NONFINITE)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import kernels
-from kernels.testing import random_scan_inputs
+from kernels.testing import GRAD_NAMES, random_scan_inputs
 
 
 def call(**overrides):
@@ -32,12 +32,24 @@ def call(**overrides):
         (dict(u=torch.randint(0, 3, (2, 8, 10))), TypeError, r"u: expected dtype"),
         (dict(B=[1, 2]), TypeError, r"B: expected a torch.Tensor, got list"),
         (dict(A=torch.randn(8, 300)), ValueError, r"A: expected 1 <= N <= 256"),
-        (dict(u=torch.randn(2, 8, 10, device="meta")), ValueError, r"delta: expected device meta"),
+        (dict(u=torch.randn(2, 8, 10, device="meta")), ValueError,
+         r"u: expected device cpu \(same as the parameter A\), got meta"),
     ],
 )
 def test_bad_input(overrides: dict, error: type, pattern: str) -> None:
     with pytest.raises(error, match=pattern):
         call(**overrides)
+
+
+@pytest.mark.parametrize(("layer", "given"), [("meta", "cpu"), ("cpu", "meta")])
+@pytest.mark.parametrize("moved", [("u", "delta", "B", "C", "z"), ("z",)], ids=["every_activation", "z_only"])
+def test_device_mismatch_names_the_parameters_device_as_expected(layer: str, given: str, moved: tuple) -> None:
+    """A layer (A, D, delta_bias) on one device fed activations on another: the activations are what is wrong."""
+    inputs = random_scan_inputs(2, 8, 10, 4, 2)
+    args = {name: getattr(inputs, name).to(given if name in moved else layer) for name in GRAD_NAMES}
+    with pytest.raises(ValueError, match=rf"^{moved[0]}: expected device {layer} \(same as the parameter A\), "
+                                         rf"got {given}$"):
+        call(**args)
 
 
 @pytest.mark.parametrize(

@@ -253,14 +253,22 @@ def test_a_direction_list_of_the_wrong_length_is_refused(name: str) -> None:
         timm.create_model(name, directions=[[], *TABLES[name][1:]], device="meta")
 
 
-def test_a_window_larger_than_the_grid_names_the_layer() -> None:
-    # 96 px = 6 × 6 patches: local_vim_tiny's layer 0 has w7.
-    with pytest.raises(ValueError, match=r"layer 0: direction 'w7' has a 7 x 7 window, larger than the 6 x 6 token "
-                                         r"grid .*valid choices there: h, h_flip, v, v_flip, w2, w2_flip, or .*"
-                                         r"pad_oversized_windows=True"):  # fmt: skip
-        timm.create_model("local_vim_tiny", img_size=96)
-    model = timm.create_model("local_vim_tiny", img_size=96, pad_oversized_windows=True)
+def test_a_window_larger_than_the_grid_pads_by_default_and_names_the_layer_in_strict_mode() -> None:
+    # 96 px = 6 × 6 patches: local_vim_tiny's layer 0 has w7. The original zero-pads the grid to one window.
+    model = timm.create_model("local_vim_tiny", img_size=96)
     assert model(torch.randn(1, 3, 96, 96)).shape == (1, 1000)
+    with pytest.raises(ValueError, match=r"layer 0: direction 'w7' has a 7 x 7 window, larger than the 6 x 6 token "
+                                         r"grid .*valid choices there: h, h_flip, v, v_flip, w2, w2_flip; or .*"
+                                         r"pad_oversized_windows"):  # fmt: skip
+        timm.create_model("local_vim_tiny", img_size=96, pad_oversized_windows=False)
+
+
+@pytest.mark.parametrize("name", ["local_vssm_tiny", "local_vssm_small"])
+def test_released_local_vmamba_pads_windows_larger_than_a_stage_grid(name: str) -> None:
+    # 96 px: the last stage's grid is 3 × 3, smaller than the w7 windows the searched directions use there.
+    model = timm.create_model(name, num_classes=0).eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 96, 96)).shape == (1, model.num_features)
 
 
 def test_a_window_larger_than_a_stage_grid_names_the_block() -> None:

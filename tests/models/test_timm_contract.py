@@ -1,32 +1,21 @@
-"""The timm model contract, checked for every model vssm registers (timm 1.0.31's own model tests, adapted).
-
-Every name gets the cheap checks (construction on the meta device, factory kwargs, config, parameter groups).
-The forward/backward/feature checks run on the `test_*` variants and on the models small enough to run at their
-default input size on a CPU (``RUN_LIMIT`` parameters).
+"""vssm's own checks of the timm model contract, beyond timm's model test suite (which runs over our registry in
+test_timm_suite.py): factory dtype, config completeness, parameter groups that cover every parameter, training after
+inference mode, mixed precision, gradient checkpointing's gradients, numerically consistent heads, `in_chans`,
+`out_indices`, FX feature extraction through torchvision's plain tracer, the meta device.
 """
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import timm
 import torch
-from timm.layers import get_channel_dim, get_spatial_dim
+from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
 
+import kernels
 import vssm
 from vssm.layers.token_routes import clear_token_routes_cache
 
 ALL = vssm.list_models()
-RUN_LIMIT = 32e6  # parameters; vim_small / vmamba_tiny / mambavision_tiny run at full size, bases only on meta
-
-
-def _num_params_on_meta(name: str) -> int:
-    model = timm.create_model(name, device="meta")
-    return sum(p.numel() for p in model.parameters())
-
-
-RUNNABLE = [name for name in ALL if name.startswith("test_") or _num_params_on_meta(name) <= RUN_LIMIT]
 TEST_VARIANTS = [name for name in ALL if name.startswith("test_")]
 
 
@@ -61,11 +50,6 @@ def test_builds_on_meta_device_with_factory_kwargs(name: str) -> None:
     assert floating and all(p.dtype == torch.bfloat16 for p in floating), "dtype= was not honoured"
 
 
-@pytest.mark.parametrize("name", ALL)
-def test_unknown_constructor_kwarg_is_a_type_error(name: str) -> None:
-    with pytest.raises(TypeError):
-        timm.create_model(name, device="meta", definitely_not_an_argument=1)
-
 
 @pytest.mark.parametrize("name", ALL)
 def test_pretrained_cfg_names_real_weights_and_layers(name: str) -> None:
@@ -97,27 +81,6 @@ def test_parameter_groups_and_no_weight_decay_name_real_parameters(name: str) ->
     assert grouped == set(params), f"{name}: group_matcher misses {sorted(set(params) - grouped)[:5]}"
 
 
-@pytest.mark.parametrize("name", RUNNABLE)
-def test_forward_and_grad_checkpointing_agree(name: str) -> None:
-    model = timm.create_model(name).eval()
-    x = torch.randn(1, *_input_size(model))
-    with torch.no_grad():
-        out = model(x)
-        assert out.shape == (1, _output_width(model))
-        assert torch.isfinite(out).all()
-        model.set_grad_checkpointing(True)
-        torch.testing.assert_close(model(x), out, rtol=1e-4, atol=1e-5)
-
-
-@pytest.mark.parametrize("name", TEST_VARIANTS)
-def test_backward_reaches_every_parameter(name: str) -> None:
-    model = timm.create_model(name, num_classes=42).train()
-    x = torch.randn(2, *_input_size(model, target=128))
-    out = model(x)
-    assert out.shape == (2, 42)
-    out.mean().backward()
-    missing = [n for n, p in model.named_parameters() if p.grad is None]
-    assert not missing, f"no gradient for {missing[:5]}"
 
 
 @pytest.mark.parametrize("name", TEST_VARIANTS)
@@ -138,8 +101,13 @@ def test_bf16_autocast_trains_close_to_float32(name: str) -> None:
     come out of float32 convolutions and bf16 projections and must meet in one dtype).
 
     How far bf16 may move the logits depends on the network: measured by how far the float32 network moves when only
-    its input is rounded to bf16 (U-Mamba Enc's Mamba layers have no residual and feed InstanceNorms, which rescale
-    their small outputs together with their rounding: 8e-2 there, <= 3e-3 for the other test variants).
+    its input is rounded to bf16 (`sensitivity`). Autocast also rounds the input of every convolution and projection,
+    which moved the logits 2.4-7.4x the sensitivity (every test variant, seeds 0-2); the 2e-2 floor covers that where
+    the sensitivity is small (<= 3.4e-3). Only U-Mamba Enc's is large, 7e-2 to 8e-2: its float32 network amplifies a
+    perturbation, each Mamba layer multiplying the relative error of its input by 1.7-2.3 (no residual: the Mamba
+    output, 2-10 % of the input's norm, replaces the map). There bf16 moves the logits 2.4-3.1x the sensitivity
+    (about 0.2), and the original U-Mamba run under the same autocast on the golden weights moves as far
+    (model_cards/umamba.md).
     """
     model = timm.create_model(name, drop_path_rate=0.0).eval()
     x = torch.randn(2, *_input_size(model, target=128))
@@ -187,38 +155,6 @@ def test_forward_features_head_and_reset_classifier(name: str) -> None:
         assert model.get_classifier().out_features == 7
 
 
-@pytest.mark.parametrize("name", TEST_VARIANTS)
-def test_features_only_matches_feature_info(name: str) -> None:
-    model = timm.create_model(name, features_only=True).eval()
-    channels, reductions = model.feature_info.channels(), model.feature_info.reduction()
-    size = _input_size(model, target=128)
-    with torch.no_grad():
-        outputs = model(torch.randn(1, *size))
-    assert len(outputs) == len(channels) >= 3
-    fmt = getattr(model, "output_fmt", "NCHW")
-    for c, r, o in zip(channels, reductions, outputs):
-        assert o.shape[get_channel_dim(fmt)] == c
-        for axis, extent in zip(get_spatial_dim(fmt), size[1:]):
-            assert o.shape[axis] <= math.ceil(extent / r) + 1
-        assert torch.isfinite(o).all()
-
-
-@pytest.mark.parametrize("name", TEST_VARIANTS)
-def test_forward_intermediates_and_pruning(name: str) -> None:
-    model = timm.create_model(name).eval()
-    x = torch.randn(1, *_input_size(model))
-    with torch.no_grad():
-        features = model.forward_features(x)
-        final, intermediates = model.forward_intermediates(x, output_fmt="NCHW")
-        torch.testing.assert_close(final, features)
-        assert intermediates and all(t.ndim == 4 and t.shape[0] == 1 for t in intermediates)
-        only_last = model.forward_intermediates(x, indices=1, intermediates_only=True)
-        assert len(only_last) == 1
-        torch.testing.assert_close(only_last[0], intermediates[-1])
-        kept = model.prune_intermediate_layers(indices=1, prune_head=True)
-        assert kept == [len(intermediates) - 1]
-        pruned = model.forward_intermediates(x, indices=1, intermediates_only=True)
-        torch.testing.assert_close(pruned[0], intermediates[-1])
 
 
 @pytest.mark.parametrize("name", TEST_VARIANTS)
@@ -230,3 +166,42 @@ def test_in_chans_and_wrong_channel_count(name: str) -> None:
         assert model(torch.randn(1, 1, *size[1:])).shape == (1, _output_width(model))
         with pytest.raises(ValueError, match="channel"):
             model(torch.randn(1, 3, *size[1:]))
+
+
+@pytest.mark.parametrize("name", TEST_VARIANTS)
+def test_features_only_takes_out_indices(name: str) -> None:
+    """The call every detection user makes: `out_indices=` with `features_only=True` (a TypeError before)."""
+    full = timm.create_model(name, features_only=True).eval()
+    model = timm.create_model(name, features_only=True, out_indices=(1, 2)).eval()
+    assert model.feature_info.channels() == full.feature_info.channels()[1:3]
+    x = torch.randn(1, *_input_size(model))
+    with torch.no_grad():
+        maps = model(x)
+    assert [m.shape[1] for m in maps] == model.feature_info.channels()
+
+
+@pytest.mark.parametrize("name", TEST_VARIANTS)
+def test_torchvision_feature_extractor_traces_with_its_plain_tracer(name: str) -> None:
+    """torchvision's `create_feature_extractor` without timm's tracer settings: the graph computes what the model does,
+    owns every parameter (trains them), and still checks its input."""
+    model = timm.create_model(name).eval()
+    x = torch.randn(2, *_input_size(model))
+    _, eval_nodes = get_graph_node_names(model)
+    traced = create_feature_extractor(model, return_nodes={eval_nodes[-1]: "out"})
+    assert {n for n, _ in traced.named_parameters()} == {n for n, _ in model.named_parameters()}
+    with torch.no_grad():
+        torch.testing.assert_close(traced(x)["out"], model(x))
+        with pytest.raises(ValueError, match="channel"):
+            traced(torch.randn(1, model.in_chans + 1, *x.shape[2:]))
+
+
+@pytest.mark.parametrize("backend", list(kernels.Backend))
+@pytest.mark.parametrize("name", TEST_VARIANTS)
+def test_runs_on_the_meta_device_whatever_backend(name: str, backend: kernels.Backend) -> None:
+    model = timm.create_model(name, device="meta").eval()
+    x = torch.randn(2, *_input_size(model), device="meta")
+    with kernels.use_backend(backend):
+        out = model(x)
+        maps = model.forward_intermediates(x, intermediates_only=True)
+    assert out.device.type == "meta" and out.shape == (2, _output_width(model))
+    assert maps and all(m.device.type == "meta" and m.shape[0] == 2 for m in maps)

@@ -65,7 +65,7 @@ def test_dynamic_img_size_resamples_around_the_class_slot() -> None:
     with torch.no_grad():
         torch.testing.assert_close(dynamic(x), fixed(x), rtol=0, atol=0)
         out = dynamic(torch.randn(1, 3, 96, 112))  # 6 × 7 grid, class token at 21 of 43
-        pos = dynamic._pos_embed((6, 7))
+        pos = dynamic._pos_embed(dynamic.pos_embed, (6, 7))
     assert out.shape == (1, 1000) and pos.shape == (1, 43, 64)
     torch.testing.assert_close(pos[:, 21], fixed.pos_embed[:, 8], rtol=0, atol=0)
     grid = torch.cat([fixed.pos_embed[:, :8], fixed.pos_embed[:, 9:]], 1)

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .fx import fx_leaf
 from .ssm_core import RouteNaming, SSMConfig, SSMCore
 from .token_routes import SequenceRoutes
 
@@ -120,6 +121,7 @@ class MambaMixer(SSMCore):
         xz = F.linear(x, self.in_proj.weight, self.in_proj.bias).transpose(1, 2)
         return xz[:, : self.d_inner], xz[:, self.d_inner :]
 
+    @fx_leaf  # the routes decide the gathers
     def route_outputs(self, x: Tensor, routes: SequenceRoutes) -> Tensor:
         """x: (B, L, D) -> y: (B, K, E, L') each route's SSM output gated by its silu(z), in the route's visit order
         (for mixers that process each route before the merge)."""
@@ -132,6 +134,7 @@ class MambaMixer(SSMCore):
         y = routes.merge(ys, mean=self.merge_mode is RouteMerge.MEAN)
         return self.out_proj(y.transpose(1, 2))
 
+    @fx_leaf  # the routes decide the gathers and the merge
     def forward(self, x: Tensor, routes: SequenceRoutes) -> Tensor:
         """x: (B, L, D), routes: K routes through the L tokens -> (B, L, D).
 

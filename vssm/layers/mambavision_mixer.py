@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 import scans
+from vssm.layers.fx import fx_leaf
 from vssm.layers.ssm_core import RouteNaming, SSMConfig, SSMCore
 from vssm.layers.token_routes import SequenceRoutes, token_routes
 
@@ -115,6 +116,7 @@ class MambaVisionMixer(SSMCore):
             height = width = self.window_size
         return token_routes(self.order, height, width, device)
 
+    @fx_leaf  # its routes follow the sequence length
     def forward(self, x: Tensor) -> Tensor:
         """x: (B, L, C) the tokens of B windows in raster order -> (B, L, C)."""
         if x.ndim != 3 or x.shape[-1] != self.d_model:

@@ -12,6 +12,7 @@ sequence, routed as a 1 × L strip (for `raster`, the C-order flattening of D ×
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import math
 
@@ -21,6 +22,7 @@ from torch import Tensor, nn
 import scans
 from scans import ScanOrder
 
+from .fx import fx_leaf
 from .mamba_mixer import MambaMixer, RouteMerge
 from .ssm_core import RouteNaming, SSMConfig
 from .token_routes import SequenceRoutes, token_routes
@@ -76,6 +78,7 @@ class MapMamba(nn.Module):
             return token_routes(self.order, x.shape[2], x.shape[3], x.device)
         return token_routes(self.order, 1, length, x.device)
 
+    @fx_leaf  # its checks and routes follow the map's shape
     def forward(self, x: Tensor) -> Tensor:
         """x: (B, C, *S) with S two or three spatial sizes -> (B, C, *S)."""
         if x.ndim not in (4, 5):
@@ -89,7 +92,10 @@ class MapMamba(nn.Module):
                 f"MapMamba ({self.tokens.value} tokens) has d_model={self.d_model}, but the map {tuple(x.shape)} has "
                 f"{width} {what}"
             )
-        with torch.autocast(device_type=x.device.type, enabled=False):
+        # No autocast on devices without one (meta: shape inference).
+        no_autocast = (torch.autocast(device_type=x.device.type, enabled=False)
+                       if torch.amp.is_autocast_available(x.device.type) else contextlib.nullcontext())
+        with no_autocast:
             x = x.to(self.norm.weight.dtype)
             if self.tokens is MapTokens.PATCH:
                 t = x.reshape(batch, channels, positions).transpose(1, 2)  # (B, L = ∏S, C)

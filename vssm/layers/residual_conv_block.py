@@ -16,8 +16,31 @@ import torch
 from timm.layers import DropPath
 from torch import Tensor, nn
 
+from vssm.layers.fx import fx_leaf
+
 _CONV = {2: nn.Conv2d, 3: nn.Conv3d}
-_INSTANCE_NORM = {2: nn.InstanceNorm2d, 3: nn.InstanceNorm3d}
+
+
+class _AnyBatchInstanceNorm:
+    """torch's instance norm fails on an empty batch (torch 2.14: IndexError from `select`, it reads the first
+    sample): an empty batch stays an empty batch, any other goes through the norm."""
+
+    @fx_leaf  # decides by the batch size
+    def forward(self, x: Tensor) -> Tensor:
+        if x.shape[0] == 0:
+            return x.clone()
+        return super().forward(x)
+
+
+class InstanceNorm2d(_AnyBatchInstanceNorm, nn.InstanceNorm2d):
+    """nn.InstanceNorm2d that also takes an empty batch."""
+
+
+class InstanceNorm3d(_AnyBatchInstanceNorm, nn.InstanceNorm3d):
+    """nn.InstanceNorm3d that also takes an empty batch."""
+
+
+_INSTANCE_NORM = {2: InstanceNorm2d, 3: InstanceNorm3d}
 
 
 def conv_nd(ndim: int) -> type[nn.Module]:
@@ -90,11 +113,12 @@ class ResidualConvBlock(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         y = self.act(self.norm1(self.conv1(x)))
         y = self.drop_path(self.norm2(self.conv2(y)))
-        if self.skip_conv is None:
-            skip = x
-        elif self.strided and x.device.type == "cpu":
-            # torch 2.14's oneDNN backward of a strided 1×1 conv crashes (SIGSEGV) on a channels-last CPU input.
-            skip = self.skip_conv(x.contiguous())
-        else:
-            skip = self.skip_conv(x)
+        skip = x if self.skip_conv is None else self.project_skip(x)
         return self.act(y + skip)
+
+    @fx_leaf  # decides by the input's device
+    def project_skip(self, x: Tensor) -> Tensor:
+        if self.strided and x.device.type == "cpu":
+            # torch 2.14's oneDNN backward of a strided 1×1 conv crashes (SIGSEGV) on a channels-last CPU input.
+            return self.skip_conv(x.contiguous())
+        return self.skip_conv(x)

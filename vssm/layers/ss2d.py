@@ -27,6 +27,7 @@ from torch import nn
 
 import kernels
 import scans
+from vssm.layers.fx import fx_leaf
 from vssm.layers.layout import Layout, layer_norm, linear
 
 
@@ -188,6 +189,7 @@ class SS2D(nn.Module):
             y = y * z
         return self.out_proj(y.to(x.dtype))
 
+    @fx_leaf  # its routes and CPU chunking follow the grid
     def ssm(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, E, H, W) after the conv -> the routes' outputs summed at their tokens, (B, E, H, W).
 
@@ -196,7 +198,7 @@ class SS2D(nn.Module):
         height, width = x.shape[-2:]
         routed = self.route_addressing and routable(self.order, height, width)
         run = self._ssm_routed if routed else self._ssm_materialised
-        samples = max(1, CPU_ROUTE_TENSOR_BYTES // (4 * self.num_routes * x[0].numel()))
+        samples = max(1, CPU_ROUTE_TENSOR_BYTES // (4 * self.num_routes * math.prod(x.shape[1:])))
         if x.device.type != "cpu" or samples >= x.shape[0]:
             return run(x)
         return torch.cat([run(part) for part in x.split(samples)])
@@ -206,7 +208,8 @@ class SS2D(nn.Module):
         routes, length = self.num_routes, height * width
         tokens = x.reshape(batch, inner, length)
         # The projections are pointwise in L, so they run once in token order for all K routes.
-        x_dbl = torch.matmul(self.x_proj_weight.reshape(-1, inner), tokens).view(batch, routes, -1, length)
+        projected = self.x_proj_weight.shape[1]  # R + 2N
+        x_dbl = torch.matmul(self.x_proj_weight.reshape(-1, inner), tokens).view(batch, routes, projected, length)
         delta, b, c = self._delta_bc(x_dbl)
         # Every route reads the same u: the op takes it as (B, E, L) ("shared u"), no K-fold copy, no gather.
         route = self.order.route(height, width, x.device)

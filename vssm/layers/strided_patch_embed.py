@@ -10,6 +10,8 @@ import torch
 from timm.layers import to_2tuple
 from torch import Tensor, nn
 
+from vssm.layers.fx import fx_leaf
+
 
 class StridedPatchEmbed(nn.Module):
     """Conv2d(in_chans -> embed_dim, kernel `patch_size`, stride `stride`): (B, C, H, W) -> (B, H', W', D).
@@ -57,8 +59,9 @@ class StridedPatchEmbed(nn.Module):
             grid.append((size - patch) // stride + 1)
         return grid[0], grid[1]
 
-    def check_input(self, x: Tensor) -> tuple[int, int]:
-        """Validate an input batch (B, C, H, W); returns its token grid."""
+    @fx_leaf
+    def check_input(self, x: Tensor) -> Tensor:
+        """x, an input batch (B, C, H, W) if it is valid (ValueError if not: shape, channels, size)."""
         if not isinstance(x, Tensor) or x.ndim != 4:
             got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
             raise ValueError(f"expected images of shape (B, C, H, W), got {got}")
@@ -70,9 +73,10 @@ class StridedPatchEmbed(nn.Module):
                 f"expected input size {self.img_size[0]}×{self.img_size[1]} (the model's img_size; build it with "
                 f"dynamic_img_size=True for other sizes), got {size[0]}×{size[1]}"
             )
-        return self.feat_size(size)
+        self.feat_size(size)
+        return x
 
     def forward(self, x: Tensor) -> Tensor:
         """x: (B, C, H, W) -> (B, H', W', D)."""
-        self.check_input(x)
+        x = self.check_input(x)  # its result, so that traced graphs keep the check
         return self.proj(x).permute(0, 2, 3, 1)

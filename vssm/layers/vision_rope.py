@@ -18,6 +18,8 @@ import torch.nn.functional as F
 from timm.layers import apply_rot_embed, build_rotary_pos_embed
 from torch import Tensor, nn
 
+from vssm.layers.fx import fx_leaf
+
 
 class VisionRope(nn.Module):
     """Rotary position embedding for the H·W tokens of a grid (raster order, no class token).
@@ -51,6 +53,7 @@ class VisionRope(nn.Module):
         self.register_buffer("freqs_cos", cos.to(dtype or torch.float32))
         self.register_buffer("freqs_sin", sin.to(dtype or torch.float32))
 
+    @fx_leaf  # built for the grid
     def tables(self, grid: tuple[int, int]) -> tuple[Tensor, Tensor]:
         """(cos, sin), each (H·W, D), for a grid: the stored tables, or them resized bicubically to another grid."""
         grid = (int(grid[0]), int(grid[1]))
@@ -64,6 +67,7 @@ class VisionRope(nn.Module):
         image = F.interpolate(image, size=grid, mode="bicubic", align_corners=False)
         return image.flatten(2).transpose(1, 2)[0]
 
+    @fx_leaf  # picks its kernel by the input's dtype and layout
     def forward(self, x: Tensor, tables: tuple[Tensor, Tensor]) -> Tensor:
         """x: (B, H·W, D) -> rotated, same shape and dtype; `tables` from `tables(grid)`."""
         cos, sin = tables
@@ -71,7 +75,7 @@ class VisionRope(nn.Module):
             # Each channel pair (a, b) turned by its angle is one complex product (a + ib)·e^{iθ}: one elementwise op
             # instead of timm's five (LocalVim-T applies RoPE 40 times per image; each op costs a thread wake-up).
             turn = torch.complex(cos[:, 0::2], sin[:, 0::2])  # (H·W, D/2): the pair's two channels share θ
-            pairs = torch.view_as_complex(x.view(*x.shape[:-1], -1, 2))
+            pairs = torch.view_as_complex(x.view(*x.shape[:-1], x.shape[-1] // 2, 2))
             return torch.view_as_real(pairs * turn).view(x.shape)
         return apply_rot_embed(x, sin, cos)
 

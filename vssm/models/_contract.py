@@ -5,7 +5,9 @@ Every family's model class implements timm's interface itself (`forward_features
 logic in several of them lives here:
 
 * argument and input checks with the messages every family gives (`check_image`, `check_global_pool`,
-  `check_output_fmt`), and `linear_head` for `reset_classifier`;
+  `check_output_fmt`, `check_image_like`), and `linear_head` for `reset_classifier`;
+* the constructors' numeric-argument checks (`check_int`, `check_ints`, `check_float`, `check_rates`): a ValueError
+  at build time naming the argument, the expected range and the value given;
 * `init_linear_and_norms`: the originals' `_init_weights` (timm's ViT/Swin init);
 * for stem -> `Stage`s -> final norm networks (VMamba, LocalVMamba, MambaVision): `stage_group_matcher`,
   `forward_stage_intermediates` (the stage maps before each downsample, what the originals' dense backbones take)
@@ -14,9 +16,12 @@ logic in several of them lives here:
 
 from __future__ import annotations
 
+import math
+import numbers
 import re
 from collections.abc import Sequence
 
+import torch
 from timm.layers import get_device_dtype, trunc_normal_
 from timm.models._features import feature_take_indices
 from torch import Tensor, nn
@@ -25,12 +30,18 @@ from vssm.layers.layout import Layout
 from vssm.layers.stage import Stage
 
 __all__ = [
+    "check_float",
     "check_global_pool",
     "check_image",
+    "check_image_like",
+    "check_int",
+    "check_ints",
     "check_output_fmt",
+    "check_rates",
     "forward_stage_intermediates",
     "init_linear_and_norms",
     "linear_head",
+    "map_head",
     "prune_stages",
     "stage_group_matcher",
 ]
@@ -63,10 +74,72 @@ def check_output_fmt(output_fmt: str, choices: Sequence[str]) -> None:
         raise ValueError(f"output_fmt: expected {' or '.join(map(repr, choices))}, got {output_fmt!r}")
 
 
+def check_int(name: str, value: object, minimum: int = 1, meaning: str = "") -> None:
+    """A constructor's integer argument: TypeError unless an int (not a bool), ValueError below `minimum`.
+    `meaning` says what the smallest value does (num_classes: "0: no classifier")."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected an int >= {minimum}, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name}: expected an int >= {minimum}{f' ({meaning})' if meaning else ''}, got {value}")
+
+
+def check_ints(name: str, values: object, minimum: int = 1) -> None:
+    """A constructor's per-stage integers (depths, dims): a non-empty sequence, each entry `check_int`'s."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+        raise TypeError(f"{name}: expected a sequence of ints >= {minimum}, got {type(values).__name__} {values!r}")
+    if not values:
+        raise ValueError(f"{name}: expected at least one entry (ints >= {minimum}), got {values!r}")
+    for i, value in enumerate(values):
+        check_int(f"{name}[{i}]", value, minimum)
+
+
+def check_float(name: str, value: object, minimum: float = 0.0, inclusive: bool = False) -> None:
+    """A constructor's real argument (expand, mlp_ratio, eps): TypeError unless a number, ValueError unless finite
+    and above `minimum` (or equal to it, `inclusive`)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a number, got {type(value).__name__} {value!r}")
+    above = value >= minimum if inclusive else value > minimum
+    if not (math.isfinite(value) and above):
+        raise ValueError(f"{name}: expected a finite number {'>=' if inclusive else '>'} {minimum:g}, got {value}")
+
+
+def check_rates(**rates: object) -> None:
+    """Dropout and stochastic-depth rates (`drop_rate=..., drop_path_rate=...`): each a probability in [0, 1)."""
+    for name, value in rates.items():
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"{name}: expected a probability in [0, 1), got {type(value).__name__} {value!r}")
+        if not 0 <= value < 1:
+            raise ValueError(f"{name}: expected a probability in [0, 1), got {value}")
+
+
+def check_image_like(x: Tensor, weight: Tensor) -> None:
+    """ValueError unless x is on the device of the model's first `weight`; TypeError unless it is a floating tensor of
+    its dtype. Under autocast other floating dtypes pass too, except float64 (input or model): autocast casts the
+    rest for each op, never float64."""
+    if x.device != weight.device:
+        raise ValueError(f"expected an image tensor on the model's device {weight.device}, got one on {x.device} "
+                         f"(move it with x.to({str(weight.device)!r}))")
+    dtype = weight.dtype
+    if not x.is_floating_point():
+        raise TypeError(f"expected a floating-point image tensor ({dtype}, the model's dtype), got {x.dtype}")
+    device = x.device.type
+    autocast = torch.amp.is_autocast_available(device) and torch.is_autocast_enabled(device)
+    if x.dtype != dtype and not (autocast and torch.float64 not in (x.dtype, dtype)):
+        raise TypeError(f"expected an image tensor of the model's dtype {dtype}, got {x.dtype} (convert it with "
+                        f"x.to({dtype}) or the model with model.to({x.dtype}))")
+
+
 def linear_head(model: nn.Module, num_features: int, num_classes: int) -> nn.Module:
     """A new classifier for `reset_classifier`: Linear(num_features, num_classes) on the model's device and dtype,
-    or Identity for num_classes 0."""
-    return nn.Linear(num_features, num_classes, **get_device_dtype(model)) if num_classes > 0 else nn.Identity()
+    or Identity for num_classes 0, in the model's train / eval mode."""
+    head = nn.Linear(num_features, num_classes, **get_device_dtype(model)) if num_classes > 0 else nn.Identity()
+    return head.train(model.training)
+
+
+def map_head(head: nn.Module, x: Tensor, channels_first: bool = True) -> Tensor:
+    """A Linear classifier at every position of an unpooled map (global_pool=''): (B, C, H, W) -> (B, classes, H, W)
+    (channels_first), or (B, H, W, C) -> (B, H, W, classes); the map keeps its layout, as timm's models keep theirs."""
+    return head(x.movedim(1, -1)).movedim(-1, 1) if channels_first else head(x)
 
 
 def init_linear_and_norms(module: nn.Module, norm_types: tuple[type[nn.Module], ...] = (nn.LayerNorm,)) -> None:

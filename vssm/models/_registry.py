@@ -6,8 +6,11 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import timm
-from timm.models import build_model_with_cfg
+from timm.models import build_model_with_cfg, resolve_pretrained_cfg
+from timm.models._builder import _resolve_pretrained_source
 from torch import nn
+
+from vssm.models._checkpoint import read_checkpoint, select_weights
 
 ModelT = TypeVar("ModelT", bound=nn.Module)
 
@@ -17,13 +20,23 @@ def build_model(
     variant: str,
     pretrained: bool,
     checkpoint_filter_fn: Callable[[dict, nn.Module], dict],
-    out_indices: int | Sequence[int],
+    default_out_indices: int | Sequence[int],
     **kwargs: Any,
 ) -> ModelT:
     """timm's `build_model_with_cfg` as every family calls it: pretrained weights go through the family's
     `checkpoint_filter_fn`, and `features_only=True` wraps the model in timm's feature getter over its
-    `forward_intermediates` at `out_indices` (the family's default dense taps; a caller's `out_indices=` wins)."""
-    return build_model_with_cfg(
+    `forward_intermediates` at the caller's `out_indices=` (default: the family's dense taps,
+    `default_out_indices`). A local pretrained file (`pretrained_cfg_overlay=dict(file=...)`) is read by
+    `read_checkpoint`, as every other loading path reads one."""
+    out_indices = kwargs.pop("out_indices", default_out_indices)
+    file = _pretrained_file(variant, kwargs) if pretrained else None
+    if file is not None:
+        # timm's reader gives EOFError, KeyError: 101 or an empty FileNotFoundError for a broken file and takes the EMA
+        # weights of a training checkpoint; ours names the file and what is wrong with it and warns of NaN / inf, and
+        # the model weights are taken, as on every other loading path. Only they go on: timm deep-copies its config.
+        weights, _ = select_weights(read_checkpoint(file), what=f"checkpoint {file}")
+        kwargs["pretrained_cfg_overlay"] = {**(kwargs.get("pretrained_cfg_overlay") or {}), "state_dict": weights}
+    model = build_model_with_cfg(
         model_cls,
         variant,
         pretrained,
@@ -31,6 +44,20 @@ def build_model(
         feature_cfg=dict(out_indices=out_indices, feature_cls="getter"),
         **kwargs,
     )
+    if file is not None:  # the configs keep the file's name, not a copy of its weights
+        for module in model.modules():
+            for cfg in (getattr(module, "pretrained_cfg", None), getattr(module, "default_cfg", None)):
+                if isinstance(cfg, dict):
+                    cfg.pop("state_dict", None)
+    return model
+
+
+def _pretrained_file(variant: str, kwargs: dict[str, Any]) -> str | None:
+    """The local file timm would read the pretrained weights from (its own reader, not a family's `custom_load`),
+    else None (a state dict, a URL or the Hugging Face hub)."""
+    cfg = resolve_pretrained_cfg(variant, kwargs.get("pretrained_cfg"), kwargs.get("pretrained_cfg_overlay"))
+    source, location = _resolve_pretrained_source(vars(cfg))  # not to_dict(): it deep-copies a given state dict
+    return location if source == "file" and not cfg.custom_load else None
 
 
 def list_models(pattern: str = "*") -> list[str]:

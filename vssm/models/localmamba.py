@@ -37,14 +37,15 @@ from torch import Tensor, nn
 import scans
 from scans import VReverse
 from vssm.layers.bi_attn import BiAttn
+from vssm.layers.fx import fx_leaf
 from vssm.layers.mamba_mixer import RouteMerge
 from vssm.layers.ss2d import SS2DForm
 from vssm.layers.ssm_core import RouteNaming
 from vssm.layers.token_pos_embed import resample_pos_embed_with_middle_token
 from vssm.layers.token_routes import ClassTokenRouting, SequenceRoutes
 from vssm.models import _localmamba_directions as tables
-from vssm.models._checkpoint import check_fits, model_name, rename_key, select_weights
-from vssm.models._contract import init_linear_and_norms
+from vssm.models._checkpoint import check_fits, checkpoint_family, model_name, rename_key, select_weights
+from vssm.models._contract import check_int, check_ints, init_linear_and_norms
 from vssm.models._registry import build_model
 from vssm.models.vim import VisionMamba
 from vssm.models.vmamba import Downsample, Stem, VMamba
@@ -61,7 +62,7 @@ def windowed_directions(
     directions: DirectionLists,
     depth: int,
     v_reverse: VReverse = VReverse.OFFICIAL,
-    pad_oversized_windows: bool = False,
+    pad_oversized_windows: bool = True,
     unit: str = "layer",
 ) -> scans.PerLayer:
     """One `scans.Windowed` order per layer from LocalMamba's per-layer direction lists.
@@ -102,7 +103,7 @@ def check_windows(orders: Sequence[scans.ScanOrder], grids: Sequence[tuple[int, 
                 raise ValueError(
                     f"{unit} {i}: direction {str(direction)!r} has a {direction.window} x {direction.window} window, "
                     f"larger than the {height} x {width} token grid it scans ({where}); valid choices there: "
-                    f"{', '.join(fitting)}, or build the model with pad_oversized_windows=True to zero-pad the grid "
+                    f"{', '.join(fitting)}; or leave pad_oversized_windows at its default (True) to zero-pad the grid "
                     "to one window as the original does"
                 )
 
@@ -135,8 +136,8 @@ class LocalVim(VisionMamba):
         directions: one list of direction names per layer (`h`, `h_flip`, `v`, `v_flip`, `wK`, `wK_flip`); position
             k is the layer's parameter slot k. Default: LocalVim-T's searched lists.
         v_reverse: how `v` routes are undone on non-square grids (`VReverse.OFFICIAL`, the original's, by default).
-        pad_oversized_windows: allow windows larger than the token grid (zero-padded to one window, as the original);
-            otherwise such a window raises ValueError naming the layer.
+        pad_oversized_windows: a window larger than the token grid zero-pads the grid to one window, as the original
+            does (default); False is a strict mode where such a window raises ValueError naming the layer.
         scan: any `scans` order or schedule instead of `directions` (each layer then has one parameter set per route).
         class_token: a middle class token (LocalVim-T mid-cls), taken out of every route and re-inserted at the same
             step p = M // 2 of each; needs `rope=False`.
@@ -158,13 +159,14 @@ class LocalVim(VisionMamba):
         depth: int = 20,
         directions: DirectionLists | None = None,
         v_reverse: VReverse = VReverse.OFFICIAL,
-        pad_oversized_windows: bool = False,
+        pad_oversized_windows: bool = True,
         scan: str | scans.ScanOrder | scans.Schedule | None = None,
         class_token: bool = False,
         rope: bool | None = None,
         global_pool: str | None = None,
         **kwargs: Any,
     ) -> None:
+        check_int("depth", depth)
         schedule = _schedule(scan, directions, tables.LOCAL_VIM_TINY, depth, v_reverse, pad_oversized_windows, "layer")
         rope = not class_token if rope is None else rope
         super().__init__(
@@ -199,22 +201,29 @@ class LocalVim(VisionMamba):
                 with torch.no_grad():
                     weight.div_(math.sqrt(len(self.layers)))
 
+    @fx_leaf  # built (and checked) for the grid
     def _routes(self, grid: tuple[int, int], device: torch.device) -> list[SequenceRoutes]:
         check_windows(self.layer_orders, [grid] * len(self.layer_orders), "layer", f"{grid[0]} x {grid[1]} patches")
         return super()._routes(grid, device)
 
-    def _pos_embed(self, grid: tuple[int, int]) -> Tensor:
+    @fx_leaf  # resampled for the grid (pos_embed is an argument so that traced graphs own it)
+    def _pos_embed(self, pos_embed: Tensor, grid: tuple[int, int]) -> Tensor:
         # As the original's dense backbones: bicubic, align_corners=False, no antialiasing.
         return resample_pos_embed_with_middle_token(
-            self.pos_embed, grid, self.patch_embed.grid_size, class_token=self.has_class_token, antialias=False
+            pos_embed, grid, self.patch_embed.grid_size, class_token=self.has_class_token, antialias=False
         )
 
     def embed(self, x: Tensor) -> tuple[Tensor, tuple[int, int]]:
-        if self.dynamic_img_size and isinstance(x, Tensor) and x.ndim == 4:
-            # timm's PatchEmbed(dynamic_img_pad=True), as the original: zeros at the bottom and right.
-            patch_h, patch_w = self.patch_embed.patch_size
-            x = F.pad(x, (0, -x.shape[-1] % patch_w, 0, -x.shape[-2] % patch_h))
-        return super().embed(x)
+        return super().embed(self.pad_to_patches(x) if self.dynamic_img_size else x)
+
+    @fx_leaf  # pads by the input's size
+    def pad_to_patches(self, x: Tensor) -> Tensor:
+        """timm's PatchEmbed(dynamic_img_pad=True), as the original: zeros at the bottom and right up to whole
+        patches (input the patch embedding refuses passes through for it to name)."""
+        if not isinstance(x, Tensor) or x.ndim != 4:
+            return x
+        patch_h, patch_w = self.patch_embed.patch_size
+        return F.pad(x, (0, -x.shape[-1] % patch_w, 0, -x.shape[-2] % patch_h))
 
 
 # ---------------------------------------------------------------------------------------------------- LocalVMamba
@@ -241,10 +250,11 @@ class LocalVMamba(VMamba):
         expand: float = 2.0,
         directions: DirectionLists | None = None,
         v_reverse: VReverse = VReverse.OFFICIAL,
-        pad_oversized_windows: bool = False,
+        pad_oversized_windows: bool = True,
         scan: str | scans.ScanOrder | scans.Schedule | None = None,
         **kwargs: Any,
     ) -> None:
+        check_ints("depths", depths)
         depths = tuple(depths)
         schedule = _schedule(
             scan, directions, tables.LOCAL_VSSM_TINY, sum(depths), v_reverse, pad_oversized_windows, "block"
@@ -272,12 +282,14 @@ class LocalVMamba(VMamba):
             grids.append(grid)
         return grids
 
-    def _check_input(self, x: Tensor) -> None:
-        super()._check_input(x)
+    @fx_leaf
+    def check_input(self, x: Tensor) -> Tensor:
+        x = super().check_input(x)
         height, width = x.shape[-2:]
         grids = [grid for stage, grid in zip(self.layers, self.stage_grids(height, width))
                  for _ in stage.blocks]  # fmt: skip
         check_windows(self.block_orders[: len(grids)], grids, "block", f"input {height} x {width}")
+        return x
 
 
 # ---------------------------------------------------------------------------------------------------- checkpoints
@@ -290,19 +302,20 @@ _RENAMES = (
 
 
 def _describe(state_dict: dict[str, Tensor]) -> str:
-    """What a LocalMamba-format state dict is: family, width/depth, class token."""
+    """What a LocalMamba-format state dict is: family (`checkpoint_family`), width/depth, class token."""
+    family = checkpoint_family(state_dict)
     if "layers.0.blocks.0.op.in_proj.weight" in state_dict:
         stages = sorted({int(k.split(".")[1]) for k in state_dict if re.match(r"layers\.\d+\.blocks\.", k)})
         depths = [len({k.split(".")[3] for k in state_dict if k.startswith(f"layers.{s}.blocks.")}) for s in stages]
         dims = [state_dict[f"layers.{s}.blocks.0.norm.weight"].shape[0] for s in stages]
-        return f"a LocalVMamba checkpoint (depths {depths}, dims {dims})"
+        return f"a {family or 'LocalVMamba'} checkpoint (depths {depths}, dims {dims})"
     if "patch_embed.proj.weight" in state_dict:
         depth = len({k.split(".")[1] for k in state_dict if re.match(r"layers\.\d+\.norm\.weight$", k)})
         width = state_dict["patch_embed.proj.weight"].shape[0]
         kind = "middle class token" if "cls_token" in state_dict else ("RoPE" if "rope.freqs_cos" in state_dict
                                                                         else "no class token, no RoPE")
-        return f"a LocalVim checkpoint (embed_dim {width}, depth {depth}, {kind})"
-    return "not a LocalMamba checkpoint"
+        return f"a {family or 'LocalVim'} checkpoint (embed_dim {width}, depth {depth}, {kind})"
+    return "the checkpoint"
 
 
 def _resize_grid_table(table: Tensor, grid: tuple[int, int]) -> Tensor:
@@ -415,7 +428,8 @@ default_cfgs = generate_default_cfgs({
     "local_vssm_tiny.untrained": _vssm_cfg(notes=_NO_WEIGHTS + "the README says 'retraining...' (LocalMamba#40, #42)"),
     "local_vssm_small.in1k": _vssm_cfg(_RELEASES + "local_vssm_small.ckpt"),
     "test_local_vim.untrained": _vim_cfg(input_size=(3, 112, 112), crop_pct=1.0),
-    "test_local_vssm.untrained": _vssm_cfg(input_size=(3, 64, 64), pool_size=(2, 2), crop_pct=1.0),
+    # 96 px, not the fixture's 64: at 64 its first map is 16 × 16 × 16, where timm's tests cannot tell NHWC from NCHW.
+    "test_local_vssm.untrained": _vssm_cfg(input_size=(3, 96, 96), pool_size=(3, 3), crop_pct=1.0),
 })
 
 
@@ -471,7 +485,7 @@ def test_local_vim(pretrained: bool = False, **kwargs: Any) -> LocalVim:
 
 @register_model
 def test_local_vssm(pretrained: bool = False, **kwargs: Any) -> LocalVMamba:
-    """A tiny LocalVMamba for tests (the golden fixture's shape): depths 1-1-2-1, dims 16-128, 64 px, where every
-    block's w7 pads an oversized window as the original does."""
-    defaults = dict(depths=(1, 1, 2, 1), dims=16, directions=tables.TEST_LOCAL_VSSM, pad_oversized_windows=True)
+    """A tiny LocalVMamba for tests (the golden fixture's shape, run at 64 px there): depths 1-1-2-1, dims 16-128;
+    default input 96 px, where the last stage's w7 windows pad an oversized grid as the original does."""
+    defaults = dict(depths=(1, 1, 2, 1), dims=16, directions=tables.TEST_LOCAL_VSSM)
     return _create_local_vssm("test_local_vssm", pretrained, **_with(defaults, kwargs))

@@ -33,17 +33,23 @@ from timm.models import generate_default_cfgs, register_model
 from torch import nn
 
 import scans
+from vssm.layers.fx import fx_leaf
 from vssm.layers.mambavision_mixer import DtBias, MambaVisionMixer
 from vssm.layers.stage import Stage
 from vssm.layers.window_partition import window_partition, window_reverse
 from vssm.models._checkpoint import check_variant_fits, model_name, select_weights
 from vssm.models._contract import (
+    check_float,
     check_global_pool,
     check_image,
+    check_image_like,
+    check_int,
     check_output_fmt,
+    check_rates,
     forward_stage_intermediates,
     init_linear_and_norms,
     linear_head,
+    map_head,
     prune_stages,
     stage_group_matcher,
 )
@@ -52,6 +58,7 @@ from vssm.models._registry import build_model
 __all__ = ["DtBias", "MambaVision", "checkpoint_filter_fn", "describe_checkpoint"]
 
 STEM_STRIDE = 4
+TOTAL_STRIDE = 32
 NUM_LEVELS = 4
 CONV_LEVELS = 2  # levels 0 and 1 are convolutional, the rest hybrid
 
@@ -157,7 +164,16 @@ class MambaVisionLevel(Stage):
         if self.window_size is None:
             return self.run_blocks(x)
         height, width = x.shape[-2:]
-        windows = self.run_blocks(window_partition(x, self.window_size))
+        return self.unpartition(self.run_blocks(self.partition(x)), height, width)
+
+    @fx_leaf  # pads by the map's size
+    def partition(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> (B·windows, w², C)."""
+        return window_partition(x, self.window_size)
+
+    @fx_leaf  # crops by the map's size
+    def unpartition(self, windows: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        """(B·windows, w², C) -> (B, C, H, W)."""
         return window_reverse(windows, self.window_size, height, width)
 
 
@@ -229,6 +245,11 @@ class MambaVision(nn.Module):
     ) -> None:
         super().__init__()
         factory = {"device": device, "dtype": dtype}
+        for name, value in (("dim", dim), ("in_dim", in_dim), ("in_chans", in_chans)):  # d_state, d_conv: the mixer's
+            check_int(name, value)
+        check_int("num_classes", num_classes, minimum=0, meaning="0: no classifier")
+        check_float("mlp_ratio", mlp_ratio)
+        check_rates(drop_path_rate=drop_path_rate, drop_rate=drop_rate, attn_drop_rate=attn_drop_rate)
         depths = _per_level(depths, "depths", int)
         window_size = _per_level(window_size, "window_size", int)
         num_heads = _per_level(num_heads, "num_heads", int)
@@ -317,16 +338,25 @@ class MambaVision(nn.Module):
 
     # ----------------------------------------------------------------------------------------------- forward
 
+    @fx_leaf
+    def check_input(self, x: torch.Tensor) -> torch.Tensor:
+        """x if the model takes it (TypeError / ValueError naming what is wrong if not)."""
+        check_image(x, self.in_chans, STEM_STRIDE, "the stem's stride")
+        check_image_like(x, self.patch_embed.conv_down[0].weight)
+        return x
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, in_chans, H, W) -> the normalised last map (B, 8·dim, ⌈H/32⌉, ⌈W/32⌉)."""
-        check_image(x, self.in_chans, STEM_STRIDE, "the stem's stride")
+        x = self.check_input(x)
         x = self.patch_embed(x)
         for level in self.levels:
             x = level(x)
         return self.norm(x)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = x.mean(dim=(2, 3)) if self.global_pool == "avg" else x.permute(0, 2, 3, 1)
+        if self.global_pool != "avg":
+            return x if pre_logits else map_head(self.head, x)
+        x = x.mean(dim=(2, 3))
         return x if pre_logits else self.head(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -351,7 +381,7 @@ class MambaVision(nn.Module):
             intermediates_only: return only the list.
         """
         check_output_fmt(output_fmt, ("NCHW", "NHWC"))
-        check_image(x, self.in_chans, STEM_STRIDE, "the stem's stride")
+        x = self.check_input(x)
         x, intermediates = forward_stage_intermediates(
             self.levels, self.patch_embed(x), indices, self.norm if norm else None, stop_early, output_fmt
         )
@@ -451,13 +481,14 @@ def _create_mambavision(variant: str, pretrained: bool = False, **kwargs) -> Mam
 
 
 def _cfg(hf_hub_id: str = "", filename: str = "", **kwargs) -> dict:
+    input_size = kwargs.pop("input_size", (3, 224, 224))
     return {
         "url": f"https://huggingface.co/{hf_hub_id}/resolve/main/{filename}" if hf_hub_id else "",
         "hf_hub_id": hf_hub_id or None,
         "hf_hub_filename": filename or None,
         "num_classes": 1000,
-        "input_size": (3, 224, 224),
-        "pool_size": None,
+        "input_size": input_size,
+        "pool_size": tuple(-(-size // TOTAL_STRIDE) for size in input_size[1:]),  # the windows pad every level
         # The original's cfg says True, which in timm means "the constructor takes img_size"; the network runs at any
         # size (the windows pad), and `input_size` is the resolution the weights were trained at.
         "fixed_input_size": False,

@@ -43,12 +43,22 @@ from torch import Tensor, nn
 
 import scans
 from scans import ScanOrder
+from vssm.layers.fx import fx_leaf
 from vssm.layers.map_mamba import MapMamba, MapTokens
 from vssm.layers.residual_conv_block import ResidualConvBlock, conv_nd
 from vssm.layers.token_routes import is_sequence_order
 
 from ._checkpoint import check_fits, model_name, read_checkpoint, rename_key, select_weights
-from ._contract import check_global_pool, check_output_fmt, linear_head
+from ._contract import (
+    check_global_pool,
+    check_image_like,
+    check_int,
+    check_ints,
+    check_output_fmt,
+    check_rates,
+    linear_head,
+    map_head,
+)
 from ._registry import build_model
 from ._umamba_plan import UMambaPlan
 
@@ -116,7 +126,7 @@ class UMambaEncoder(nn.Module):
         placement: `MambaPlacement.BOT` or `.ENC` (Enc needs the plan's patch size, or `img_size`).
         in_chans: input channels (image modalities).
         num_classes: classifier outputs on the pooled bottleneck (0: `forward` returns the pooled features).
-        global_pool: 'avg' or '' (no pooling, only with num_classes=0).
+        global_pool: 'avg' or '' (no pooling: the map, or with num_classes a Linear at every position).
         drop_rate: dropout before the classifier.
         drop_path_rate: stochastic depth of the encoder's residual blocks, rising linearly to this rate (U-Mamba: 0).
         img_size: overrides the plan's patch size (timm's name for it); an int means the same size on every axis.
@@ -144,9 +154,13 @@ class UMambaEncoder(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
+        check_int("in_chans", in_chans)
+        check_int("num_classes", num_classes, minimum=0, meaning="0: no classifier")
+        check_rates(drop_rate=drop_rate, drop_path_rate=drop_path_rate)
         plan = _as_plan(plan)
         if img_size is not None:
             size = (img_size,) * plan.ndim if isinstance(img_size, int) else tuple(img_size)
+            check_ints("img_size", size)
             plan = plan.replace(patch_size=size)
         self.plan = plan
         self.placement = MambaPlacement(placement)
@@ -226,8 +240,6 @@ class UMambaEncoder(nn.Module):
         if global_pool is not None:
             check_global_pool(global_pool)
             self.global_pool = global_pool
-        if num_classes and not self.global_pool:
-            raise ValueError(f"num_classes={num_classes} needs a pooled input: global_pool must be 'avg'")
         self.num_classes = num_classes
         self.head = linear_head(self, self.num_features, num_classes)
 
@@ -261,9 +273,10 @@ class UMambaEncoder(nn.Module):
 
     # ------------------------------------------------------------------------------------------------ forward
 
-    def check_input(self, x: Tensor) -> None:
-        """ValueError for a wrong channel count, a size the plan's strides do not divide, or (channel tokens) a
-        size other than the plan's patch size."""
+    @fx_leaf
+    def check_input(self, x: Tensor) -> Tensor:
+        """x, unless it has a wrong channel count, a size the plan's strides do not divide or that leaves the deepest
+        stage one position, or (channel tokens) a size other than the plan's patch size (ValueError)."""
         if not isinstance(x, Tensor):
             raise TypeError(f"UMambaEncoder expects a tensor, got {type(x).__name__}")
         ndim = self.plan.ndim
@@ -272,6 +285,12 @@ class UMambaEncoder(nn.Module):
         if x.shape[1] != self.in_chans:
             raise ValueError(f"expected {self.in_chans} input channel(s), got {x.shape[1]} (input {tuple(x.shape)})")
         sizes = self.plan.feature_map_sizes(x.shape[2:], what="input")
+        if math.prod(sizes[-1]) < 2:
+            raise ValueError(
+                f"the input {tuple(x.shape[2:])} leaves the deepest stage one position {sizes[-1]}, where its "
+                f"InstanceNorms need more than one: expected at least {_smallest_input(self.plan)} (twice the plan's "
+                f"total stride {self.plan.total_stride()})"
+            )
         for s, spec in enumerate(self.mamba_tokens[: len(self.stages)]):
             if spec is not None and spec[0] is MapTokens.CHANNEL and math.prod(sizes[s]) != spec[1]:
                 raise ValueError(
@@ -279,6 +298,8 @@ class UMambaEncoder(nn.Module):
                     f"{self.plan.patch_size}; the input {tuple(x.shape[2:])} gives its map {sizes[s]} (run at the "
                     f"patch size, e.g. with sliding-window inference)"
                 )
+        check_image_like(x, self.stem[0].conv1.weight)
+        return x
 
     def _run(self, module: nn.Module, x: Tensor) -> Tensor:
         if self.grad_checkpointing and not torch.jit.is_scripting():
@@ -298,7 +319,7 @@ class UMambaEncoder(nn.Module):
         final (bottleneck) map first. Maps are channels-first, (B, C_s, *S_s); `norm` is accepted for timm's API (the
         encoder has no output norm)."""
         check_output_fmt(output_fmt, ("NCHW", "NCDHW"))  # channels-first, 2D or 3D
-        self.check_input(x)
+        x = self.check_input(x)
         take_indices, max_index = feature_take_indices(len(self.stages), indices)
         last = max_index if stop_early or intermediates_only else len(self.stages) - 1
         x = self._run(self.stem, x)
@@ -326,7 +347,7 @@ class UMambaEncoder(nn.Module):
 
     def forward_features(self, x: Tensor) -> Tensor:
         """The bottleneck map (B, C_last, *S_last), after its Mamba layer."""
-        self.check_input(x)
+        x = self.check_input(x)
         x = self._run(self.stem, x)
         for stage, mamba in zip(self.stages, self.mamba_layers):
             x = self._run(mamba, self._run(stage, x))
@@ -334,9 +355,11 @@ class UMambaEncoder(nn.Module):
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         if self.global_pool == "avg":
-            x = x.mean(dim=tuple(range(2, x.ndim)))
+            x = x.mean(dim=tuple(range(2, 2 + self.plan.ndim)))  # the plan's spatial axes
         x = self.head_drop(x)
-        return x if pre_logits else self.head(x)
+        if pre_logits:
+            return x
+        return self.head(x) if self.global_pool else map_head(self.head, x)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_head(self.forward_features(x))
@@ -379,6 +402,7 @@ class UMambaDecoder(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
+        check_int("num_classes", num_classes)
         plan = _as_plan(plan)
         dd = {"device": device, "dtype": dtype}
         n, ndim, features = plan.n_stages, plan.ndim, plan.features_per_stage
@@ -644,12 +668,20 @@ def _create_encoder(variant: str, pretrained: bool = False, **kwargs: Any) -> UM
     return build_model(UMambaEncoder, variant, pretrained, checkpoint_filter_fn, out_indices, **kwargs)
 
 
-def _cfg(input_size: tuple[int, int, int], fixed: bool, **kwargs: Any) -> dict[str, Any]:
+def _smallest_input(plan: UMambaPlan) -> str:
+    """The smallest input (square / cube) whose deepest map has more than one position, as "H×W"."""
+    return "×".join(str(2 * stride) for stride in plan.total_stride())
+
+
+def _cfg(plan: dict[str, Any], fixed: bool, **kwargs: Any) -> dict[str, Any]:
+    """timm's config of a variant built on `plan` (one input channel shown as timm's three), input at its patch size."""
+    total_stride = UMambaPlan(**plan).total_stride()
     return {
         "num_classes": 0,
-        "input_size": input_size,
+        "input_size": (3, *plan["patch_size"]),
+        "min_input_size": (3, *(2 * stride for stride in total_stride)),
         "fixed_input_size": fixed,
-        "pool_size": None,
+        "pool_size": tuple(size // stride for size, stride in zip(plan["patch_size"], total_stride)),
         "crop_pct": 1.0,
         "interpolation": "bilinear",
         # nnU-Net z-scores every channel (per image, or with dataset statistics for CT) before the network.
@@ -686,10 +718,10 @@ _PLAN_TEST_2D = {
 }
 
 default_cfgs = generate_default_cfgs({
-    "umamba_bot_2d.untrained": _cfg((3, 256, 256), fixed=False),
-    "umamba_enc_2d.untrained": _cfg((3, 256, 256), fixed=True),
-    "test_umamba_bot_2d.untrained": _cfg((3, 64, 64), fixed=False),
-    "test_umamba_enc_2d.untrained": _cfg((3, 64, 64), fixed=True),
+    "umamba_bot_2d.untrained": _cfg(_PLAN_2D, fixed=False),
+    "umamba_enc_2d.untrained": _cfg(_PLAN_2D, fixed=True),
+    "test_umamba_bot_2d.untrained": _cfg(_PLAN_TEST_2D, fixed=False),
+    "test_umamba_enc_2d.untrained": _cfg(_PLAN_TEST_2D, fixed=True),
 })
 
 

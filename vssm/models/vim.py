@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 
 import torch
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from timm.layers import DropPath, RmsNorm, lecun_normal_, trunc_normal_
+from timm.layers import DropPath, RmsNorm, lecun_normal_, to_2tuple, trunc_normal_
 from timm.models import generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
 from torch import Tensor, nn
@@ -29,6 +29,7 @@ from torch.utils.checkpoint import checkpoint
 
 import scans
 from vssm.layers.add_norm import add_and_norm
+from vssm.layers.fx import fx_leaf
 from vssm.layers.mamba_mixer import MambaMixer, RouteMerge
 from vssm.layers.ssm_core import RouteNaming, SSMConfig
 from vssm.layers.strided_patch_embed import StridedPatchEmbed
@@ -40,8 +41,16 @@ from vssm.layers.token_pos_embed import (
 )
 from vssm.layers.token_routes import ClassTokenRouting, SequenceRoutes, token_routes
 from vssm.layers.vision_rope import VisionRope
-from vssm.models._checkpoint import check_fits, model_name, select_weights
-from vssm.models._contract import check_output_fmt, linear_head
+from vssm.models._checkpoint import check_fits, checkpoint_family, family_hint, model_name, select_weights
+from vssm.models._contract import (
+    check_float,
+    check_image_like,
+    check_int,
+    check_ints,
+    check_output_fmt,
+    check_rates,
+    linear_head,
+)
 from vssm.models._registry import build_model
 
 __all__ = ["BlockState", "VimBlock", "VisionMamba", "checkpoint_filter_fn"]
@@ -151,6 +160,14 @@ class VisionMamba(nn.Module):
     ) -> None:
         super().__init__()
         dd = {"device": device, "dtype": dtype}
+        for name, size in (("img_size", img_size), ("patch_size", patch_size), ("stride", stride)):
+            if size is not None:
+                check_ints(name, to_2tuple(size))
+        for name, value in (("in_chans", in_chans), ("embed_dim", embed_dim), ("depth", depth)):
+            check_int(name, value)
+        check_int("num_classes", num_classes, minimum=0, meaning="0: no classifier")
+        check_float("norm_eps", norm_eps)  # the SSM sizes are SSMConfig's to check
+        check_rates(drop_rate=drop_rate, pos_drop_rate=pos_drop_rate, drop_path_rate=drop_path_rate)
         if global_pool not in GLOBAL_POOLS:
             raise ValueError(f"global_pool: expected one of {GLOBAL_POOLS}, got {global_pool!r}")
         if global_pool == "token" and not class_token:
@@ -261,6 +278,7 @@ class VisionMamba(nn.Module):
         """Index of the class token in a sequence of `num_tokens` (the middle of the grid tokens)."""
         return middle_index(num_tokens - 1)
 
+    @fx_leaf  # built for the grid
     def _routes(self, grid: tuple[int, int], device: torch.device) -> list[SequenceRoutes]:
         """Each layer's routes through the token sequence of a `grid`."""
         built: dict[scans.ScanOrder, SequenceRoutes] = {}
@@ -271,26 +289,33 @@ class VisionMamba(nn.Module):
                 )
         return [built[order] for order in self.layer_orders]
 
-    def _pos_embed(self, grid: tuple[int, int]) -> Tensor:
+    @fx_leaf  # resampled for the grid (pos_embed is an argument so that traced graphs own it)
+    def _pos_embed(self, pos_embed: Tensor, grid: tuple[int, int]) -> Tensor:
+        """`pos_embed` (1, L0, D) for the model's grid, resampled to `grid`."""
         if grid == self.patch_embed.grid_size:
-            return self.pos_embed
+            return pos_embed
         return resample_pos_embed_with_middle_token(
-            self.pos_embed, grid, self.patch_embed.grid_size, class_token=self.has_class_token
+            pos_embed, grid, self.patch_embed.grid_size, class_token=self.has_class_token
         )
+
+    @fx_leaf
+    def check_input(self, x: Tensor) -> Tensor:
+        """x, unless it is an image tensor on another device than the model's (ValueError), not floating or not in the
+        model's dtype (TypeError: `check_image_like`); the patch embedding checks the rest (shape, channels, size)."""
+        if isinstance(x, Tensor):
+            check_image_like(x, self.patch_embed.proj.weight)
+        return x
 
     def embed(self, x: Tensor) -> tuple[Tensor, tuple[int, int]]:
         """x: (B, C, H, W) -> tokens (B, L, D) with the class token at the middle and positions added; the grid."""
+        x = self.check_input(x)
         x = self.patch_embed(x)
         batch, height, width, dim = x.shape
         x = x.reshape(batch, height * width, dim)
         if self.cls_token is not None:
             x = insert_token(x, self.cls_token.expand(batch, -1, -1), middle_index(height * width))
-        x = x + self._pos_embed((height, width))
+        x = x + self._pos_embed(self.pos_embed, (height, width))
         return self.pos_drop(x), (height, width)
-
-    def _rope_tables(self, grid: tuple[int, int]) -> tuple[Tensor, Tensor] | None:
-        """The rotary tables (cos, sin) for a grid, None without RoPE."""
-        return None if self.rope is None else self.rope.tables(grid)
 
     def _run_block(
         self,
@@ -333,11 +358,12 @@ class VisionMamba(nn.Module):
         Returns:
             The state after the last block run and the states after the blocks in `indices`, in order.
         """
-        rope = self._rope_tables(grid)
+        rope = None if self.rope is None else self.rope.tables(grid)
         blocks = self.layers if num_blocks is None else self.layers[:num_blocks]
+        routes = self._routes(grid, tokens.device)
         state, taps = BlockState(tokens, None), []
-        for i, (block, routes) in enumerate(zip(blocks, self._routes(grid, tokens.device))):
-            state = BlockState(*self._run_block(block, state.hidden, state.residual, routes, rope))
+        for i, block in enumerate(blocks):
+            state = BlockState(*self._run_block(block, state.hidden, state.residual, routes[i], rope))
             if i in indices:
                 taps.append(state)
         return state, taps
@@ -351,7 +377,7 @@ class VisionMamba(nn.Module):
         if self.has_class_token:
             tokens, prefix = remove_token(tokens, self.class_index(tokens.shape[1]))
         if output_fmt == "NCHW":
-            tokens = tokens.transpose(1, 2).reshape(tokens.shape[0], -1, *grid)
+            tokens = tokens.transpose(1, 2).reshape(tokens.shape[0], tokens.shape[2], *grid)
         return tokens, prefix
 
     def forward_features(self, x: Tensor) -> Tensor:
@@ -460,6 +486,8 @@ def checkpoint_filter_fn(state_dict: dict[str, Any], model: VisionMamba) -> dict
     """
     variant = _variant(model)
     state_dict, _ = select_weights(state_dict, what=f"checkpoint for {variant}")
+    if checkpoint_family(state_dict) not in (None, checkpoint_family(model.state_dict())):
+        raise ValueError(f"{variant}: {family_hint(state_dict)}, not a Vim checkpoint")
     rope = sorted(k for k in state_dict if k.startswith("rope."))
     if rope:
         raise ValueError(f"{variant}: the checkpoint has RoPE buffers ({rope[:2]}): it is a RoPE Vim, not a released "

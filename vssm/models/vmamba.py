@@ -32,6 +32,7 @@ from torch import nn
 
 import scans
 from vssm.layers.downsample2d import ConvDownsample, PatchMerging2d
+from vssm.layers.fx import fx_leaf
 from vssm.layers.layout import Layout, layer_norm
 from vssm.layers.ss2d import SS2D, SS2DForm
 from vssm.layers.stage import Stage
@@ -39,12 +40,18 @@ from vssm.layers.stem2d import ConvStem, PatchStem
 from vssm.layers.vss_block import VSSBlock
 from vssm.models._checkpoint import check_variant_fits, model_name, read_checkpoint, rename_key, select_weights
 from vssm.models._contract import (
+    check_float,
     check_global_pool,
     check_image,
+    check_image_like,
+    check_int,
+    check_ints,
     check_output_fmt,
+    check_rates,
     forward_stage_intermediates,
     init_linear_and_norms,
     linear_head,
+    map_head,
     prune_stages,
     stage_group_matcher,
 )
@@ -141,6 +148,18 @@ class VMamba(nn.Module):
     ) -> None:
         super().__init__()
         factory = {"device": device, "dtype": dtype}
+        check_ints("depths", depths)
+        if isinstance(dims, int):
+            check_int("dims", dims)
+        else:
+            check_ints("dims", dims)
+        for name, value in (("d_state", d_state), ("dt_rank", dt_rank), ("in_chans", in_chans)):
+            if value is not None:
+                check_int(name, value)
+        check_int("num_classes", num_classes, minimum=0, meaning="0: no classifier")
+        check_float("expand", expand)
+        check_float("mlp_ratio", mlp_ratio, inclusive=True)
+        check_rates(drop_rate=drop_rate, drop_path_rate=drop_path_rate)
         form = _as_enum(SS2DForm, form, "form")
         stem = _as_enum(Stem, stem, "stem")
         downsample = _as_enum(Downsample, downsample, "downsample")
@@ -239,24 +258,29 @@ class VMamba(nn.Module):
 
     # ----------------------------------------------------------------------------------------------- forward
 
-    def _check_input(self, x: torch.Tensor) -> None:
+    @fx_leaf
+    def check_input(self, x: torch.Tensor) -> torch.Tensor:
+        """x if the model takes it (TypeError / ValueError naming what is wrong if not)."""
         check_image(x, self.in_chans, TOTAL_STRIDE, "the total stride")
+        check_image_like(x, self.patch_embed[0].weight)
+        return x
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, in_chans, H, W) -> the normalised last map, (B, C₃, H/32, W/32) or (B, H/32, W/32, C₃) by layout."""
-        self._check_input(x)
+        x = self.check_input(x)
         x = self.patch_embed(x)
         for stage in self.layers:
             x = stage(x)
         return self.classifier.norm(x)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        channels_first = self.layout is Layout.CHANNELS_FIRST
         if self.global_pool == "avg":
-            x = x.mean(dim=(2, 3) if self.layout is Layout.CHANNELS_FIRST else (1, 2))
-        elif self.layout is Layout.CHANNELS_FIRST:
-            x = x.permute(0, 2, 3, 1)
+            x = x.mean(dim=(2, 3) if channels_first else (1, 2))
         x = self.classifier.head_drop(x)
-        return x if pre_logits else self.classifier.head(x)
+        if pre_logits:
+            return x
+        return self.classifier.head(x) if self.global_pool else map_head(self.classifier.head, x, channels_first)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
@@ -280,7 +304,7 @@ class VMamba(nn.Module):
             intermediates_only: return only the list.
         """
         check_output_fmt(output_fmt, ("NCHW", "NHWC"))
-        self._check_input(x)
+        x = self.check_input(x)
         x, intermediates = forward_stage_intermediates(
             self.layers, self.patch_embed(x), indices, self.classifier.norm if norm else None, stop_early, output_fmt,
             self.layout,

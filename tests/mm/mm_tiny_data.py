@@ -46,7 +46,8 @@ def _draw(rng: np.random.Generator, size: int, objects: list[tuple[int, np.ndarr
 
 
 def make_coco(root: Path, splits: dict[str, int], size: int = 128, seed: int = 0) -> Path:
-    """root/{split}/NNN.png and root/annotations/{split}.json (COCO instances: boxes, polygons, areas)."""
+    """root/{split}/NNN.png and root/annotations/instances_{split}.json (COCO instances: boxes, polygons, areas), COCO's
+    layout: with split `train2017` a config's `data/coco` can be pointed at `root`."""
     rng = np.random.default_rng(seed)
     (root / "annotations").mkdir(parents=True, exist_ok=True)
     categories = [{"id": i + 1, "name": name, "supercategory": "shape"} for i, name in enumerate(CLASSES)]
@@ -67,7 +68,7 @@ def make_coco(root: Path, splits: dict[str, int], size: int = 128, seed: int = 0
                     "segmentation": [poly.reshape(-1).astype(float).tolist()],
                 })
         coco = {"images": images, "annotations": annotations, "categories": categories}
-        (root / "annotations" / f"{split}.json").write_text(json.dumps(coco))
+        (root / "annotations" / f"instances_{split}.json").write_text(json.dumps(coco))
     return root
 
 

@@ -176,6 +176,25 @@ def test_vssm_training_checkpoint_loads(tmp_path: Path) -> None:
     torch.testing.assert_close(backbone.levels[3].blocks[1].mlp.fc2.weight, network.levels[3].blocks[1].mlp.fc2.weight)
 
 
+def test_url_checkpoint_starts_offline_from_torch_hubs_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's offline start: a config's checkpoint URL is read from `$TORCH_HOME/hub/checkpoints/<the URL's file
+    name>` when the file is there, without a download."""
+    network = timm.create_model("test_vmamba")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    cache = tmp_path / "hub" / "checkpoints"
+    cache.mkdir(parents=True)
+    torch.save({"model": network.state_dict()}, cache / "vssm_test_ckpt_epoch_1.pth")
+
+    def no_network(url: str, *args: object, **kwargs: object) -> None:
+        raise AssertionError(f"downloaded {url}")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
+    url = "https://github.com/MzeroMiko/VMamba/releases/download/%23v2cls/vssm_test_ckpt_epoch_1.pth"
+    backbone = _build("VMambaBackbone", "test_vmamba", init_cfg=dict(type="Pretrained", checkpoint=url))
+    backbone.init_weights()
+    torch.testing.assert_close(backbone.layers[3].blocks[0].op.A_logs, network.layers[3].blocks[0].op.A_logs)
+
+
 def test_wrong_variant_checkpoint_names_both(tmp_path: Path) -> None:
     path = tmp_path / "tiny.pth"
     torch.save({"model": timm.create_model("vmamba_tiny_s2l5").state_dict()}, path)

@@ -1,27 +1,30 @@
 """Every config in configs/: it parses, builds its full model (on the meta device: the real sizes, no memory) with the
 published parameter counts where the original states them, wires the backbone's channels into neck and heads, builds
-its optimizer (layer decay included), and trains one step on a small image with the family's test backbone swapped in
-(full heads, fewer sampled proposals). A few configs also run their real backbone on a small image."""
+its optimizer (layer decay included), and trains one iteration on the CPU through tools/train.py and its own Runner,
+changed only through `--cfg-options` (a tiny data set in the config's layout, smaller images, the family's test
+backbone with the full neck and heads, fewer sampled proposals; four configs keep their released backbone)."""
 
 from __future__ import annotations
 
 import difflib
 import importlib
 import math
+import uuid
 from pathlib import Path
 
+import mm_tiny_data
+import mm_tools
 import pytest
 import timm
 import torch
 from mm_tiny_data import one_cpu_thread  # noqa: F401  (autouse fixture)
 from mmengine.config import Config
-from mmengine.model import revert_sync_batchnorm
-from mmengine.optim import build_optim_wrapper
-from mmengine.registry import init_default_scope
-from mmengine.structures import InstanceData, PixelData
+from mmengine.optim import OptimWrapper, build_optim_wrapper
+from mmengine.registry import MODELS, init_default_scope
 
 from vssm.mm import VSSMBackbone
 from vssm.mm.checkpoint import is_url
+from vssm.mm.runner import build_runner, runner_checkpoints
 from vssm.models.umamba import UMamba
 
 pytestmark = pytest.mark.mm
@@ -44,10 +47,6 @@ PUBLISHED_PARAMS_M = {
 }  # fmt: skip
 
 
-# Input side for the test backbones: LocalVim's searched 7 x 7 windows need a grid of 8 tokens a side.
-SMALL_INPUT = {"LocalVimBackbone": 128}
-
-
 def _detector(model_cfg: Config) -> bool:
     return bool(model_cfg.get("roi_head"))
 
@@ -66,89 +65,6 @@ def _heads(model_cfg: Config) -> list:
 def _neck_input(neck: torch.nn.Module) -> list[int]:
     """The backbone channels a detector's neck takes: FPN one per map, ViTDet's SimpleFPN its single map's."""
     return [neck.backbone_channel] if hasattr(neck, "backbone_channel") else list(neck.in_channels)
-
-
-def _wire(model_cfg: Config, channels: list[int]) -> None:
-    """Neck and heads take the backbone's `channels`; heads reading a map the backbone does not have are dropped."""
-    if _detector(model_cfg):
-        neck = model_cfg.neck
-        if "backbone_channel" in neck:  # SimpleFPN: one map resampled to four levels
-            (width,) = channels
-            neck.update(backbone_channel=width, in_channels=[width // 4, width // 2, width, width])
-        else:
-            neck.in_channels = channels
-        return
-    heads = []
-    for head in _heads(model_cfg):
-        index = head.get("in_index", -1)
-        if isinstance(index, int) and index >= len(channels):
-            continue
-        head.in_channels = [channels[i] for i in index] if isinstance(index, list) else channels[index]
-        if head.type == "FCNHead" and head.get("num_convs", 2) == 0:
-            head.channels = head.in_channels
-        heads.append(head)
-    model_cfg.decode_head, aux = heads[0], heads[1:]
-    if model_cfg.get("auxiliary_head"):
-        model_cfg.auxiliary_head = aux if isinstance(model_cfg.auxiliary_head, list) else aux[0]
-
-
-def _sample_less(model_cfg: Config) -> None:
-    """Detectors: fewer proposals and sampled RoIs (the cost of a step on a CPU is in the RoI heads)."""
-    train_cfg = model_cfg.get("train_cfg") or {}
-    if "rpn_proposal" not in train_cfg:
-        return
-    train_cfg.rpn_proposal.update(nms_pre=200, max_per_img=50)
-    stages = train_cfg.rcnn if isinstance(train_cfg.rcnn, list) else [train_cfg.rcnn]
-    for stage in stages:
-        stage.sampler.num = 32
-
-
-def _test_variant(backbone_cfg: Config) -> str:
-    cls = _registry_backbone(backbone_cfg.type)
-    tests = [name for name in cls.valid_models() if name.startswith("test_")]
-    return difflib.get_close_matches(f"test_{backbone_cfg.model}", tests, n=1, cutoff=0)[0]
-
-
-def _registry_backbone(name: str) -> type[VSSMBackbone]:
-    from mmengine.registry import MODELS
-
-    return MODELS.get(name)
-
-
-def _batch(model: torch.nn.Module, model_cfg: Config, in_chans: int, size: int) -> tuple[torch.Tensor, list]:
-    """Two normalised images (2, C, size, size) and their data samples: two objects each (detection) or label maps
-    (two images: the heads' BatchNorms see more than one value on their 1 x 1 pooled maps)."""
-    x = torch.randn(2, in_chans, size, size)
-    meta = dict(img_shape=(size, size), ori_shape=(size, size), pad_shape=(size, size),
-                batch_input_shape=(size, size), scale_factor=(1.0, 1.0))
-    if _detector(model_cfg):
-        from mmdet.structures import DetDataSample
-        from mmdet.structures.mask import BitmapMasks
-
-        boxes = torch.tensor([[4.0, 6.0, 30.0, 40.0], [28.0, 20.0, 60.0, 58.0]])
-        masks = torch.zeros(2, size, size, dtype=torch.uint8)
-        for mask, (x0, y0, x1, y1) in zip(masks, boxes.int().tolist()):
-            mask[y0:y1, x0:x1] = 1
-        labels = torch.tensor([0, 1])
-        instances = InstanceData(bboxes=boxes, labels=labels, masks=BitmapMasks(masks.numpy(), size, size))
-        return x, [DetDataSample(metainfo=meta, gt_instances=instances) for _ in range(2)]
-    from mmseg.structures import SegDataSample
-
-    classes = model.decode_head.num_classes
-    labels = [PixelData(data=torch.randint(0, classes, (1, size, size))) for _ in range(2)]
-    return x, [SegDataSample(metainfo=meta, gt_sem_seg=label) for label in labels]
-
-
-def _train_step(cfg: Config, size: int) -> VSSMBackbone:
-    model = revert_sync_batchnorm(_registry(cfg).build(cfg.model))  # as MMEngine's Runner does without a cluster
-    model.train()
-    x, samples = _batch(model, cfg.model, model.backbone._net.in_chans, size)
-    loss, _ = model.parse_losses(model(x, samples, mode="loss"))
-    assert math.isfinite(loss.item())
-    loss.backward()
-    missing = [n for n, p in model.backbone.named_parameters() if p.requires_grad and p.grad is None]
-    assert not missing, f"no gradient reached {missing[:5]}"
-    return model.backbone
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
@@ -191,33 +107,191 @@ def test_umamba_config_is_the_whole_network() -> None:
     assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in network.parameters()) - lowest
 
 
-@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
-def test_config_trains_a_step_with_its_test_backbone(path: Path) -> None:
-    cfg = Config.fromfile(path)
-    backbone_cfg = cfg.model.backbone
-    single_output = len(backbone_cfg.get("out_indices") or ()) == 1
-    for key in ("init_cfg", "out_indices", "window_size"):  # the test variant's own windows and blocks
-        backbone_cfg.pop(key, None)
-    backbone_cfg.model = _test_variant(backbone_cfg)
+# ---------------------------------------------------------------------------------------------------- one iteration
+
+
+train_tool = mm_tools.load_tool("train")
+
+# Configs run with their released backbone rather than the family's test variant: U-Mamba's (the test plan has fewer
+# decoder maps than the configs have deep-supervision heads) and one per kind of adapter (hierarchical, Vim's plain
+# network resampling its 512-px position embedding).
+REAL_BACKBONE = {"umamba-bot_1xb12-250k_synapse-256x256", "umamba-enc_1xb12-250k_synapse-256x256",
+                 "mask-rcnn_vmamba-t_fpn_1x_coco", "upernet_vim-t_4xb8-60k_ade20k-512x512"}
+# The side the training pipeline's sizes shrink to (default 64): LocalVim's searched 7 x 7 windows need 8 tokens a
+# side; U-Mamba's 7 stages a 2 x 2 bottleneck for its InstanceNorm (and its plan's patch becomes that size: Enc's
+# channel-token stages run at the patch size only).
+TRAIN_SIDE = {"LocalVimBackbone": 128, "UMambaBackbone": 128}
+SIZE_KEYS = ("scale", "scales", "crop_size", "size")  # the image sizes of mmdet's / mmseg's transforms
+
+
+# Per dataset type: its tiny stand-in, the split the configs train on (their own layout, so only `data_root` changes)
+# and how many images it holds, one batch: ADE20K two (UperNet's pooled 1 x 1 maps need two values per BatchNorm
+# channel), the others one.
+TINY_SETS = {
+    "CocoDataset": (mm_tiny_data.make_coco, "train2017", 1),
+    "ADE20KDataset": (mm_tiny_data.make_ade20k, "training", 2),
+    "SynapseDataset": (mm_tiny_data.make_synapse, "train", 1),
+}
+
+
+@pytest.fixture(scope="module")
+def datasets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("data")
+    return {kind: make(root / kind, {split: images}) for kind, (make, split, images) in TINY_SETS.items()}
+
+
+def _literal(value: object) -> str:
+    """`value` as `--cfg-options` parses it back (mmengine's DictAction): numbers, names, None, lists, tuples."""
+    if isinstance(value, (list, tuple)):
+        items = ",".join(map(_literal, value))
+        return f"[{items}]" if isinstance(value, list) else f"({items}{',' if len(value) == 1 else ''})"
+    return str(value)
+
+
+def _sizes(node: object, path: str) -> list[tuple[str, object]]:
+    """(dotted key, value) of every image size in a transform, a pipeline or RandomChoice's nested lists."""
+    if isinstance(node, (list, tuple)):
+        return [found for i, item in enumerate(node) for found in _sizes(item, f"{path}.{i}")]
+    if not isinstance(node, dict):
+        return []
+    found = [(f"{path}.{key}", node[key]) for key in SIZE_KEYS if key in node]
+    return found + _sizes(node.get("transforms", []), f"{path}.transforms")
+
+
+def _shrink(size: object, factor: float) -> object:
+    if isinstance(size, (list, tuple)):
+        return type(size)(_shrink(s, factor) for s in size)
+    return max(1, round(size / factor))
+
+
+def _pairs(size: object) -> list[tuple[int, ...]]:
+    if isinstance(size, (list, tuple)) and isinstance(size[0], (list, tuple)):
+        return [tuple(s) for s in size]
+    return [tuple(size) if isinstance(size, (list, tuple)) else (size,)]
+
+
+def _image_size_options(cfg: Config, side: int) -> dict[str, object]:
+    """Every size of the training pipeline and the data preprocessor divided by one factor, which brings the
+    pipeline's largest short side (512 crop, 800 x 1333 resize, 1024 LSJ) to `side`."""
+    pipeline = _sizes(cfg.train_dataloader.dataset.pipeline, "train_dataloader.dataset.pipeline")
+    preprocessor = _sizes(cfg.model.data_preprocessor, "model.data_preprocessor")
+    preprocessor += _sizes(cfg.model.data_preprocessor.get("batch_augments", []),
+                           "model.data_preprocessor.batch_augments")
+    factor = max(min(pair) for _, size in pipeline for pair in _pairs(size)) / side
+    return {key: _shrink(size, factor) for key, size in pipeline + preprocessor}
+
+
+def _network_options(cfg: Config, real: bool) -> tuple[dict[str, object], int]:
+    """The backbone (its test variant unless `real`, no pretrained weights), the neck and heads wired to its
+    channels, fewer sampled proposals; and the side its input shrinks to."""
+    backbone_cfg = cfg.model.backbone.copy()
+    backbone_cfg.init_cfg = None
+    options: dict[str, object] = {"model.backbone.init_cfg": None}
+    if not real:
+        single_output = len(backbone_cfg.get("out_indices") or ()) == 1
+        for key in ("out_indices", "window_size"):  # the test variant's own blocks and windows
+            backbone_cfg.pop(key, None)
+        backbone_cfg.model = _test_variant(backbone_cfg)
     with torch.device("meta"):
         backbone = _registry(cfg).build(backbone_cfg)
-        if single_output:  # ViTDet-style: the test variant's last block alone
-            backbone_cfg.out_indices = backbone.out_indices[-1:]
-            backbone = _registry(cfg).build(backbone_cfg)
-    _wire(cfg.model, backbone.out_channels)
-    _sample_less(cfg.model)
-    _train_step(cfg, size=SMALL_INPUT.get(backbone_cfg.type, 64))
+    channels = backbone.out_channels
+    if not real:
+        out_indices = backbone.out_indices
+        if single_output:  # ViTDet-style: the last block alone
+            out_indices, channels = out_indices[-1:], channels[-1:]
+        options.update({"model.backbone.model": backbone_cfg.model, "model.backbone.out_indices": out_indices})
+        if "window_size" in cfg.model.backbone:
+            options["model.backbone.window_size"] = backbone._net.window_size
+    options.update(_wiring_options(cfg.model, channels))
+    if "num_layers" in cfg.optim_wrapper.get("paramwise_cfg", {}):  # layer decay checks the depth it is given
+        options["optim_wrapper.paramwise_cfg.num_layers"] = backbone.layer_ids()[1]
+    train_cfg = cfg.model.get("train_cfg") or {}
+    if "rpn_proposal" in train_cfg:  # a detector's CPU time is in its RoI heads
+        options.update({"model.train_cfg.rpn_proposal.nms_pre": 200, "model.train_cfg.rpn_proposal.max_per_img": 50})
+        stages = range(len(train_cfg.rcnn)) if isinstance(train_cfg.rcnn, list) else [None]
+        for i in stages:
+            options["model.train_cfg.rcnn" + ("" if i is None else f".{i}") + ".sampler.num"] = 32
+    side = TRAIN_SIDE.get(backbone_cfg.type, 64)
+    if backbone_cfg.type == "UMambaBackbone":
+        options["model.backbone.img_size"] = side
+    return options, side
 
 
-@pytest.mark.parametrize(("name", "size"), [
-    ("mask-rcnn_vmamba-t_fpn_1x_coco", 64),
-    ("upernet_vim-t_4xb8-60k_ade20k-512x512", 64),
-    ("umamba-bot_1xb12-250k_synapse-256x256", 128),  # 7 stages: a 2 x 2 bottleneck for its InstanceNorm
-])
-def test_config_trains_a_step_with_its_real_backbone_on_a_small_image(name: str, size: int) -> None:
-    """The full-size backbone (Vim-Ti at img_size 512 resampling its position embedding to the 4 x 4 grid).
-    MambaVision's real backbones are not run: their det/seg windows pad every small map to 112 / 64 tokens a side."""
-    cfg = Config.fromfile(next(path for path in CONFIGS if path.stem == name))
-    cfg.model.backbone.init_cfg = None
-    _sample_less(cfg.model)
-    _train_step(cfg, size=size)
+def _wiring_options(model_cfg: Config, channels: list[int]) -> dict[str, object]:
+    """Neck and heads take the backbone's `channels` (as the configs wire the released backbones)."""
+    if _detector(model_cfg):
+        if "backbone_channel" not in model_cfg.neck:
+            return {"model.neck.in_channels": channels}
+        (width,) = channels  # SimpleFPN: one map resampled to four levels
+        return {"model.neck.backbone_channel": width, "model.neck.in_channels": [width // 4, width // 2, width, width]}
+    aux = model_cfg.get("auxiliary_head")
+    keys = ["model.decode_head"] + (
+        [f"model.auxiliary_head.{i}" for i in range(len(aux))] if isinstance(aux, list) else
+        ["model.auxiliary_head"] if aux else [])
+    options = {}
+    for key, head in zip(keys, _heads(model_cfg)):
+        index = head.in_index
+        options[f"{key}.in_channels"] = [channels[i] for i in index] if isinstance(index, list) else channels[index]
+        if head.type == "FCNHead" and head.get("num_convs", 2) == 0:
+            options[f"{key}.channels"] = options[f"{key}.in_channels"]
+    return options
+
+
+def _test_variant(backbone_cfg: Config) -> str:
+    tests = [name for name in MODELS.get(backbone_cfg.type).valid_models() if name.startswith("test_")]
+    return difflib.get_close_matches(f"test_{backbone_cfg.model}", tests, n=1, cutoff=0)[0]
+
+
+def _runner_options(cfg: Config, stem: str, datasets: dict[str, Path]) -> dict[str, object]:
+    """What a CPU needs changed, as `--cfg-options`: the tiny data set, one iteration of as many images as it holds,
+    no validation, checkpoint or data-loading workers, smaller images and network (see `_network_options`)."""
+    dataset = cfg.train_dataloader.dataset
+    options: dict[str, object] = {
+        "train_dataloader.dataset.data_root": datasets[dataset.type],
+        "train_dataloader.batch_size": TINY_SETS[dataset.type][2],
+        "train_dataloader.num_workers": 0, "train_dataloader.persistent_workers": False,
+        "train_dataloader.dataset.serialize_data": False,  # its pickling ends in a gc.collect() of ~1 s
+        "train_cfg." + ("max_epochs" if cfg.train_cfg.type == "EpochBasedTrainLoop" else "max_iters"): 1,
+        "val_cfg": None, "val_dataloader": None, "val_evaluator": None, "default_hooks.checkpoint": None,
+        # MMEngine's visualizer is one instance per name in a process: each run needs its own.
+        "visualizer.name": f"visualizer-{uuid.uuid4().hex}",
+    }
+    if dataset.type == "CocoDataset":
+        options["train_dataloader.dataset.metainfo.classes"] = list(mm_tiny_data.CLASSES)
+    network, side = _network_options(cfg, real=stem in REAL_BACKBONE)
+    return {**options, **network, **_image_size_options(cfg, side)}
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+def test_config_trains_an_iteration_with_its_runner(path: Path, datasets: dict[str, Path], tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """tools/train.py on a machine without a GPU: the config's own Runner, model, optimizer wrapper, parameter
+    schedulers, hooks and training pipeline, changed only through `--cfg-options` (`_runner_options`: a tiny data set
+    in the config's layout, one iteration, the pipeline's image sizes shrunk by one factor, fewer sampled proposals),
+    train one iteration on the CPU; a config asking for mixed precision trains in float32 and logs it once. The
+    backbone is the family's `test_*` variant, with the full neck and heads, except in `REAL_BACKBONE`: the released
+    ones cost too much for every config (measured, one thread: VMamba-B's Mask R-CNN iteration 2.8 s of CPU against
+    1.0 s with `test_vmamba`, MambaVision-T's Cascade Mask R-CNN 59 s against 2.1 s, its windows padding each map to
+    112 x 112 and 56 x 56; MambaVision-L3 has 740 M parameters)."""
+    monkeypatch.setattr(train_tool, "amp_device_available", lambda: False)
+    cfg = Config.fromfile(path)
+    options = [f"{key}={_literal(value)}" for key, value in _runner_options(cfg, path.stem, datasets).items()]
+    with mm_tools.log_messages() as messages:
+        train_cfg = train_tool.configure([str(path), "--work-dir", str(tmp_path), "--cfg-options", *options])
+    float32 = [message for message in messages if "training in float32" in message]
+    assert len(float32) == (1 if train_tool.uses_amp(cfg.optim_wrapper) else 0), messages
+    # The Runner writes its config out four times (log, work-dir dump, visualizer), each formatted by yapf: 3 s of a
+    # config's 8 here (profiled on a loaded 2-core machine); the unformatted text is the same config.
+    train_cfg = Config(train_cfg.to_dict(), filename=train_cfg.filename, format_python_code=False)
+    runner = build_runner(train_cfg)
+    reached = set()
+    for name, param in runner.model.backbone.named_parameters():
+        if param.requires_grad:
+            param.register_post_accumulate_grad_hook(lambda _, name=name: reached.add(name))
+    with runner_checkpoints():
+        runner.train()
+    assert runner.iter == 1 and type(runner.optim_wrapper) is OptimWrapper
+    assert math.isfinite(runner.message_hub.get_scalar("train/loss").current())
+    missing = [name for name, param in runner.model.backbone.named_parameters()
+               if param.requires_grad and name not in reached]
+    assert not missing, f"no gradient reached {missing[:5]}"

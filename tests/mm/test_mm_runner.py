@@ -5,13 +5,14 @@ a CPU needs (backbone variant, head widths, image size, learning-rate schedule).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
+import shlex
 import uuid
 from pathlib import Path
 
 import mm_tiny_data
+import mm_tools
 import pytest
 from mm_tiny_data import one_cpu_thread  # noqa: F401  (autouse fixture)
 from mmengine.config import Config
@@ -21,16 +22,8 @@ pytestmark = pytest.mark.mm
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "configs"
 
-
-def _load_tool(name: str):
-    spec = importlib.util.spec_from_file_location(f"tools_{name}", ROOT / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-train_tool = _load_tool("train")
-test_tool = _load_tool("test")
+train_tool = mm_tools.load_tool("train")
+test_tool = mm_tools.load_tool("test")
 
 
 def _train_records(work_dir: Path) -> list[dict]:
@@ -77,6 +70,7 @@ def _dump(cfg: Config, path: Path) -> str:
 
 def test_train_command_line_sets_up_the_runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(train_tool, "amp_device_available", lambda: True)
     config = str(CONFIGS / "vmamba" / "mask-rcnn_vmamba-t_fpn_1x_coco.py")
     cfg = train_tool.configure([config, "--amp", "--auto-scale-lr", "--launcher", "pytorch", "--cfg-options",
                                 "train_dataloader.batch_size=3", "model.backbone.drop_path_rate=0.1"])
@@ -88,6 +82,75 @@ def test_train_command_line_sets_up_the_runner(tmp_path: Path, monkeypatch: pyte
     assert cfg.work_dir == "run" and cfg.resume and cfg.load_from is None
     cfg = train_tool.configure([config, "--resume", "run/epoch_3.pth"])
     assert cfg.resume and cfg.load_from == "run/epoch_3.pth"
+
+
+AMP_CONFIG = str(CONFIGS / "vim" / "upernet_vim-t_4xb8-60k_ade20k-512x512.py")  # AmpOptimWrapper
+FP32_CONFIG = str(CONFIGS / "vmamba" / "mask-rcnn_vmamba-t_fpn_1x_coco.py")  # OptimWrapper
+
+
+def _float32_messages(messages: list[str]) -> list[str]:
+    return [message for message in messages if "training in float32" in message]
+
+
+def test_a_config_asking_for_amp_trains_in_float32_without_a_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """mmengine's AmpOptimWrapper refuses to build without a GPU: such a config gets OptimWrapper, without the AMP-only
+    settings, and one log line; --no-amp does it silently."""
+    monkeypatch.setattr(train_tool, "amp_device_available", lambda: False)
+    with mm_tools.log_messages() as messages:
+        cfg = train_tool.configure([AMP_CONFIG, "--cfg-options", "optim_wrapper.dtype=bfloat16"])
+    assert cfg.optim_wrapper.type == "OptimWrapper" and not {"loss_scale", "dtype"} & set(cfg.optim_wrapper)
+    assert cfg.optim_wrapper.constructor == "VSSMLayerDecayOptimizerConstructor"  # everything else as configured
+    assert len(_float32_messages(messages)) == 1, messages
+    with mm_tools.log_messages() as messages:
+        cfg = train_tool.configure([AMP_CONFIG, "--no-amp"])
+        assert train_tool.configure([FP32_CONFIG]).optim_wrapper.type == "OptimWrapper"
+    assert cfg.optim_wrapper.type == "OptimWrapper" and not _float32_messages(messages)
+
+
+def test_amp_follows_the_config_unless_told(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(train_tool, "amp_device_available", lambda: True)
+    with mm_tools.log_messages() as messages:
+        assert train_tool.configure([AMP_CONFIG]).optim_wrapper.type == "AmpOptimWrapper"
+        assert train_tool.configure([FP32_CONFIG]).optim_wrapper.type == "OptimWrapper"
+        assert train_tool.configure([AMP_CONFIG, "--no-amp"]).optim_wrapper.type == "OptimWrapper"
+        cfg = train_tool.configure([AMP_CONFIG, "--amp", "--cfg-options", "optim_wrapper.loss_scale=512.0"])
+        assert cfg.optim_wrapper.type == "AmpOptimWrapper" and cfg.optim_wrapper.loss_scale == 512.0
+    assert not _float32_messages(messages)
+
+
+def test_amp_without_a_gpu_is_a_command_line_error(monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(train_tool, "amp_device_available", lambda: False)
+    with pytest.raises(SystemExit) as exit_info:
+        train_tool.configure([FP32_CONFIG, "--amp"])
+    assert exit_info.value.code == 2
+    assert "--amp: mixed precision (mmengine's AmpOptimWrapper) needs a CUDA" in capsys.readouterr().err
+
+
+def _readme_data_commands() -> list[list[str]]:
+    """The commands of the README's code block after its **Data.** paragraph, as argument lists."""
+    readme = (ROOT / "README.md").read_text()
+    block = readme[readme.index("**Data.**"):].split("```bash\n", 1)[1].split("```", 1)[0]
+    return [shlex.split(command)[2:] for command in block.replace("\\\n", " ").splitlines() if command.strip()]
+
+
+def _paths_under_data(node: object) -> list[str]:
+    if isinstance(node, dict):
+        return [path for value in node.values() for path in _paths_under_data(value)]
+    if isinstance(node, (list, tuple)):
+        return [path for value in node for path in _paths_under_data(value)]
+    return [node] if isinstance(node, str) and node.startswith("data/") else []
+
+
+def test_readme_data_options_move_every_dataset_path() -> None:
+    """The README's `--cfg-options` for a dataset stored elsewhere leave no loader or metric reading under data/."""
+    commands = _readme_data_commands()
+    assert len(commands) == 2
+    for argv in commands:
+        cfg = train_tool.configure(argv)
+        for key in ("train_dataloader", "val_dataloader", "test_dataloader", "val_evaluator", "test_evaluator"):
+            assert not _paths_under_data(cfg[key]), key
+        assert cfg.train_dataloader.dataset.data_root.startswith("/datasets/")
 
 
 def test_command_line_errors() -> None:
@@ -123,10 +186,10 @@ def _mask_rcnn_config(data: Path, work_dir: Path, epochs: int) -> Config:
     for loader, split, pipeline in (("train_dataloader", "train", train_pipeline),
                                     ("val_dataloader", "val", test_pipeline)):
         cfg[loader].dataset.update(
-            data_root=str(data), ann_file=f"annotations/{split}.json", data_prefix=dict(img=f"{split}/"),
+            data_root=str(data), ann_file=f"annotations/instances_{split}.json", data_prefix=dict(img=f"{split}/"),
             metainfo=dict(classes=mm_tiny_data.CLASSES), pipeline=pipeline)
     cfg.test_dataloader = cfg.val_dataloader
-    cfg.val_evaluator.ann_file = str(data / "annotations" / "val.json")
+    cfg.val_evaluator.ann_file = str(data / "annotations" / "instances_val.json")
     cfg.test_evaluator = cfg.val_evaluator
     cfg.train_cfg.update(max_epochs=epochs, val_interval=100)
     cfg.optim_wrapper.optimizer.lr = 1e-3
@@ -195,7 +258,6 @@ def _upernet_config(data: Path, work_dir: Path, iters: int) -> Config:
             pipeline=pipeline)
     cfg.train_dataloader.batch_size = 2
     cfg.test_dataloader = cfg.val_dataloader
-    cfg.optim_wrapper.update(type="OptimWrapper")  # mixed precision needs a GPU
     cfg.optim_wrapper.optimizer.lr = 1e-3
     cfg.optim_wrapper.paramwise_cfg.num_layers = 4  # test_vim's depth
     cfg.train_cfg.update(max_iters=iters, val_interval=1000)
@@ -255,7 +317,6 @@ def test_umamba_trains_on_a_synapse_layout(tmp_path: Path) -> None:
     pipeline[2].scale = pipeline[3].crop_size = crop
     cfg.train_dataloader.update(batch_size=2, dataset=dict(data_root=str(data)))
     cfg.val_dataloader.dataset.data_root = str(data)
-    cfg.optim_wrapper.type = "OptimWrapper"  # mixed precision needs a GPU
     cfg.train_cfg.update(max_iters=2, val_interval=1000)
     cfg.default_hooks.checkpoint.interval = 2
     cfg = _common(cfg, tmp_path / "work")

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
+import pkgutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,15 +18,21 @@ from kernels.tolerances import atol
 
 pytest.importorskip("nnunetv2")
 
+from nnunetv2.training.nnUNetTrainer import nnUNetTrainer as nnunet_trainer_module
 from nnunetv2.utilities.find_class_by_name import recursive_find_python_class
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
 import vssm.nnunet
+import vssm.nnunet.__main__ as nnunet_cli
 from vssm.models.umamba import MambaPlacement, UMamba, UMambaPlan
-from vssm.nnunet import trainers
+from vssm.nnunet import registration, trainers
 
 DRIVER = Path(__file__).with_name("umamba_nnunet_driver.py")
-TRAINERS = ("nnUNetTrainerUMambaBot", "nnUNetTrainerUMambaEnc", "nnUNetTrainerUMambaEncNoAMP")
+FULL_TRAINERS = ("nnUNetTrainerUMambaBot", "nnUNetTrainerUMambaEnc", "nnUNetTrainerUMambaEncNoAMP")
+# nnU-Net's own short variants are `nnUNetTrainer_5epochs` and `nnUNetTrainer_1epoch`: each of ours has both.
+SHORT_TRAINERS = {f"{name}_{suffix}": (name, epochs) for name in FULL_TRAINERS
+                  for suffix, epochs in (("5epochs", 5), ("1epoch", 1))}
+TRAINERS = (*FULL_TRAINERS, *SHORT_TRAINERS)
 
 
 @pytest.mark.parametrize("name", TRAINERS)
@@ -60,6 +68,85 @@ def test_nnunet_finds_the_trainers_through_nnunet_ext_trainer(monkeypatch: pytes
         assert find_objects.recursive_find_trainer_class_by_name(name) is getattr(trainers, name)
 
 
+def test_ext_trainer_folder_works_as_nnunet_2_8_imports_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What nnU-Net 2.8 does with each `nnUNet_extTrainer` folder, for a machine without it (pip resolves 2.7 next to
+    our timm pin): the folder goes on sys.path and each of its modules is imported by its bare name, outside any
+    package; the class is looked up on the module."""
+    folder = str(vssm.nnunet.EXT_TRAINER_DIR)
+    monkeypatch.syspath_prepend(folder)
+    modules = [name for _, name, is_package in pkgutil.iter_modules([folder]) if not is_package]
+    assert modules == [vssm.nnunet.SHIM_NAME.removesuffix(".py")]
+    monkeypatch.delitem(sys.modules, modules[0], raising=False)
+    module = importlib.import_module(modules[0])
+    monkeypatch.delitem(sys.modules, modules[0])
+    for name in TRAINERS:
+        assert getattr(module, name) is getattr(trainers, name)
+
+
+@pytest.fixture
+def nnunet_folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """nnU-Net's preprocessed and results folders, which its trainers need to be constructed: read from the
+    environment when used (2.8) or when nnU-Net's trainer module was imported (2.7)."""
+    for name in ("nnUNet_preprocessed", "nnUNet_results"):
+        monkeypatch.setenv(name, str(tmp_path))
+        if getattr(nnunet_trainer_module, name) is None or isinstance(getattr(nnunet_trainer_module, name), str):
+            monkeypatch.setattr(nnunet_trainer_module, name, str(tmp_path))
+    return tmp_path
+
+
+@pytest.mark.parametrize("name", list(SHORT_TRAINERS))
+def test_short_trainers_are_their_trainer_for_fewer_epochs(nnunet_folders: Path, name: str) -> None:
+    full_name, epochs = SHORT_TRAINERS[name]
+    short, full = getattr(trainers, name), getattr(trainers, full_name)
+    assert issubclass(short, full) and short.placement is full.placement
+    dataset_json = {"labels": {"background": 0, "disc": 1}, "channel_names": {"0": "MRI"}, "file_ending": ".nii.gz",
+                    "numTraining": 2}
+    built = {}
+    for cls in (short, full):
+        plans = {**_plans(2), "continue_training": False}  # nnU-Net's get_trainer_from_args sets it
+        built[cls] = cls(plans, "cfg", 0, dataset_json, torch.device("cpu"))
+    assert built[short].num_epochs == epochs and built[full].num_epochs == 1000
+    # nnU-Net records the constructor's arguments (a checkpoint's `init_args`) by the signature's names.
+    assert built[short].my_init_kwargs.keys() == built[full].my_init_kwargs.keys()
+    assert built[short].output_folder != built[full].output_folder  # results under the trainer's own name
+    if full_name.endswith("NoAMP"):
+        assert built[short].grad_scaler is None and not short.allow_autocast
+
+
+def test_path_says_when_nnunet_does_not_read_ext_trainer(monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    for reads, note in ((False, "does not read nnUNet_extTrainer"), (True, None)):
+        monkeypatch.setattr(nnunet_cli, "nnunet_reads_ext_trainer", lambda reads=reads: reads)
+        assert nnunet_cli.main(["path"]) == 0
+        out, err = capsys.readouterr()
+        assert out == f"{vssm.nnunet.EXT_TRAINER_DIR}\n"  # alone on stdout, for $(python -m vssm.nnunet path)
+        assert (note in err and "python -m vssm.nnunet register" in err) if note else err == ""
+
+
+def test_register_says_it_writes_into_site_packages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """Into nnU-Net's own trainer package (here a stand-in folder): the output says where, how to undo it and, where
+    nnU-Net reads nnUNet_extTrainer (2.8), the way that writes nothing."""
+    monkeypatch.setattr(registration, "_nnunet_trainer_dir", lambda: tmp_path)
+    for reads in (False, True):
+        monkeypatch.setattr(nnunet_cli, "nnunet_reads_ext_trainer", lambda reads=reads: reads)
+        assert nnunet_cli.main(["register"]) == 0
+        out = capsys.readouterr().out
+        assert f"wrote {tmp_path / vssm.nnunet.SHIM_NAME}" in out and "site-packages" in out and "unregister" in out
+        assert ("export nnUNet_extTrainer=$(python -m vssm.nnunet path)" in out) is reads
+    assert nnunet_cli.main(["unregister"]) == 0 and not (tmp_path / vssm.nnunet.SHIM_NAME).exists()
+    for command in ([], ["register"], ["unregister"]):
+        with pytest.raises(SystemExit):
+            nnunet_cli.main([*command, "--help"])
+        assert "site-packages" in capsys.readouterr().out
+
+
+def test_register_into_a_missing_folder_is_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        nnunet_cli.main(["register", "--trainer-dir", str(tmp_path / "missing")])
+    assert exit_info.value.code == 2 and capsys.readouterr().err.strip().endswith("does not exist")
+
+
 def test_trainers_compile_only_on_request(monkeypatch: pytest.MonkeyPatch) -> None:
     """nnU-Net >= 2.4 would torch.compile the network on CUDA by default; ours only with nnUNet_compile=t."""
     trainer = object.__new__(trainers.nnUNetTrainerUMambaBot)  # no plans needed for this decision
@@ -90,7 +177,7 @@ def _plans(ndim: int) -> dict:
 
 
 @pytest.mark.parametrize("ndim", [2, 3])
-@pytest.mark.parametrize("name", TRAINERS)
+@pytest.mark.parametrize("name", FULL_TRAINERS)  # the short ones inherit it
 def test_trainers_build_our_network_from_the_plan(name: str, ndim: int) -> None:
     """nnU-Net calls `build_network_architecture(plans_manager, configuration_manager, in, out, deep_supervision)`
     for training and again (deep supervision off) for inference."""
@@ -113,20 +200,20 @@ def test_trainers_build_our_network_from_the_plan(name: str, ndim: int) -> None:
 
 @pytest.mark.slow
 def test_plan_preprocess_and_train_bot_on_cpu(tmp_path: Path) -> None:
-    """nnU-Net's own planning and preprocessing of a raw dataset, then nnUNetTrainerUMambaBot for a few iterations
-    (one epoch of 3 training and 1 validation iteration) on CPU, nnU-Net's sliding-window prediction with the trained
-    weights, and the checkpoint reloaded by vssm."""
+    """nnU-Net's own planning and preprocessing of a raw dataset, then nnUNetTrainerUMambaBot_1epoch for a few
+    iterations (its one epoch, of 3 training and 1 validation iteration) on CPU, nnU-Net's sliding-window prediction
+    with the trained weights, and the checkpoint reloaded by vssm (the placement from the trainer's name)."""
     env = dict(os.environ)
     for name in ("raw", "preprocessed", "results"):
         (tmp_path / name).mkdir()
         env[f"nnUNet_{name}"] = str(tmp_path / name)
     result = subprocess.run(
-        [sys.executable, str(DRIVER), "nnUNetTrainerUMambaBot", "3"], env=env, capture_output=True, text=True,
+        [sys.executable, str(DRIVER), "nnUNetTrainerUMambaBot_1epoch", "3"], env=env, capture_output=True, text=True,
         timeout=1200,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert report["network"] == "UMamba" and report["placement"] == "bot"
+    assert report["network"] == "UMamba" and report["placement"] == "bot" and report["epochs"] == 1
     assert len(report["train_losses"]) == 1 and all(map(torch.isfinite, torch.tensor(report["train_losses"])))
     assert all(map(torch.isfinite, torch.tensor(report["val_losses"])))
     patch = report["patch_size"]

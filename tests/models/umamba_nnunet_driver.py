@@ -1,6 +1,7 @@
 """Runs in a subprocess for test_umamba_nnunet.py (nnU-Net reads its folders from the environment at import):
 writes a tiny synthetic dataset in nnU-Net's raw format, plans and preprocesses it (2d), trains a few iterations of
-a vssm U-Mamba trainer on CPU, and prints a JSON report on its last line."""
+a vssm U-Mamba trainer on CPU (its epochs, of `iterations` iterations each), and prints a JSON report on its last
+line."""
 
 from __future__ import annotations
 
@@ -76,14 +77,14 @@ def main(trainer_name: str, iterations: int) -> dict:
     trainer_class = getattr(trainers, trainer_name)
     trainer = trainer_class(plans=plans, configuration="2d", fold=0, dataset_json=dataset_json,
                             device=torch.device("cpu"))
-    trainer.num_epochs = 1
-    trainer.num_iterations_per_epoch = iterations
+    trainer.num_iterations_per_epoch = iterations  # the epochs are the trainer's (the tests use a `_1epoch` one)
     trainer.num_val_iterations_per_epoch = 1
     start = time.perf_counter()
     trainer.run_training()
     report["train_s"] = time.perf_counter() - start
     report["train_losses"] = [float(v) for v in trainer.logger.get_value("train_losses", step=None)]
     report["val_losses"] = [float(v) for v in trainer.logger.get_value("val_losses", step=None)]
+    report["epochs"] = trainer.num_epochs
     report["network"] = type(trainer.network).__name__
     report["placement"] = trainer.network.placement.value
     report["patch_size"] = list(trainer.configuration_manager.patch_size)

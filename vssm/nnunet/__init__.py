@@ -4,12 +4,14 @@ Install with the `nnunet` extra (`pip install "vssm[nnunet]"`), then make the tr
 finds trainers by class name:
 
 * nnU-Net >= 2.8: point its external-trainer search path at vssm,
-  `export nnUNet_extTrainer=$(python -m vssm.nnunet path)`;
-* any supported nnU-Net (2.7 included): `python -m vssm.nnunet register` writes a one-line module into nnU-Net's
-  trainer package (`python -m vssm.nnunet unregister` removes it).
+  `export nnUNet_extTrainer=$(python -m vssm.nnunet path)` (nothing is written);
+* nnU-Net 2.7 (what pip resolves next to vssm's timm pin; it has no `nnUNet_extTrainer`): `python -m vssm.nnunet
+  register` writes a one-line module into nnU-Net's trainer package, inside its installation in site-packages
+  (`python -m vssm.nnunet unregister` removes it).
 
 Then train as usual: `nnUNetv2_train DATASET 2d 0 -tr nnUNetTrainerUMambaBot` (or `nnUNetTrainerUMambaEnc`,
-`nnUNetTrainerUMambaEncNoAMP`). Predictions (`nnUNetv2_predict -tr ...`) find the same classes.
+`nnUNetTrainerUMambaEncNoAMP`; each also as `..._5epochs` and `..._1epoch`, as nnU-Net's own short trainers; on a
+CPU add `-device cpu`). Predictions (`nnUNetv2_predict -tr ...`) find the same classes.
 Trainers: `vssm.nnunet.trainers` (imports nnunetv2). Registration: `vssm.nnunet.registration`.
 """
 

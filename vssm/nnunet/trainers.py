@@ -1,6 +1,10 @@
 """nnU-Net trainers for U-Mamba: stock nnU-Net training (SGD, poly LR, Dice + CE, deep supervision, AMP on CUDA) of
 vssm's `UMamba`, built from the configuration's plan exactly as the original's `get_umamba_*_from_plans`.
 
+Each trainer also comes short, named as nnU-Net names its own (`nnUNetTrainer_5epochs`, `nnUNetTrainer_1epoch`):
+`nnUNetTrainerUMambaBot_5epochs`, `nnUNetTrainerUMambaBot_1epoch`, and so on, for trying a set-up (an epoch is
+nnU-Net's 250 training iterations).
+
 Needs nnunetv2 >= 2.7 (the `build_network_architecture(plans_manager, configuration_manager, ...)` signature, which
 nnU-Net also calls when it rebuilds the network for inference). See `vssm.nnunet` for making nnU-Net find them.
 """
@@ -18,7 +22,18 @@ from vssm.models.umamba import MambaPlacement, UMamba, UMambaPlan
 
 _CUDA = torch.device("cuda")  # nnU-Net's default device
 
-__all__ = ["network_from_plans", "nnUNetTrainerUMambaBot", "nnUNetTrainerUMambaEnc", "nnUNetTrainerUMambaEncNoAMP"]
+__all__ = [
+    "network_from_plans",
+    "nnUNetTrainerUMambaBot",
+    "nnUNetTrainerUMambaBot_1epoch",
+    "nnUNetTrainerUMambaBot_5epochs",
+    "nnUNetTrainerUMambaEnc",
+    "nnUNetTrainerUMambaEncNoAMP",
+    "nnUNetTrainerUMambaEncNoAMP_1epoch",
+    "nnUNetTrainerUMambaEncNoAMP_5epochs",
+    "nnUNetTrainerUMambaEnc_1epoch",
+    "nnUNetTrainerUMambaEnc_5epochs",
+]
 
 
 def network_from_plans(
@@ -44,6 +59,15 @@ def network_from_plans(
 class _UMambaTrainer(nnUNetTrainer):
     placement: ClassVar[MambaPlacement]
     allow_autocast: ClassVar[bool] = True
+    epochs: ClassVar[int | None] = None  # None: nnU-Net's own (1000)
+
+    # nnU-Net records the constructor's arguments by the names of this signature: keep it nnUNetTrainer's.
+    def __init__(
+        self, plans: dict, configuration: str, fold: int, dataset_json: dict, device: torch.device = _CUDA
+    ) -> None:
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        if self.epochs is not None:
+            self.num_epochs = self.epochs
 
     def _do_i_compile(self) -> bool:
         """torch.compile only on request (`nnUNet_compile=t`), as in nnU-Net 2.1.1 where U-Mamba was trained (nnU-Net
@@ -95,3 +119,27 @@ class nnUNetTrainerUMambaEncNoAMP(_UMambaTrainer):
     ) -> None:
         super().__init__(plans, configuration, fold, dataset_json, device)
         self.grad_scaler = None
+
+
+class nnUNetTrainerUMambaBot_5epochs(nnUNetTrainerUMambaBot):
+    epochs = 5
+
+
+class nnUNetTrainerUMambaBot_1epoch(nnUNetTrainerUMambaBot):
+    epochs = 1
+
+
+class nnUNetTrainerUMambaEnc_5epochs(nnUNetTrainerUMambaEnc):
+    epochs = 5
+
+
+class nnUNetTrainerUMambaEnc_1epoch(nnUNetTrainerUMambaEnc):
+    epochs = 1
+
+
+class nnUNetTrainerUMambaEncNoAMP_5epochs(nnUNetTrainerUMambaEncNoAMP):
+    epochs = 5
+
+
+class nnUNetTrainerUMambaEncNoAMP_1epoch(nnUNetTrainerUMambaEncNoAMP):
+    epochs = 1

@@ -2,6 +2,12 @@
 
 from vssm.nnunet.trainers import (  # noqa: F401
     nnUNetTrainerUMambaBot,
+    nnUNetTrainerUMambaBot_1epoch,
+    nnUNetTrainerUMambaBot_5epochs,
     nnUNetTrainerUMambaEnc,
+    nnUNetTrainerUMambaEnc_1epoch,
+    nnUNetTrainerUMambaEnc_5epochs,
     nnUNetTrainerUMambaEncNoAMP,
+    nnUNetTrainerUMambaEncNoAMP_1epoch,
+    nnUNetTrainerUMambaEncNoAMP_5epochs,
 )

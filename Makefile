@@ -7,8 +7,9 @@ STAMP := $(VENV)/.vssm-installed
 TORCH_PIN := torch==2.14.1 torchvision==0.29.1
 EXTRAS ?= mm,nnunet,dev
 PYTEST_ARGS ?=
+REPORT_DIR ?= runs/report
 
-.PHONY: setup test report lint clean-venv
+.PHONY: setup test report refresh lint clean-venv
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; vssm supports Python 3.10-3.12 (CI: 3.11). Set PYTHON=/path/to/python3.11" >&2; exit 1; }
@@ -27,9 +28,15 @@ setup: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# The main job writes into $(REPORT_DIR) (git-ignored): targets.*, zoo.* and model_cards/ with refreshed tables.
 report: $(STAMP)
-	$(PY) benchmarks/targets.py
-	$(PY) tools/report.py
+	$(PY) benchmarks/targets.py --output $(REPORT_DIR)
+	$(PY) tools/report.py --output $(REPORT_DIR) --targets $(REPORT_DIR)/targets.csv
+
+# The same, written over the committed results: benchmarks/targets.*, reports/ and the cards' generated tables.
+refresh: $(STAMP)
+	$(PY) benchmarks/targets.py --update-repo
+	$(PY) tools/report.py --update-repo
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

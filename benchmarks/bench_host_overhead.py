@@ -1,8 +1,9 @@
 """Host-side cost of one `kernels.selective_scan` call on the triton backend: Python, dispatcher, allocations and
 launches, with the kernels themselves left out.
 
-    python benchmarks/bench_host_overhead.py [--rounds 30] [--out benchmarks]
-    python benchmarks/bench_host_overhead.py --device cuda --launch --out benchmarks/h100   # real launches
+    python benchmarks/bench_host_overhead.py [--rounds 30] [--output runs/host_overhead]
+    python benchmarks/bench_host_overhead.py --device cuda --launch --output runs/host_overhead_cuda   # real launches
+    python benchmarks/bench_host_overhead.py --update-repo      # refresh the committed benchmarks/host_overhead.*
 
 At the zoo's small shapes (MambaVision's stages 3 and 4) the kernels run for well under a millisecond, so what the
 host spends per call shows in every step. Each shape is timed three ways, taking turns:
@@ -18,7 +19,7 @@ machine: on CPU tensors under TRITON_INTERPRET=1, which the script sets. `--laun
 kernels and synchronises after each round. Shapes keep the zoo's channels, N and routes at L = 8 tokens (a 2 x 4
 grid), where the interpreter's tiles make one sequence segment as the GPU's do at the real lengths. Also counts
 the ATen ops (torch.profiler, top level) and kernel launches of one forward + backward. Writes host_overhead.md
-and .csv under --out.
+and .csv under --output (default runs/host_overhead/); only --update-repo writes the committed benchmarks/ files.
 """
 
 from __future__ import annotations
@@ -46,7 +47,10 @@ from kernels.testing import ScanInputs, random_scan_inputs, through_the_custom_o
 from kernels.triton_scan import selective_scan_triton_bwd, selective_scan_triton_fwd
 from vssm.analysis.benchmark import time_alternately
 from vssm.analysis.tables import machine_description, markdown_table, write_csv
+from vssm.engine import resolve_device
 
+COMMITTED = Path(__file__).resolve().parent
+OUTPUT = Path("runs") / "host_overhead"
 GRID = (2, 4)
 CALLS_PER_RUN = 20  # one timed run makes this many calls (a call is ~0.1 ms)
 PATHS = ("selective_scan", "custom op", "launchers")
@@ -156,15 +160,21 @@ def measure(shape: Shape, device: torch.device, rounds: int, launch: bool, progr
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     parser.add_argument("--launch", action="store_true", help="launch the real kernels (CUDA only)")
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--machine", default=None, help="how to name the machine in the results")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks"))
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--output", type=Path, default=OUTPUT, help=f"output folder (default {OUTPUT}/)")
+    where.add_argument("--update-repo", action="store_true", help="refresh the committed files in benchmarks/ instead")
     args = parser.parse_args(argv)
-    if args.launch and args.device != "cuda":
+    output = COMMITTED if args.update_repo else args.output
+    try:
+        device = resolve_device(args.device)
+    except ValueError as exc:
+        parser.exit(2, f"error: {exc}\n")
+    if args.launch and device.type != "cuda":
         parser.error("--launch needs --device cuda")
-    device = torch.device(args.device)
     rows = []
     with launches_replaced(not args.launch), kernels.use_backend("triton"), \
             tqdm(total=len(SHAPES) * len(PATHS) * args.rounds, desc="host overhead", file=sys.stderr) as bar:
@@ -178,11 +188,11 @@ def main(argv: list[str] | None = None) -> None:
             f"{machine_description(device, args.machine)}\n\nCommand: `{command}`\n\nTriton backend, {kernels_run}, "
             f"batch 1, bf16, L = {GRID[0] * GRID[1]} tokens, median of {args.rounds} rounds of {CALLS_PER_RUN} "
             f"calls; ATen ops counted by torch.profiler at the top level (views included).\n\n{table}\n")
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "host_overhead.md").write_text(text)
-    write_csv(args.out / "host_overhead.csv", rows)
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "host_overhead.md").write_text(text)
+    write_csv(output / "host_overhead.csv", rows)
     print(table)
-    print(f"wrote {args.out / 'host_overhead.md'} and .csv", file=sys.stderr)
+    print(f"wrote {output / 'host_overhead.md'} and .csv", file=sys.stderr)
 
 
 if __name__ == "__main__":

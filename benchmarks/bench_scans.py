@@ -1,16 +1,17 @@
 """Benchmark of `scans`: cross scan + merge against the hand-written VMamba copies, and route construction.
 
-    python benchmarks/bench_scans.py [--rounds 15] [--out benchmarks]
+    python benchmarks/bench_scans.py [--rounds 15] [--output runs/scans]
+    python benchmarks/bench_scans.py --update-repo      # refresh the committed benchmarks/scans.*
 
 Targets (issue 4): `Cross().scan` + `merge` on (8, 192, 56, 56) fp32 CPU within 1.5x of the hand-written
 flatten/transpose/flip implementation; building the routes of a 256 x 256 grid under 50 ms for every order.
-Writes `scans.md` (the table) and `scans.csv` under `--out`.
+Writes `scans.md` (the table) and `scans.csv` under `--output` (default runs/scans/); only `--update-repo` writes the
+committed benchmarks/ files.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import statistics
 import sys
@@ -18,14 +19,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-from tqdm import tqdm
+if TYPE_CHECKING:
+    import torch
 
-import scans
-from vssm.analysis.benchmark import time_alternately
-from vssm.analysis.tables import machine_description, markdown_table, write_csv
-
+# torch and vssm take 5-50 s to import (more on a loaded machine): they are imported where they are used, after the
+# arguments are parsed, so that --help and argument errors answer at once.
+COMMITTED = Path(__file__).resolve().parent
+OUTPUT = Path("runs") / "scans"
 SCAN_SHAPE = (8, 192, 56, 56)
 ROUTE_GRID = (256, 256)
 SCAN_TARGET = 1.5  # ours / hand-written
@@ -34,6 +36,8 @@ ROUTE_TARGET_MS = 50.0
 
 def hand_cross_scan(x: torch.Tensor) -> torch.Tensor:
     """VMamba's CrossScan: (B, C, H, W) -> (B, 4, C, L), row-major, column-major and both flipped."""
+    import torch
+
     pair = torch.stack([x.flatten(2), x.transpose(2, 3).flatten(2)], dim=1)
     return torch.cat([pair, pair.flip(-1)], dim=1)
 
@@ -62,11 +66,18 @@ class Row:
 def _interleaved(ours: Callable[[], object], reference: Callable[[], object], rounds: int) -> tuple[float, float]:
     """Median ms of each, timed in turn so that drifting machine load hits both alike (warm-up: allocator, caches,
     route tables)."""
+    from vssm.analysis.benchmark import time_alternately
+
     times = time_alternately({"ours": ours, "reference": reference}, warmup=2, repeats=rounds)
     return statistics.median(times["ours"]), statistics.median(times["reference"])
 
 
 def bench_cross(rounds: int) -> list[Row]:
+    import torch
+    from tqdm import tqdm
+
+    import scans
+
     x = torch.randn(SCAN_SHAPE)
     height, width = SCAN_SHAPE[2:]
     order = scans.Cross()
@@ -93,6 +104,12 @@ def bench_cross(rounds: int) -> list[Row]:
 
 def bench_other_orders(rounds: int) -> list[Row]:
     """Scan + merge of the other orders on the same tensor, for comparison (no target)."""
+    import torch
+    from tqdm import tqdm
+
+    import scans
+    from vssm.analysis.benchmark import time_alternately
+
     x = torch.randn(SCAN_SHAPE)
     height, width = SCAN_SHAPE[2:]
     orders = {
@@ -112,6 +129,10 @@ def bench_other_orders(rounds: int) -> list[Row]:
 
 def bench_routes(repeats: int) -> list[Row]:
     """Cold route construction (cache cleared every time) on 256 x 256, route moved to the CPU device."""
+    from tqdm import tqdm
+
+    import scans
+
     height, width = ROUTE_GRID
     orders = {f"{name} (default)": scans.get(name) for name in scans.list()}
     orders["hilbert, all 8 variants"] = scans.Hilbert.all_variants()
@@ -141,22 +162,39 @@ def _met(row: Row) -> str:
 
 
 def table(rows: list[Row]) -> str:
+    from vssm.analysis.tables import markdown_table
+
     return markdown_table(["case", "ours (ms)", "hand-written (ms)", "ratio", "target", "met"],
                           [[r.case, _format(r.ours_ms), _format(r.reference_ms), _format(r.ratio, "x"), r.target,
                             _met(r)] for r in rows], right=[False, True, True, True, False, False])
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--machine", help="how to name the machine (default: detected)")
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent, help="folder for scans.md / scans.csv")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--output", type=Path, default=OUTPUT, help=f"output folder (default {OUTPUT}/)")
+    where.add_argument("--update-repo", action="store_true", help="refresh the committed files in benchmarks/ instead")
     parser.add_argument("--rounds", type=int, default=15, help="timed calls per measured case")
     parser.add_argument("--route-repeats", type=int, default=7, help="cold builds per order")
     args = parser.parse_args(argv)
+    if args.update_repo:
+        args.output = COMMITTED
+    return args
 
-    load_before = ", ".join(f"{v:.2f}" for v in os.getloadavg())
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    import torch
+
+    from vssm.analysis.tables import busy_warning, load_average, machine_description, write_csv
+
+    warning = busy_warning(torch.get_num_threads())
+    if warning:
+        print(warning, file=sys.stderr)
+    load_before = load_average()
     rows = bench_cross(args.rounds) + bench_other_orders(args.rounds) + bench_routes(args.route_repeats)
-    load_after = ", ".join(f"{v:.2f}" for v in os.getloadavg())
+    load_after = load_average()
     machine = machine_description("cpu", args.machine)
     command = shlex.join(["python", "benchmarks/bench_scans.py", *(sys.argv[1:] if argv is None else argv)])
     header = (
@@ -166,13 +204,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     text = f"# scans benchmark\n\n{header}\n\n{table(rows)}\n"
     print(text)
-    write_csv(args.out / "scans.csv", [
+    write_csv(args.output / "scans.csv", [
         {"machine": machine, "case": r.case, "ours_ms": round(r.ours_ms, 3),
          "hand_written_ms": None if r.reference_ms is None else round(r.reference_ms, 3),
          "ratio": None if r.ratio is None else round(r.ratio, 3), "target": r.target, "met": r.passed}
         for r in rows
     ])
-    (args.out / "scans.md").write_text(text)
+    (args.output / "scans.md").write_text(text)
     return 0 if all(row.passed is not False for row in rows) else 1
 
 

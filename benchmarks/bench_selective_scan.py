@@ -5,14 +5,15 @@ baseline, and mamba_ssm's CUDA `selective_scan_fn` when it is importable.
     python benchmarks/bench_selective_scan.py --device cuda --machine "1x H100 SXM"                 # GPU-ready
 
 Reports forward and forward+backward ms, achieved GB/s of the fused forward, and % of the binding floor from the
-roofline formulas of specs/kernel.md §6 (bytes, flops and exponentials against the device's peaks: the spec's H100
-numbers on an H100, otherwise peaks measured here by torch copy / exp / matmul). For shapes with K routes it also
+roofline of `Roofline` below (bytes, flops and exponentials against the device's peaks: the assumed `H100` peaks on
+an H100, otherwise peaks measured here by torch copy / exp / matmul). For shapes with K routes it also
 times the forward with u shared by the routes ((batch, KD/K, L), as SS2D passes it) instead of (batch, KD, L).
 On CPU it also reports the peak memory of the cpu backend and of the loop at the Vim-S target shape, as extra bytes
 over the inputs' size.
 Targets (issue 3): cpu >= 10x the loop at Vim-S (batch 8, KD 768, L 197, N 16, fp32), forward and forward+backward,
 peak memory within 2x of the inputs; on an H100, triton forward+backward >= mamba_ssm's and >= 70 % of the binding
-floor for L >= 784. Writes selective_scan_<device>.csv and .md under --out.
+floor for L >= 784. Writes selective_scan_<device>.csv and .md under --output (default runs/selective_scan/); only
+--update-repo writes the committed benchmarks/ files.
 """
 
 from __future__ import annotations
@@ -38,8 +39,13 @@ from tqdm import tqdm
 import kernels
 from kernels.backends import Backend, supports
 from kernels.testing import random_scan_inputs
+from vssm.engine import resolve_device
 
-H100 = dict(bandwidth=3.0e12, fp32=60e12, exp=3.75e12)  # kernel.md §6
+COMMITTED = Path(__file__).resolve().parent
+OUTPUT = Path("runs") / "selective_scan"
+# An H100 SXM's peaks, assumed a little below NVIDIA's datasheet (3.35 TB/s HBM3, 67 TFLOP/s fp32); exponentials: the
+# CUDA C++ Programming Guide's 16 per clock per SM (compute capability 9.0) on 132 SMs at about 1.78 GHz.
+H100 = dict(bandwidth=3.0e12, fp32=60e12, exp=3.75e12)
 CPU_TARGET = "vim_s_cpu_target"
 LOOP_MAX_BYTES = 2e9  # the loop materialises (batch, KD, L, N) twice; skip it beyond this
 REFERENCE_MAX_LENGTH = 1024  # the reference's backward is a Python loop over L through torch.func.vjp
@@ -136,7 +142,9 @@ class Roofline:
 
     @classmethod
     def of(cls, s: Shape, batch: int, dtype: torch.dtype) -> Roofline:
-        """kernel.md §6, with D = KD and L' = L (cross routes have no padding)."""
+        """Bytes moved, flops and exponentials of one forward and of a minimal backward (D = KD, L' = L: cross routes
+        have no padding): the forward's 9·B·L·D·N flops are albertgu's count (state-spaces/mamba#110); exponentials
+        are exp(Δ·A) per state element, the softplus of Δ and the gate's sigmoid."""
         size = torch.finfo(dtype).bits // 8
         out = 4 if s.out_float32 else size
         bl, d, gn = batch * s.length, s.channels, s.groups * s.state
@@ -180,7 +188,7 @@ def time_ms(fn: Callable[[], object], device: torch.device, repeats: int, budget
 
 
 def measured_peaks(device: torch.device) -> dict[str, float] | None:
-    """Device peaks for the floor: the spec's on an H100; on another GPU copy bandwidth, torch.exp rate and matmul
+    """Device peaks for the floor: `H100` on an H100; on another GPU copy bandwidth, torch.exp rate and matmul
     rate measured here; none on CPU, where torch.exp is slower than the cpu backend's own exp2 and a shared VM's
     peaks are unknown (the floor columns stay empty)."""
     if device.type == "cpu":
@@ -365,8 +373,10 @@ def write_results(rows: list[Row], out_dir: Path, device: torch.device, machine:
         f"Machine: {machine}.",
         "Peaks used for the floor: " + (
             f"{peaks['bandwidth'] / 1e9:.1f} GB/s, {peaks['exp'] / 1e9:.2f} G exp/s, {peaks['fp32'] / 1e9:.1f} "
-            f"GFLOP/s fp32 ({'kernel.md §6' if peaks == H100 else 'measured here'})." if peaks else
-            "none on CPU (floor columns empty). GB/s counts the fused forward's bytes (kernel.md §6)."),
+            f"GFLOP/s fp32 ({'assumed H100 peaks, `H100` in' if peaks == H100 else 'measured here by'} "
+            "benchmarks/bench_selective_scan.py)." if peaks else
+            "none on CPU (floor columns empty). GB/s counts the fused forward's bytes (`Roofline` in "
+            "benchmarks/bench_selective_scan.py)."),
         "x loop: speed-up over the vectorised sequential loop (the baseline of issue 3) on the same shape.",
         f"Command: `{command}`", "",
         "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers),
@@ -389,7 +399,7 @@ def write_results(rows: list[Row], out_dir: Path, device: torch.device, machine:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
     parser.add_argument("--backends", nargs="+", help="default: cpu reference loop (CPU), triton mamba_ssm loop (GPU)")
     parser.add_argument("--shapes", nargs="+", help="substrings of shape names to keep (default: all)")
     parser.add_argument("--cpu-batch", type=int, default=8, help="batch cap on CPU (the zoo's GPU batch is 64)")
@@ -397,11 +407,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--threads", type=int, help="torch.set_num_threads (the cpu backend uses as many)")
     parser.add_argument("--machine", help='how to name the machine, e.g. "2-core CPU container, no GPU"')
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent)
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--output", type=Path, default=OUTPUT, help=f"output folder (default {OUTPUT}/)")
+    where.add_argument("--update-repo", action="store_true", help="refresh the committed files in benchmarks/ instead")
     args = parser.parse_args(argv)
+    try:
+        device = resolve_device(args.device)
+    except ValueError as exc:
+        parser.exit(2, f"error: {exc}\n")
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
     backends = args.backends or (["loop", "cpu", "reference"] if device.type == "cpu" else
                                  ["loop", "triton", "mamba_ssm", "reference"])
     shapes = [s for s in ZOO if not args.shapes or any(k in s.name for k in args.shapes)]
@@ -427,7 +442,8 @@ def main(argv: list[str] | None = None) -> int:
             r.peak_extra_over_inputs = peak_memory_ratio(r.backend)
     machine = machine_description(device, args.machine)
     command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])])
-    csv_path, md_path = write_results(rows, args.out, device, machine, peaks, command)
+    csv_path, md_path = write_results(rows, COMMITTED if args.update_repo else args.output, device, machine, peaks,
+                                      command)
     print(md_path.read_text())
     print(f"wrote {csv_path} and {md_path}")
     return 0

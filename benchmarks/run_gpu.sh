@@ -4,8 +4,8 @@
 #
 #   bash benchmarks/run_gpu.sh OUT_DIR [MACHINE]
 #
-# OUT_DIR receives tests.log, selective_scan_cuda.{csv,md}, triton_tiles.{csv,md}, host_overhead.{csv,md},
-# throughput_cuda.{csv,md,png} and profile_cuda.md.
+# OUT_DIR receives tests.xml, selective_scan_cuda.{csv,md}, triton_tiles.{csv,md}, host_overhead.{csv,md},
+# throughput_cuda.{csv,md,png} and profile_cuda.md (put it under runs/, which git ignores, or outside the checkout).
 # Each step runs even if an earlier one failed; the exit status is the number of failed steps.
 set -u
 out=${1:?usage: run_gpu.sh OUT_DIR [MACHINE]}
@@ -27,14 +27,14 @@ step "gpu tests" python -m pytest -q -p no:cacheprovider -m gpu -o addopts= --ju
     tests/kernels/test_triton_cuda.py tests/kernels/test_triton.py tests/models/test_golden_cuda.py \
     tests/scans/test_scans_base.py
 step "selective-scan benchmark" python benchmarks/bench_selective_scan.py --device cuda --repeats 20 \
-    --machine "$machine" --out "$out"
-step "triton tiles" python benchmarks/tune_triton.py --machine "$machine" --out "$out"
-step "host overhead" python benchmarks/bench_host_overhead.py --device cuda --launch --machine "$machine" --out "$out"
+    --machine "$machine" --output "$out"
+step "triton tiles" python benchmarks/tune_triton.py --machine "$machine" --output "$out"
+step "host overhead" python benchmarks/bench_host_overhead.py --device cuda --launch --machine "$machine" \
+    --output "$out"
 models=(vim_small vmamba_tiny local_vim_tiny local_vssm_tiny mambavision_tiny)
 baselines=(deit_small_patch16_224 swin_tiny_patch4_window7_224 convnext_tiny)
 step "throughput" python tools/benchmark.py "${models[@]}" --compare "${baselines[@]}" --device cuda \
-    --amp bfloat16 --batch 128 --mode inference train --warmup 5 --repeats 20 --machine "$machine" --out "$out" \
+    --amp bf16 --batch 128 --mode inference train --warmup 5 --repeats 20 --machine "$machine" --output "$out" \
     --name throughput_cuda
-step "profile" python benchmarks/profile_gpu.py "${models[@]}" --batch 128 --out "$out/profile_cuda.md" \
-    --machine "$machine"
+step "profile" python benchmarks/profile_gpu.py "${models[@]}" --batch 128 --output "$out" --machine "$machine"
 exit $failed

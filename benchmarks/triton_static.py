@@ -1,14 +1,16 @@
 """What the compiler makes of the Triton selective scan, without a GPU: registers, spills and the instruction mix of
 each kernel's chunk loop, compiled for an H100 (sm_90) by the ptxas that ships in Triton's wheel.
 
-    python benchmarks/triton_static.py --out benchmarks/
+    python benchmarks/triton_static.py                  # runs/triton_static/
+    python benchmarks/triton_static.py --update-repo    # refresh the committed benchmarks/triton_static.*
 
 For each of the zoo's scan shapes and each kernel (forward, backward) with `triton_config`'s tiles (or every tile
 of `--grid`), it compiles the kernel ahead of time, disassembles the cubin (cuobjdump) and counts the instructions of
 the innermost loop, per element of the loop's (CHUNK, N, BLOCK_D) tile. The issue-slot estimate divides the counts
 by what one H100 SM retires per clock (the CUDA programming guide's throughput table for compute capability 9.0)
 and compares the slowest pipe with the exponentials alone: it ranks designs and tiles on a machine with no GPU and
-is no substitute for timing (`bench_selective_scan.py`, `tune_triton.py`). Writes triton_static.md and .csv.
+is no substitute for timing (`bench_selective_scan.py`, `tune_triton.py`). Writes triton_static.md and .csv under
+--output (default runs/triton_static/); only --update-repo writes the committed benchmarks/ files.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from triton.compiler import ASTSource
 from kernels import triton_scan
 from kernels.triton_scan import TritonConfig, candidate_configs, triton_config
 
+COMMITTED = Path(__file__).resolve().parent
+OUTPUT = Path("runs") / "triton_static"
 TARGET = GPUTarget("cuda", 90, 32)
 BIN = Path(triton.__file__).parent / "backends" / "nvidia" / "bin"
 # warp instructions one SM retires per clock (4 schedulers; MUFU 16 lanes, shuffles and shared memory 32 lanes)
@@ -142,14 +146,16 @@ def kernel_mixes(channels: int, state: int, routes: int, cfg: TritonConfig) -> d
 
 
 def floor_exps(kernel: str, state: int, has_z: bool = True) -> float:
-    """Exponentials per (step, channel, state) element in kernel.md's floor: the forward's decay, softplus and gate
-    (the last two once per step and channel), the backward's one decay."""
+    """Exponentials per (step, channel, state) element in the roofline's floor (`Roofline` of bench_selective_scan.py):
+    the forward's decay, softplus and gate (the last two once per step and channel), the backward's one decay."""
     return 1.0 + (2.0 + has_z) / state if kernel == "forward" else 1.0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=Path("benchmarks"))
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--output", type=Path, default=OUTPUT, help=f"output folder (default {OUTPUT}/)")
+    where.add_argument("--update-repo", action="store_true", help="refresh the committed files in benchmarks/ instead")
     parser.add_argument("--shapes", nargs="*", choices=list(SHAPES), default=list(SHAPES))
     parser.add_argument("--grid", action="store_true", help="every tile of `candidate_configs`, not only the rule's")
     args = parser.parse_args(argv)
@@ -174,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
                 "exp share %": round(100 * clocks["MUFU"] / clocks[slowest], 1),
                 "exp floor %": round(100 * floor_exps(kernel, state) / threads / PIPES["MUFU"] / clocks[slowest], 1),
             })
-    write(rows, args.out, argv if argv is not None else sys.argv[1:])
+    write(rows, COMMITTED if args.update_repo else args.output, argv if argv is not None else sys.argv[1:])
     return 0
 
 
@@ -195,9 +201,10 @@ def write(rows: list[dict], out: Path, argv: list[str]) -> None:
         "reverse walk, summed), per element of their (CHUNK, N, BLOCK_D) "
         "tile. `bound` is the pipe with the most SM clocks per element (issue: 4 warp instructions per clock; MUFU "
         "16 lanes; SHFL and shared memory 32 lanes), `exp share %` the loop's own exponentials' clocks as a share of "
-        "it, and `exp floor %` kernel.md's exponentials (the forward's decay, softplus and gate; the backward's one "
-        "decay) as a share of it: the most of the exp-bound floor the loop's instruction mix allows, before memory "
-        "and latency. At N = 1 the binding floor is memory, which this does not model.\n\n" + table)
+        "it, and `exp floor %` the roofline's exponentials (bench_selective_scan.py: the forward's decay, softplus and "
+        "gate; the backward's one decay) as a share of it: the most of the exp-bound floor the loop's instruction mix "
+        "allows, before memory and latency. At N = 1 the binding floor is memory, which this does not model.\n\n"
+        + table)
     (out / "triton_static.md").write_text(text)
     print(table)
 

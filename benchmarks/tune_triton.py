@@ -1,12 +1,12 @@
 """Tile sizes of the Triton selective scan, measured: every (chunk, channels per block, warps) on the zoo's shapes.
 
-    python benchmarks/tune_triton.py --out benchmarks/ --machine "NVIDIA H100 80GB HBM3"
+    python benchmarks/tune_triton.py --output runs/tune_triton --machine "NVIDIA H100 80GB HBM3"
 
 The kernels are not autotuned (the save interval fixes the saved-state layout, the block the reduction order: see
 kernels/triton_scan.py), so `triton_config` is a fixed rule of the shapes; this script is where its numbers come
 from. For each shape it times the forward and the backward kernel launch (triton.testing.do_bench, median) for every
 candidate tile (`candidate_configs`) and prints them fastest first, marking the current rule's choice. Writes
-triton_tiles.csv and .md under --out with the GPU named.
+triton_tiles.csv and .md under --output (default runs/tune_triton/) with the GPU named.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from kernels.triton_scan import (
     triton_config,
 )
 
+OUTPUT = Path("runs") / "tune_triton"
 # name: (batch, KD, L, N, G = K routes, has_z, out_float32, dtype)
 SHAPES = {
     "vim_s (K 2, N 16, L 197)": (64, 1536, 197, 16, 2, True, False, torch.bfloat16),
@@ -135,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="saved spans per segment to try with the rule's tile (10**6: one segment)")
     parser.add_argument("--blocks-per-program", nargs="+", type=int, default=[2, 4, 8],
                         help="channel blocks per backward program to try with the rule's tile")
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent)
+    parser.add_argument("--output", type=Path, default=OUTPUT, help=f"output folder (default {OUTPUT}/)")
     parser.add_argument("--machine", help="how to name the GPU (default: torch's device name)")
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
@@ -158,8 +159,8 @@ def main(argv: list[str] | None = None) -> int:
                              difference=f"{largest_difference(results, reference):.1e}",
                              rule="yes" if cfg == rule else ""))
             del results
-        write_results(rows, args.out, machine, argv)  # after every shape: a run cut short keeps what it measured
-    print((args.out / "triton_tiles.md").read_text())
+        write_results(rows, args.output, machine, argv)  # after every shape: a run cut short keeps what it measured
+    print((args.output / "triton_tiles.md").read_text())
     return 0
 
 

@@ -47,6 +47,7 @@ from vssm.engine import (
     Precision,
     RealLabels,
     ShardSampler,
+    add_amp_argument,
     cleanup_distributed,
     evaluate,
     setup_distributed,
@@ -67,7 +68,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--crop-pct", type=float, help="center-crop fraction (default: the model's)")
     parser.add_argument("--crop-mode", choices=["center", "squash", "border"], help="default: the model's")
     parser.add_argument("--interpolation", choices=["bicubic", "bilinear", "nearest"], help="default: the model's")
-    parser.add_argument("--amp", choices=["none", "bf16", "fp16"], default="none", help="autocast (default: fp32)")
+    add_amp_argument(parser)
     parser.add_argument("--channels-last", action="store_true", help="model and inputs in channels-last layout")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--workers", type=int, default=4, help="data-loading processes (0: in the main process)")

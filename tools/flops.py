@@ -16,13 +16,15 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from tqdm import tqdm
+if TYPE_CHECKING:
+    from vssm.analysis.flops import Convention, ModelFlops
 
-import vssm  # noqa: F401  (registers the models)
-from vssm.analysis import zoo
-from vssm.analysis.flops import CONVENTION_TEXT, Convention, ModelFlops, count_model, format_count, module_rows
-from vssm.analysis.tables import markdown_table, write_csv
+# torch, timm and the models take 5-50 s to import (more on a loaded machine): they are imported in `run`, after the
+# arguments are parsed, so that --help and argument errors answer at once. Hence the literal choices (the tests check
+# them against vssm.analysis.flops.Convention).
+CONVENTIONS = ("macs", "full", "published")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -31,8 +33,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--all", action="store_true", help="every registered vssm variant (test variants excluded)")
     parser.add_argument("--input-size", help="'S', 'HxW' or 'CxHxW' (default: each model's own)")
     parser.add_argument("--batch", type=int, default=1, help="batch of the traced input (counts are per image)")
-    parser.add_argument("--convention", nargs="+", default=[c.value for c in Convention],
-                        choices=[c.value for c in Convention], help="conventions to count (default: all)")
+    parser.add_argument("--convention", nargs="+", default=list(CONVENTIONS), choices=CONVENTIONS,
+                        help="conventions to count (default: all)")
     parser.add_argument("--backward", action="store_true", help="count forward + backward (macs and full only)")
     parser.add_argument("--by-module", action="store_true", help="print a per-module breakdown for each model")
     parser.add_argument("--depth", type=int, default=2, help="module depth of --by-module (default 2)")
@@ -53,6 +55,8 @@ def _giga(counts: ModelFlops, convention: Convention, batch: int) -> str:
 
 
 def summary_rows(all_counts: list[ModelFlops], conventions: list[Convention], batch: int) -> list[dict[str, str]]:
+    from vssm.analysis.flops import Convention
+
     rows = []
     for counts in all_counts:
         row = {"model": counts.name, "input": "x".join(map(str, counts.input_size)),
@@ -69,7 +73,16 @@ def summary_rows(all_counts: list[ModelFlops], conventions: list[Convention], ba
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    return run(parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from vssm.analysis import zoo
+    from vssm.analysis.flops import CONVENTION_TEXT, Convention, count_model, format_count, module_rows
+    from vssm.analysis.tables import markdown_table, write_csv
+
     try:
         names = zoo.resolve_names(args.models, allow_timm=True) if args.models else (
             [n for variants in zoo.families().values() for n in variants] if args.all else zoo.headline_variants())

@@ -1,7 +1,7 @@
 """Write a small ImageFolder dataset to try eval_imagenet.py and train_cls.py without ImageNet.
 
-    python tools/make_demo_data.py demo_digits                  # 32 px, 80 / 20 % train / val
-    python tools/make_demo_data.py demo_digits --size 64 --per-class 100
+    python tools/make_demo_data.py runs/demo_digits             # 32 px, 80 / 20 % train / val
+    python tools/make_demo_data.py runs/demo_digits --size 64 --per-class 100
 
 The images are scikit-learn's handwritten digits (1797 8 x 8 scans of 0-9, shipped with the package), upscaled:
 <output>/train/<digit>/*.png and <output>/val/<digit>/*.png, plus train.txt / val.txt list files ('<path> <label>').
@@ -13,11 +13,6 @@ import argparse
 import sys
 from collections import Counter
 from pathlib import Path
-
-from tqdm import tqdm
-
-from vssm.analysis.tables import markdown_table
-from vssm.data.demo import SPLITS, write_digits
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -32,6 +27,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # Imported after parsing: torch and vssm take seconds to import, and --help should answer at once.
+    from tqdm import tqdm
+
+    from vssm.analysis.tables import markdown_table
+    from vssm.data.demo import SPLITS, write_digits
+
     counts: Counter[tuple[str, int]] = Counter()
     try:
         for item in tqdm(write_digits(args.output, args.size, args.val_fraction, args.seed, args.per_class),

@@ -3,51 +3,39 @@
     python tools/report.py                   # every family: all variants counted, the headline variant measured
     python tools/report.py --all             # measure every variant too (long: the largest take minutes each)
     python tools/report.py vim_small vmamba_tiny --batch 8 --repeats 10
-    python tools/report.py --test-variants --out /tmp/zoo --cards /tmp/cards     # the tiny test models (tests)
+    python tools/report.py --test-variants --output /tmp/zoo           # the tiny test models (tests)
+    python tools/report.py --update-repo     # refresh the committed reports/ and model cards (`make refresh`)
 
 For every registered family (found through `vssm.list_models()`, so families that land later join by themselves):
 count parameters and FLOPs of every variant (`macs`, `full`, and the family's original counter against the
 published count), and for the measured variants build the model, check its fast path against the reference path
 on a small input, and time CPU inference. Measure every golden fixture found under `--fixtures` against the
 original code's outputs (vssm/analysis/faithfulness.py) and read the speed targets' results (`--targets`, written
-by `python benchmarks/targets.py`, which `make report` runs first). Writes `<out>/zoo.md` (machine and load named),
-`zoo.csv` and `zoo.png`, and refreshes the generated tables between the markers of `model_cards/*.md`
-(vssm/analysis/cards.py).
+by `python benchmarks/targets.py`, which `make report` runs first). Writes `<output>/zoo.md` (machine and load
+named), `zoo.csv` and `zoo.png`, and copies of the model cards, `<output>/model_cards/*.md`, with the generated tables
+between their markers refreshed (vssm/analysis/cards.py); the output folder is runs/report/ unless named. Only
+`--update-repo` writes into the repository: reports/ and the cards of model_cards/ in place.
 """
 
 from __future__ import annotations
 
 import argparse
 import shlex
+import shutil
 import sys
 import time
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-from tqdm import tqdm
+if TYPE_CHECKING:
+    from vssm.analysis.zoo_report import Entry
 
-import vssm  # noqa: F401  (registers the models)
-from vssm.analysis import faithfulness, zoo
-from vssm.analysis.benchmark import BenchSettings
-from vssm.analysis.cards import refresh_cards
-from vssm.analysis.flops import CONVENTION_TEXT, Convention
-from vssm.analysis.plots import plot_zoo
-from vssm.analysis.published import PUBLISHED_COUNTERS
-from vssm.analysis.tables import load_average, machine_description, write_csv
-from vssm.analysis.targets import read_results
-from vssm.analysis.zoo_report import (
-    Entry,
-    card_tables,
-    choose_table,
-    count_entry,
-    measure_entry,
-    published_table,
-    targets_markdown,
-)
-
+# torch, timm and the models take 5-50 s to import (more on a loaded machine): they are imported where they are used,
+# after the arguments are parsed, so that --help and argument errors answer at once.
 ROOT = Path(__file__).resolve().parents[1]
+OUTPUT = Path("runs") / "report"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -59,9 +47,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=1, help="inference batch for throughput (default 1)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps before timing (default 1)")
     parser.add_argument("--repeats", type=int, default=3, help="timed steps (default 3)")
-    parser.add_argument("--out", type=Path, default=ROOT / "reports", help="output directory (default reports/)")
-    parser.add_argument("--cards", type=Path, default=ROOT / "model_cards", help="model cards to refresh")
-    parser.add_argument("--no-cards", action="store_true", help="leave the model cards alone")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--output", type=Path, default=OUTPUT,
+                       help=f"output folder: the report and refreshed copies of the cards (default {OUTPUT}/)")
+    where.add_argument("--update-repo", action="store_true",
+                       help="refresh the committed files instead: reports/ and the cards of --cards in place")
+    parser.add_argument("--cards", type=Path, default=ROOT / "model_cards",
+                        help="model cards whose generated tables to refresh (default model_cards/)")
+    parser.add_argument("--no-cards", action="store_true", help="leave the model cards out")
     parser.add_argument("--machine", help="how to name the machine (default: detected)")
     parser.add_argument("--targets", type=Path, default=ROOT / "benchmarks" / "targets.csv",
                         help="speed-targets results to show (default benchmarks/targets.csv)")
@@ -73,11 +66,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             parser.error(f"--{option}: expected a positive integer, got {getattr(args, option)}")
     if args.warmup < 0:
         parser.error(f"--warmup: expected >= 0, got {args.warmup}")
+    if args.update_repo:
+        args.output = ROOT / "reports"
     return args
 
 
 def selection(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     """(variants to count, variants to measure)."""
+    from vssm.analysis import zoo
+
     if args.models:
         names = zoo.resolve_names(args.models)
         return names, names
@@ -94,8 +91,26 @@ def shown(path: Path) -> str:
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
+def cards_to_refresh(args: argparse.Namespace) -> Path | None:
+    """The folder whose cards get their tables refreshed: --cards itself with --update-repo, else copies of its cards
+    in `<output>/model_cards` (None without cards)."""
+    if args.no_cards or not args.cards.is_dir():
+        return None
+    if args.update_repo:
+        return args.cards
+    copies = args.output / "model_cards"
+    copies.mkdir(parents=True, exist_ok=True)
+    for card in args.cards.glob("*.md"):
+        shutil.copyfile(card, copies / card.name)
+    return copies
+
+
 def report_markdown(entries: list[Entry], failures: dict[str, str], machine: str, command: str, settings_text: str,
                     elapsed: float, load: tuple[str, str], targets_text: str, faithfulness_text: str) -> str:
+    from vssm.analysis.flops import CONVENTION_TEXT, Convention
+    from vssm.analysis.published import PUBLISHED_COUNTERS
+    from vssm.analysis.zoo_report import choose_table, published_table
+
     measured = sum(e.speed is not None for e in entries)
     counters = "\n".join(f"  - {key}: {c.name}: {c.description}." for key, c in PUBLISHED_COUNTERS.items())
     date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -124,8 +139,8 @@ reference's own error + 1e-5 x scale.
 
 Ours under each family's original counter (rebuilt on our counter, `vssm/analysis/published.py`) against the
 authors' numbers: "exact" is the integer printed in the original code, "N digits" agreement to the N significant
-digits of the most precise published value (the spec's reproduction of the original counter where it has one;
-`shared/specs/*.md`).
+digits of the most precise published value (where the authors printed a rounded number only, their counter's rule
+worked through the network layer by layer; sources below the table).
 
 {published_table(entries)}
 
@@ -151,7 +166,21 @@ Recount any model at any size with `python tools/flops.py MODEL --input-size S [
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    return run(parse_args(argv), argv)
+
+
+def run(args: argparse.Namespace, argv: list[str] | None) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from vssm.analysis import faithfulness, zoo
+    from vssm.analysis.benchmark import BenchSettings
+    from vssm.analysis.cards import refresh_cards
+    from vssm.analysis.plots import plot_zoo
+    from vssm.analysis.tables import load_average, machine_description, write_csv
+    from vssm.analysis.targets import read_results
+    from vssm.analysis.zoo_report import card_tables, count_entry, measure_entry, targets_markdown
+
     started = time.perf_counter()
     load_start = load_average()
     try:
@@ -199,11 +228,11 @@ def main(argv: list[str] | None = None) -> int:
     command = " ".join(["python tools/report.py", *(shlex.quote(a) for a in (argv or sys.argv[1:]))])
     settings_text = (f"CPU inference, float32, batch {args.batch}, {args.warmup} warm-up + {args.repeats} timed "
                      f"steps, median (range: slowest-fastest step), {torch.get_num_threads()} threads, random weights")
-    args.out.mkdir(parents=True, exist_ok=True)
-    plot_zoo([e.name for e in rows], [e.params / 1e6 for e in rows], [e.macs / 1e9 for e in rows],
-             [e.speed.images_per_s if e.speed else None for e in rows], args.out / "zoo.png",
-             f"vssm zoo at each model's input size; CPU images/s on {machine}")
-    write_csv(args.out / "zoo.csv", [{
+    args.output.mkdir(parents=True, exist_ok=True)
+    plot_zoo([e.name for e in rows], [e.family for e in rows], [e.params / 1e6 for e in rows],
+             [e.macs / 1e9 for e in rows], [e.speed.images_per_s if e.speed else None for e in rows],
+             args.output / "zoo.png", f"vssm zoo at each model's input size; CPU images/s on {machine}")
+    write_csv(args.output / "zoo.csv", [{
         "family": e.family, "model": e.name, "input": "x".join(map(str, e.input_size)), "params": e.params,
         "macs": e.macs, "full_flops": e.full, "original_counter_macs": e.original,
         "published_g": e.reference.reference if e.reference else None, "agreement": e.agreement,
@@ -213,11 +242,12 @@ def main(argv: list[str] | None = None) -> int:
         "fast_path_ok": e.check.ok if e.check else None, "fast_path_error": e.check.error if e.check else None,
         "machine": machine if e.speed else None,
     } for e in rows])
-    if not args.no_cards and args.cards.is_dir():
+    cards = cards_to_refresh(args)
+    if cards is not None:
         tables = card_tables(rows, machine, settings_text, targets, shown(args.targets), golden)
-        for update in refresh_cards(args.cards, tables, set(zoo.families())):
+        for update in refresh_cards(cards, tables, set(zoo.families())):
             if update.changed or update.skipped:
-                print(f"{update.path.name}: refreshed {', '.join(update.refreshed) or 'nothing'}"
+                print(f"{shown(update.path)}: refreshed {', '.join(update.refreshed) or 'nothing'}"
                       + (f"; left alone {', '.join(update.skipped)}" if update.skipped else "")
                       + ("; appended the generated section" if update.appended else ""), file=sys.stderr)
     for entry in rows:
@@ -231,8 +261,10 @@ def main(argv: list[str] | None = None) -> int:
                          or f"No golden fixtures found under `{shown(args.fixtures)}`.")
     text = report_markdown(rows, failures, machine, command, settings_text, time.perf_counter() - started, load,
                            targets_text, faithfulness_text)
-    (args.out / "zoo.md").write_text(text)
+    (args.output / "zoo.md").write_text(text)
     print(text)
+    print(f"wrote {shown(args.output)}/zoo.md, zoo.csv, zoo.png"
+          + (f" and the cards in {shown(cards)}/" if cards is not None else ""), file=sys.stderr)
     for name, message in failures.items():
         print(f"error: {name}: {message}", file=sys.stderr)
     return 1 if failures else 0

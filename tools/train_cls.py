@@ -55,6 +55,7 @@ from vssm.data import (
     find_samples,
     saved_data_config,
 )
+from vssm.data.augment import MAX_MAGNITUDE
 from vssm.engine import (
     Distributed,
     EvalResult,
@@ -66,72 +67,98 @@ from vssm.engine import (
     setup_distributed,
     train_one_epoch,
 )
+from vssm.engine.arguments import (
+    COUNT,
+    MAX_DEFAULT_WORKERS,
+    NON_NEGATIVE,
+    POSITIVE,
+    POSITIVE_COUNT,
+    PROBABILITY,
+    Range,
+    add_amp_argument,
+    default_workers,
+)
+from vssm.engine.train import CLIP_MODES
+
+MAX_SEED = 2**31 - 1  # numpy's generator takes seeds below 2**32, and each process adds its rank
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add = parser.add_argument
     add("--model", required=True, help="registered model name")
     add("--model-kwargs", nargs="*", default=[], metavar="KEY=VALUE",
         help="extra constructor arguments (Python literals or names), e.g. scan=cross depths=(1,1,2,1)")
     add("--pretrained", action="store_true", help="start from the model's released weights (new classifier)")
-    add("--drop-path", type=float, help="stochastic depth rate (default: the model's)")
+    add("--drop-path", type=Range(float, 0, 1, high_open=True), help="stochastic depth rate (default: the model's)")
     add("--grad-checkpointing", action="store_true", help="recompute activations in the backward (less memory)")
     add("--channels-last", action="store_true")
     add("--data", type=Path, help="folder with train/ and val/ ImageFolder directories")
     add("--train", type=Path, help="training data (ImageFolder directory or list file; default DATA/train)")
     add("--val", type=Path, help="validation data (default DATA/val)")
-    add("--img-size", type=int, help="training and evaluation resolution (default: the model's)")
-    add("--eval-crop-pct", type=float, help="evaluation center-crop fraction (default: the model's)")
-    add("--batch-size", type=int, default=128, help="per process")
-    add("--val-batch-size", type=int, help="per process (default: --batch-size)")
-    add("--workers", type=int, default=4)
+    add("--img-size", type=POSITIVE_COUNT, help="training and evaluation resolution (default: the model's)")
+    add("--eval-crop-pct", type=Range(float, 0, 1, low_open=True),
+        help="evaluation center-crop fraction (default: the model's)")
+    add("--batch-size", type=POSITIVE_COUNT, default=128, help="per process")
+    add("--val-batch-size", type=POSITIVE_COUNT, help="per process (default: --batch-size)")
+    workers = default_workers()
+    add("--workers", type=COUNT, default=workers,
+        help=f"data-loading processes per training process (0: in the main process; default here: {workers}, the "
+             f"usable CPUs / torchrun's processes on this node, at most {MAX_DEFAULT_WORKERS})")
     add("--bad-images", choices=[b.value for b in BadImages], default=BadImages.FAIL.value,
         help="unreadable images: stop with their path (fail, default) or leave them out (skip)")
-    add("--scale", type=float, nargs=2, default=(0.08, 1.0), help="RandomResizedCrop area range")
-    add("--ratio", type=float, nargs=2, default=(3 / 4, 4 / 3), help="RandomResizedCrop aspect range")
-    add("--hflip", type=float, default=0.5)
-    add("--color-jitter", type=float, default=0.4)
-    add("--rand-ops", type=int, default=2, help="RandAugment-like operations per image (0: off)")
-    add("--rand-magnitude", type=float, default=9.0, help="their strength, 0-10")
-    add("--reprob", type=float, default=0.25, help="random erasing probability")
-    add("--mixup", type=float, default=0.8, help="Mixup alpha (0: off)")
-    add("--cutmix", type=float, default=1.0, help="CutMix alpha (0: off)")
-    add("--mixup-prob", type=float, default=1.0, help="probability of mixing a batch")
-    add("--mixup-switch-prob", type=float, default=0.5, help="probability of CutMix instead of Mixup")
-    add("--smoothing", type=float, default=0.1, help="label smoothing")
+    add("--scale", type=Range(float, 0, 1, low_open=True), nargs=2, default=(0.08, 1.0), metavar=("MIN", "MAX"),
+        help="RandomResizedCrop area range")
+    add("--ratio", type=POSITIVE, nargs=2, default=(3 / 4, 4 / 3), metavar=("MIN", "MAX"),
+        help="RandomResizedCrop aspect range")
+    add("--hflip", type=PROBABILITY, default=0.5, help="horizontal flip probability")
+    add("--color-jitter", type=NON_NEGATIVE, default=0.4, help="brightness/contrast/saturation strength (0: off)")
+    add("--rand-ops", type=COUNT, default=2, help="RandAugment-like operations per image (0: off)")
+    add("--rand-magnitude", type=Range(float, 0, MAX_MAGNITUDE), default=9.0,
+        help=f"their strength, 0-{MAX_MAGNITUDE:g}")
+    add("--reprob", type=PROBABILITY, default=0.25, help="random erasing probability")
+    add("--mixup", type=NON_NEGATIVE, default=0.8, help="Mixup alpha (0: off)")
+    add("--cutmix", type=NON_NEGATIVE, default=1.0, help="CutMix alpha (0: off)")
+    add("--mixup-prob", type=PROBABILITY, default=1.0, help="probability of mixing a batch")
+    add("--mixup-switch-prob", type=PROBABILITY, default=0.5, help="probability of CutMix instead of Mixup")
+    add("--smoothing", type=Range(float, 0, 1, high_open=True), default=0.1, help="label smoothing")
     add("--opt", default="adamw", help="timm optimizer name (adamw, sgd, lamb, ...)")
-    add("--lr", type=float, default=5e-4, help="peak learning rate (for the whole batch over all processes)")
-    add("--weight-decay", type=float, default=0.05)
-    add("--momentum", type=float, default=0.9)
-    add("--clip-grad", type=float, help="gradient clipping threshold (default: off)")
-    add("--clip-mode", choices=["norm", "value", "agc"], default="norm")
+    add("--lr", type=POSITIVE, default=5e-4, help="peak learning rate (for the whole batch over all processes)")
+    add("--weight-decay", type=NON_NEGATIVE, default=0.05)
+    add("--momentum", type=Range(float, 0, 1), default=0.9)
+    add("--clip-grad", type=POSITIVE, help="gradient clipping threshold (default: off)")
+    add("--clip-mode", choices=CLIP_MODES, default="norm")
     add("--sched", default="cosine", help="timm scheduler name (cosine, step, multistep, plateau, ...)")
-    add("--epochs", type=int, default=300)
-    add("--warmup-epochs", type=int, default=5)
-    add("--warmup-lr", type=float, default=1e-6)
-    add("--min-lr", type=float, default=1e-5)
-    add("--cooldown-epochs", type=int, default=0)
+    add("--epochs", type=POSITIVE_COUNT, default=300)
+    add("--warmup-epochs", type=COUNT, default=5)
+    add("--warmup-lr", type=NON_NEGATIVE, default=1e-6)
+    add("--min-lr", type=NON_NEGATIVE, default=1e-5)
+    add("--cooldown-epochs", type=COUNT, default=0)
     add("--model-ema", action="store_true", help="keep an exponential moving average of the weights")
-    add("--model-ema-decay", type=float, default=0.9998)
+    add("--model-ema-decay", type=Range(float, 0, 1), default=0.9998)
     add("--model-ema-warmup", action="store_true", help="ramp the EMA decay up over the first updates")
-    add("--amp", choices=["none", "bf16", "fp16"], default="none", help="autocast (default: fp32)")
+    add_amp_argument(parser)
     add("--device", help="cpu, cuda (default: cuda when available; torchrun: one GPU per process)")
-    add("--seed", type=int, default=0)
+    add("--seed", type=Range(int, 0, MAX_SEED), default=0, help="random seed (each process adds its rank)")
     add("--output", type=Path, required=True, help="folder for logs and checkpoints")
     add("--resume", help="checkpoint to continue from ('auto': OUTPUT/last.pth when it exists)")
-    add("--eval-every", type=int, default=1, help="evaluate every N epochs (and after the last)")
+    add("--eval-every", type=POSITIVE_COUNT, default=1, help="evaluate every N epochs (and after the last)")
     add("--no-progress", action="store_true", help="no progress bars")
+    return parser
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.train is None or args.val is None:
         if args.data is None:
             parser.error("give --data (with train/ and val/) or both --train and --val")
         args.train = args.train or args.data / "train"
         args.val = args.val or args.data / "val"
-    for name in ("batch_size", "workers", "epochs", "eval_every"):
-        minimum = 0 if name == "workers" else 1
-        if getattr(args, name) < minimum:
-            parser.error(f"--{name.replace('_', '-')}: expected >= {minimum}, got {getattr(args, name)}")
+    for name in ("scale", "ratio"):
+        low, high = getattr(args, name)
+        if low > high:
+            parser.error(f"argument --{name}: expected MIN <= MAX, got {low:g} {high:g}")
     args.val_batch_size = args.val_batch_size or args.batch_size
     return args
 
@@ -293,6 +320,10 @@ class Run:
 
     # ------------------------------------------------------------------------------------------------ loop
 
+    def epoch_label(self, epoch: int) -> str:
+        """Epochs count from 1 everywhere (progress bars, log lines, messages): 'epoch 3/8'."""
+        return f"epoch {epoch}/{self.args.epochs}"
+
     def _evaluate(self, model: nn.Module, desc: str) -> EvalResult:
         return evaluate(model, self.val_loader, self.ctx, self.precision, self.args.channels_last, self.bad_images,
                         desc=desc, progress=not self.args.no_progress)
@@ -303,9 +334,10 @@ class Run:
         while self.epoch < args.epochs:
             if isinstance(self.train_loader.sampler, DistributedSampler):
                 self.train_loader.sampler.set_epoch(self.epoch)
+            label = self.epoch_label(self.epoch + 1)
             result, self.num_updates = train_one_epoch(
-                self.trained, self.train_loader, self.optimizer, self.loss_fn, ctx, self.epoch, self.num_updates,
-                self.options, self.scheduler, self.mixup, self.ema, self.scaler, progress=not args.no_progress)
+                self.trained, self.train_loader, self.optimizer, self.loss_fn, ctx, self.num_updates, self.options,
+                self.scheduler, self.mixup, self.ema, self.scaler, desc=f"train {label}", progress=not args.no_progress)
             self.epoch += 1
             row: dict[str, Any] = {"epoch": self.epoch, "lr": f"{self.optimizer.param_groups[0]['lr']:.6g}",
                                    "train_loss": f"{result.loss:.5f}", "train_images": result.images,
@@ -319,14 +351,14 @@ class Run:
             self.log.append(row)
             if ctx.is_main:
                 self._save(metrics)
-                print(" ".join(f"{k} {v}" for k, v in row.items()), flush=True)
+                print(" ".join([label, *(f"{k} {v}" for k, v in row.items() if k != "epoch")]), flush=True)
         return metrics
 
     def _evaluate_all(self) -> dict[str, float]:
         metrics = {}
         models = [("", self.model)] + ([("ema_", self.ema.module)] if self.ema is not None else [])
         for prefix, model in models:
-            acc = self._evaluate(model, f"val {prefix or 'model '}{self.epoch}").accuracy
+            acc = self._evaluate(model, f"val {'ema ' if prefix else ''}{self.epoch_label(self.epoch)}").accuracy
             metrics.update({f"{prefix}top1": acc.top1, f"{prefix}top5": acc.top5, f"{prefix}loss": acc.loss})
         return metrics
 
@@ -349,6 +381,14 @@ def main(argv: list[str] | None = None) -> int:
         resume = args.output / "last.pth" if args.resume == "auto" else (Path(args.resume) if args.resume else None)
         if resume is not None and (args.resume != "auto" or resume.exists()):
             run.resume(resume)
+            if run.epoch >= args.epochs:
+                if ctx.is_main:
+                    print(f"{resume}: already trained {run.epoch} epochs (--epochs {args.epochs}); nothing to do, "
+                          "no file changed")
+                return 0
+            if ctx.is_main:
+                print(f"resumed from {resume}: {run.epoch_label(run.epoch)} done ({run.num_updates} updates), "
+                      f"continuing with {run.epoch_label(run.epoch + 1)}")
         if ctx.is_main:
             args.output.mkdir(parents=True, exist_ok=True)
             (args.output / "args.json").write_text(json.dumps({k: plain(v) for k, v in vars(args).items()}, indent=2))
@@ -369,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
                    "machine": machine_description(ctx.device)}
         (args.output / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         rows = [[k, f"{v:.4f}"] for k, v in final.items()]
-        print(f"final evaluation after epoch {run.epoch} ({len(run.val_samples)} images):")
+        print(f"final evaluation after {run.epoch_label(run.epoch)} ({len(run.val_samples)} images):")
         print(markdown_table(["metric", "value"], rows, right=[False, True]))
     return 0
 

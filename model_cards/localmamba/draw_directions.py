@@ -1,6 +1,7 @@
 """Draw LocalMamba's searched scan directions: the lists per variant and, with `scans.plot`, the routes per stage.
 
-    python model_cards/localmamba/draw_directions.py [--out model_cards/localmamba]
+    python model_cards/localmamba/draw_directions.py [--output runs/localmamba_directions]
+    python model_cards/localmamba/draw_directions.py --update-repo      # redraw the card's committed pictures
 
 * `searched_<variant>.png`: one row per layer (block), one column per choice of the search space; the chosen four
   are filled and labelled with their parameter slot k; stages are separated.
@@ -25,6 +26,7 @@ from tqdm import tqdm
 import scans
 from vssm.models import _localmamba_directions as tables
 
+OUTPUT = Path("runs") / "localmamba_directions"
 # (variant, file stem, table, stages as (first layer, number of layers, grid side at 224 px))
 VARIANTS = (
     ("LocalVim-T / -S", "localvim", tables.LOCAL_VIM_TINY, ((0, 20, 14),)),
@@ -78,17 +80,21 @@ def draw_table(variant: str, table: tables.Directions, stages: tuple, path: Path
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent, help="folder for the PNGs")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--output", type=Path, default=OUTPUT, help=f"folder for the PNGs (default {OUTPUT}/)")
+    where.add_argument("--update-repo", action="store_true", help="redraw the committed pictures next to this file")
     args = parser.parse_args(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
+    if args.update_repo:
+        args.output = Path(__file__).parent
+    args.output.mkdir(parents=True, exist_ok=True)
     pictures: dict[tuple[int, tuple[str, ...]], Path] = {}
     jobs = [(side, stage_directions(table, first, count)) for _, _, table, stages in VARIANTS
             for first, count, side in stages]  # fmt: skip
     for side, directions in tqdm(dict.fromkeys(jobs), desc="route pictures"):
         name = f"routes_{side}x{side}_{'-'.join(directions)}.png"
-        pictures[side, directions] = draw_routes(directions, side, args.out / name)
+        pictures[side, directions] = draw_routes(directions, side, args.output / name)
     for variant, stem, table, stages in VARIANTS:
-        draw_table(variant, table, stages, args.out / f"searched_{stem}.png")
+        draw_table(variant, table, stages, args.output / f"searched_{stem}.png")
         print(f"\n{variant}: ![searched](localmamba/searched_{stem}.png)\n")
         print("| stage | layers | grid at 224 px | directions used | routes |\n|---|---|---|---|---|")
         for s, (first, count, side) in enumerate(stages):

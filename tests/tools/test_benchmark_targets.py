@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import os
+import random
 from pathlib import Path
 
 import pytest
@@ -39,7 +41,8 @@ def _targets_script():
 @pytest.fixture(scope="module")
 def test_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, Path]:
     out = tmp_path_factory.mktemp("targets")
-    code = _targets_script().main(["--test-variants", "--rounds", "2", "--out", str(out), "--machine", "test machine"])
+    code = _targets_script().main(["--test-variants", "--rounds", "2", "--output", str(out), "--machine",
+                                   "test machine"])
     return code, out
 
 
@@ -105,11 +108,21 @@ def test_a_run_on_the_test_variants_writes_sane_rows(test_run: tuple[int, Path])
 
 def test_families_are_chosen_by_name(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     script = _targets_script()
-    assert script.main(["--test-variants", "--family", "vmm", "--out", str(tmp_path)]) == 2
+    assert script.main(["--test-variants", "--family", "vmm", "--output", str(tmp_path)]) == 2
     assert "vmamba" in capsys.readouterr().err and not list(tmp_path.iterdir())
-    assert script.main(["--test-variants", "--family", "vmamba", "--rounds", "1", "--out", str(tmp_path)]) == 0
+    assert script.main(["--test-variants", "--family", "vmamba", "--rounds", "1", "--output", str(tmp_path)]) == 0
     rows = read_results(tmp_path / "targets_vmamba.csv")
     assert [r.family for r in rows] == ["vmamba"]
+
+
+def test_a_busy_machine_is_named_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    load = torch.get_num_threads() + 1 + 10 * random.random()
+    monkeypatch.setattr(os, "getloadavg", lambda: (load, 1.0, 1.0))
+    assert _targets_script().main(["--test-variants", "--family", "vim", "--rounds", "1", "--warmup", "0",
+                                   "--output", str(tmp_path)]) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and f"load average {load:.2f}" in warnings[0]
 
 
 def test_met_follows_the_metric() -> None:

@@ -241,7 +241,7 @@ def test_bad_checkpoints_and_models_are_explained(checkpoint: Path, val_dir: Pat
     err = _fails(capsys, "--model", "test_mambavision", "--checkpoint", str(checkpoint), "--data", str(val_dir))
     assert "does not fit test_mambavision" in err
     err = _fails(capsys, "--model", "test_vim", "--checkpoint", str(checkpoint), "--data", str(val_dir))
-    assert "test_vim" in err and "cls_token" in err
+    assert "test_vim" in err and "looks like a VMamba checkpoint" in err
     err = _fails(capsys, "--model", "test_vmambaa", "--checkpoint", str(checkpoint), "--data", str(val_dir))
     assert "did you mean test_vmamba" in err
     pickled = tmp_path / "pickled.pth"

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from tool_modules import load_tool
 
+from vssm.analysis.flops import Convention
+
 flops_tool = load_tool("flops")
 
 
@@ -40,3 +42,9 @@ def test_unknown_names_and_impossible_sizes_fail_with_a_hint(capsys: pytest.Capt
     assert "did you mean test_vmamba" in capsys.readouterr().err
     assert flops_tool.main(["test_vmamba", "--input-size", "16"]) == 2
     assert "smaller than the model's stride 32" in capsys.readouterr().err
+
+
+def test_convention_choices_are_the_counters() -> None:
+    # The tool lists them literally so that --help answers without importing torch.
+    assert flops_tool.CONVENTIONS == tuple(c.value for c in Convention)
+    assert flops_tool.parse_args([]).convention == list(flops_tool.CONVENTIONS)

@@ -1,18 +1,23 @@
 """tools/report.py (the main job) end to end on the tiny test variants: table, CSV, PNG, the speed targets' and golden
-fixtures' sections, and the card refresh."""
+fixtures' sections, the card refresh (copies in the output folder, or in place with --update-repo), and the picture."""
 
 from __future__ import annotations
 
 import csv
+import math
+import random
 import re
 import shutil
 from pathlib import Path
 
 import pytest
+from matplotlib.colors import to_hex
 from tool_modules import load_tool
 
 from vssm.analysis import zoo
 from vssm.analysis.cards import END, start_marker
+from vssm.analysis.plots import zoo_figure
+from vssm.analysis.published import PUBLISHED_COUNTS
 from vssm.analysis.targets import TargetResult, write_results
 
 report_tool = load_tool("report")
@@ -45,7 +50,7 @@ def test_report_on_the_test_variants_writes_the_table_and_refreshes_cards(tmp_pa
             f"{start_marker('flops')}\n{END}\n\nEnd text.\n")
     (cards / f"{family}.md").write_text(hand)
     (cards / "vim.md").write_text("# Vim card\n")
-    code = report_tool.main(["--test-variants", "--repeats", "1", "--warmup", "0", "--out", str(out),
+    code = report_tool.main(["--test-variants", "--repeats", "1", "--warmup", "0", "--output", str(out),
                              "--cards", str(cards), "--machine", "test machine", "--targets",
                              str(tmp_path / "targets.csv"), "--fixtures", str(fixtures)])
     assert code == 0
@@ -61,7 +66,10 @@ def test_report_on_the_test_variants_writes_the_table_and_refreshes_cards(tmp_pa
         assert float(row["images_per_s"]) > 0 and row["fast_path_ok"] == "True"
         assert row["input"] == "x".join(map(str, zoo.default_input_size(name)))
     assert (out / "zoo.png").read_bytes()[:4] == b"\x89PNG"
-    card = (cards / f"{family}.md").read_text()
+    # The cards given are read, never written: their refreshed copies land in the output folder.
+    assert (cards / f"{family}.md").read_text() == hand and (cards / "vim.md").read_text() == "# Vim card\n"
+    assert {p.name for p in (out / "model_cards").iterdir()} == {f"{family}.md", "vim.md"}
+    card = (out / "model_cards" / f"{family}.md").read_text()
     # Hand-written text stays as it was, in place; every block is filled with this family's numbers only.
     outside = [part.split(END)[-1] for part in card.split("<!-- vssm:table:")]
     assert outside == [part.split(END)[-1] for part in hand.split("<!-- vssm:table:")]
@@ -72,13 +80,13 @@ def test_report_on_the_test_variants_writes_the_table_and_refreshes_cards(tmp_pa
     by_kind = card.split(start_marker("flops_by_kind"))[1].split(END)[0]
     assert re.search(r"\| model +\| +input \|.* scan \|.* total \|", by_kind) and "| test_vmamba " in by_kind
     assert "1 of 1 targets met" in card
-    vim_card = (cards / "vim.md").read_text()  # a card without blocks gets the generated section appended
+    vim_card = (out / "model_cards" / "vim.md").read_text()  # a card without blocks gets the generated section
     assert vim_card.startswith("# Vim card\n") and "Machine: test machine" in vim_card
     assert "targets machine" in vim_card and "No golden" not in vim_card
 
 
 def test_report_rejects_unknown_models(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
-    assert report_tool.main(["test_vimm", "--out", str(tmp_path)]) == 2
+    assert report_tool.main(["test_vimm", "--output", str(tmp_path)]) == 2
     assert "did you mean test_vim" in capsys.readouterr().err
 
 
@@ -97,10 +105,63 @@ def test_broken_inputs_are_reported_and_the_rest_still_written(tmp_path: Path) -
     (fixtures / "vmamba_test_s1l8" / "state_dict.pt").write_bytes(b"not a checkpoint")
     old_targets = tmp_path / "old_targets.csv"
     old_targets.write_text("family,model,ratio\nvim,vim_small,0.5\n")
-    code = report_tool.main(["test_vmamba", "--repeats", "1", "--warmup", "0", "--out", str(tmp_path), "--no-cards",
+    code = report_tool.main(["test_vmamba", "--repeats", "1", "--warmup", "0", "--output", str(tmp_path), "--no-cards",
                              "--targets", str(old_targets), "--fixtures", str(fixtures)])
     assert code == 1
     text = (tmp_path / "zoo.md").read_text()
     assert "- vmamba_test_s1l8: golden fixture: " in text and "| test_vmamba " in text
     assert "- speed targets: " in text and "missing baseline, metric" in text
     assert f"No results at `{old_targets}`" in text and "No golden fixtures" in text
+
+
+def test_update_repo_writes_the_committed_report_and_cards_in_place(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(report_tool, "ROOT", tmp_path)  # the repository the tool refreshes: a stand-in
+    (tmp_path / "model_cards").mkdir()
+    hand = f"# Card\n\n{start_marker('flops')}\nstale\n{END}\n"
+    (tmp_path / "model_cards" / "vmamba.md").write_text(hand)
+    monkeypatch.chdir(tmp_path)
+    assert report_tool.main(["test_vmamba", "--repeats", "1", "--warmup", "0", "--update-repo"]) == 0
+    assert (tmp_path / "reports" / "zoo.md").is_file() and (tmp_path / "reports" / "zoo.png").is_file()
+    card = (tmp_path / "model_cards" / "vmamba.md").read_text()
+    assert "stale" not in card and "| test_vmamba " in card
+    assert not (tmp_path / "runs").exists()
+
+
+def test_output_and_update_repo_exclude_each_other(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        report_tool.parse_args(["--output", "somewhere", "--update-repo"])
+    assert exit_.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
+    assert report_tool.parse_args([]).output == Path("runs") / "report"
+
+
+def test_the_zoo_picture_has_log_axes_and_one_colour_per_family() -> None:
+    families = ["vim", "vim", "vmamba", "mambavision", "mambavision", "umamba"]
+    names = [f"{family}_{i}" for i, family in enumerate(families)]
+    params = [random.uniform(0.1, 1.0), random.uniform(100, 740), *(random.uniform(5, 50) for _ in range(4))]
+    gmacs = [random.uniform(0.01, 500) for _ in names]
+    speed = [random.uniform(1, 200), None, *(random.uniform(1, 200) for _ in range(4))]
+    fig = zoo_figure(names, families, params, gmacs, speed)
+    fig.draw_without_rendering()  # lays out the tick labels
+    panels = [ax for ax in fig.axes if ax.patches]
+    assert len(panels) == 3
+    labels = [label.get_text() for label in panels[0].get_yticklabels()]  # the panels share the y axis
+    for ax, values in zip(panels, (params, gmacs, speed)):
+        assert ax.get_xscale() == "log"
+        bars = dict(zip(labels, ax.patches))
+        assert sorted(bars) == sorted(names)
+        colour = {name: to_hex(bar.get_facecolor()) for name, bar in bars.items()}
+        by_family = {family: {colour[n] for n, f in zip(names, families) if f == family} for family in families}
+        assert all(len(colours) == 1 for colours in by_family.values())
+        assert len({next(iter(colours)) for colours in by_family.values()}) == len(set(families))
+        for name, value in zip(names, values):
+            width = bars[name].get_width()
+            assert (math.isnan(width) and value is None) or width == pytest.approx(value)
+    legend = [text.get_text() for text in fig.legends[0].get_texts()]
+    assert legend == ["vim", "vmamba", "mambavision", "umamba"]
+
+
+def test_published_counts_name_public_sources_only() -> None:
+    for name, count in PUBLISHED_COUNTS.items():
+        assert "spec" not in count.source and "shared/" not in count.source and "§" not in count.source, name
+        assert re.search(r"github\.com/[\w-]+/[\w-]+ at [0-9a-f]{7}", count.source), name

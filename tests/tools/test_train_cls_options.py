@@ -40,6 +40,42 @@ def _log(output: Path) -> list[dict[str, str]]:
     return list(csv.DictReader((output / "log.csv").open()))
 
 
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_epochs_are_numbered_from_one_in_progress_bars_and_log_lines(digits: Path, tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture) -> None:
+    argv = [a for a in QUICK if a != "--no-progress"]
+    assert train_tool.main([*argv, "--epochs", "2", "--model-ema", "--data", str(digits), "--output",
+                            str(tmp_path / "run")]) == 0
+    captured = capsys.readouterr()
+    bars = {line.split(":")[0].strip() for line in captured.err.replace("\r", "\n").splitlines() if "batch" in line}
+    assert bars == {"train epoch 1/2", "train epoch 2/2", "val epoch 1/2", "val epoch 2/2", "val ema epoch 1/2",
+                    "val ema epoch 2/2"}
+    log_lines = [line for line in captured.out.splitlines() if " train_loss " in line]
+    assert [line.split(" lr ")[0] for line in log_lines] == ["epoch 1/2", "epoch 2/2"]
+    assert "final evaluation after epoch 2/2 (20 images):" in captured.out
+    assert [row["epoch"] for row in _log(tmp_path / "run")] == ["1", "2"]
+
+
+def test_resuming_a_finished_run_changes_nothing(digits: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """'--resume auto' on a run that reached --epochs says so in one line and leaves every file as it was (it used
+    to overwrite summary.json's final metrics with {})."""
+    output = tmp_path / "run"
+    argv = [*QUICK, "--epochs", "1", "--data", str(digits), "--output", str(output), "--resume", "auto"]
+    assert train_tool.main(argv) == 0
+    before = _files(output)
+    assert json.loads(before["summary.json"])["final"]["top1"] >= 0
+    capsys.readouterr()
+    assert train_tool.main(argv) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"{output / 'last.pth'}: already trained 1 epochs (--epochs 1); nothing to do, no file changed"]
+    assert _files(output) == before
+    assert train_tool.main([*argv, "--seed", "1"]) == 0  # other arguments: args.json stays the finished run's too
+    assert _files(output) == before
+
+
 @pytest.mark.parametrize("amp", ["bf16", "fp16"])
 def test_full_recipe_with_amp_clipping_checkpointing_channels_last(amp: str, digits: Path, tmp_path: Path,
                                                                   capsys: pytest.CaptureFixture) -> None:
@@ -82,8 +118,11 @@ def test_resume_continues_an_interrupted_run(digits: Path, tmp_path: Path, monke
         train_tool.main([*argv, "--output", str(tmp_path / "resumed")])
     monkeypatch.setattr(train_tool, "train_one_epoch", real_epoch)
     assert [row["epoch"] for row in _log(tmp_path / "resumed")] == ["1"]
-    assert train_tool.main([*argv, "--output", str(tmp_path / "resumed"), "--resume", "auto"]) == 0
     capsys.readouterr()
+    assert train_tool.main([*argv, "--output", str(tmp_path / "resumed"), "--resume", "auto"]) == 0
+    printed = capsys.readouterr().out
+    assert (f"resumed from {tmp_path / 'resumed' / 'last.pth'}: epoch 1/3 done (5 updates), continuing with epoch 2/3"
+            in printed.splitlines())
 
     straight, resumed = _log(tmp_path / "straight"), _log(tmp_path / "resumed")
     assert [row["epoch"] for row in resumed] == ["1", "2", "3"]

@@ -1,21 +1,24 @@
 """The originals' own FLOP counters, as rules over our counter, and the counts they published.
 
-Each family's repository counted FLOPs its own way (`shared/specs/*.md`, "FLOPs" sections):
+Each family's repository counted FLOPs its own way:
 
-* VMamba (and LocalVMamba): fvcore with a selective-scan handle, 9·B·L·(4E)·N + B·(4E)·L: exactly our `macs`.
+* VMamba (and LocalVMamba): fvcore with a selective-scan handle, 9·B·L·(4E)·N + B·(4E)·L: exactly our `macs`
+  (MzeroMiko/VMamba `classification/models/vmamba.py`, `VSSM.flops`; hunto/LocalMamba
+  `classification/lib/models/local_vmamba.py`, `VSSM.flops`).
 * Vim: no count of its own; VMamba's `analyze/analyze_for_vim.py` counted it with fvcore, where the fused
   `mamba_inner_fn_no_out_proj` is one traced op whose handle gives 9·B·L·E·N + 2·B·L·E per direction (scan, D skip,
-  z gate) and so hides the depthwise conv1d, x_proj and dt_proj inside it. Vim-S: 5.3015 G.
-* MambaVision: ptflops, which hooks modules: conv and linear layers count, the functional selective scan and SDPA
-  do not (MambaVision#21/#97), nor the mixer's depthwise conv1d, which the original also calls functionally. Our
+  z gate) and so hides the depthwise conv1d, x_proj and dt_proj inside it. Vim-S: 5.301500928 G (a comment there).
+* MambaVision: ptflops (NVlabs/MambaVision `mambavision/throughput_measure.py`), which hooks modules: conv and linear
+  layers count, the functional selective scan and SDPA do not (NVlabs/MambaVision#21, #97), nor the mixer's depthwise
+  conv1d, which the original also calls functionally. Our
   conv/matmul multiply-adds, with norms, pooling, scan, attention and the mixer's conv left out.
 * LocalVMamba: VMamba's fvcore rule, with each direction's channel attention (BiAttn) counted as the original
   computes it (a LayerNorm, 5 per element, and two linear layers; ours gets the same statistics from products with
   a ones vector). The original projects x_proj and dt_proj on the window routes *after* padding them to the longest
   (ours projects the tokens, then pads): where a stage's grid is not a multiple of a window (7 x 7 with `w2`) the
   original counts those padded projections and ours does not (LocalVMamba-T: 0.2 %).
-* LocalVim (LocalMamba's analytic `flops()`: x_proj, dt_proj and the conv once per layer, 5·L·E·N per direction)
-  and U-Mamba (none published) have no rule here.
+* LocalVim (LocalMamba's analytic `flops()` in `classification/lib/models/local_vim.py`: x_proj, dt_proj and the
+  conv once per layer, 5·L·E·N per direction) and U-Mamba (none published) have no rule here.
 
 Rules are keyed by family, or by 'family.ModelClass' where a family holds networks counted differently.
 """
@@ -99,9 +102,10 @@ PUBLISHED_COUNTERS: dict[str, PublishedCounter] = {
 class PublishedCount:
     """A FLOP count the original authors published (in G, their unit: MACs), at the model's default input size.
 
-    `printed` is the number as printed (README, paper); `derived` the spec's reproduction of the original counter
-    to more digits, where the spec has one; `exact` an integer count printed in the original code. Numbers are kept
-    as text so that their published digits (trailing zeros included) are known.
+    `printed` is the number as printed (README, paper, code comment); `derived` the original counter's rule worked
+    through the network layer by layer to more digits, where the authors printed a rounded number only; `exact` an
+    integer count printed in the original code. `source` names where each comes from (repository, commit, file).
+    Numbers are kept as text so that their published digits (trailing zeros included) are known.
     """
 
     printed: str
@@ -127,16 +131,20 @@ def round_to(value: float, digits: int) -> float:
     return float(f"{value:.{digits}g}")
 
 
-_VMAMBA = "VMamba README / spec vmamba.md §6 (derived from the fvcore rule)"
-_VMAMBA_CODE = "VMamba's root vmamba.py, a comment on T[s1l8] (an exact integer)"
-_MV = "MambaVision README (ptflops) / spec mambavision.md §7 (derived Conv+Linear MACs)"
-_VIM = "spec vim.md §6: VMamba's analyze/analyze_for_vim.py"
-_LOCAL = "LocalMamba README / spec localmamba.md §9"
+_AT_VMAMBA = "github.com/MzeroMiko/VMamba at 2ed52ea"
+_VMAMBA = (f"VMamba's README and assets/performance.md ({_AT_VMAMBA}); more digits: its fvcore counter "
+           "(classification/models/vmamba.py, VSSM.flops) worked through each layer")
+_VMAMBA_CODE = f"VMamba's analyze/tp.py, the comment on T[s1l8] (`tv2`, an exact integer; {_AT_VMAMBA})"
+_MV = ("MambaVision's README (github.com/NVlabs/MambaVision at 7860a50; ptflops, mambavision/throughput_measure.py); "
+       "more digits: ptflops' rule (conv and linear layers only; NVlabs/MambaVision#21, #97) worked through each layer")
+_VIM = f"VMamba's analyze/analyze_for_vim.py, the comment on Vim-S (an exact integer; {_AT_VMAMBA})"
+_LOCAL = ("LocalMamba's README (github.com/hunto/LocalMamba at 75e5d1f); more digits: its counters worked through each "
+          "layer (classification/lib/models/local_vim.py and local_vmamba.py, flops)")
 
+# Vim-T and Vim-B: nobody printed a count under analyze_for_vim's rule (the script prints Vim-S's only), so they are
+# not listed; their count under that rule is still in every table ("not published").
 PUBLISHED_COUNTS: dict[str, PublishedCount] = {
-    "vim_tiny": PublishedCount("1.605", _VIM),
-    "vim_small": PublishedCount("5.3015", _VIM),
-    "vim_base": PublishedCount("18.97", _VIM),
+    "vim_small": PublishedCount("5.301500928", _VIM, exact=5_301_500_928),
     "vmamba_tiny": PublishedCount("4.9", _VMAMBA_CODE, exact=4_905_609_984),
     "vmamba_tiny_s1l8": PublishedCount("4.9", _VMAMBA_CODE, exact=4_905_609_984),
     "vmamba_tiny_s2l5": PublishedCount("4.9", _VMAMBA, derived="4.858"),

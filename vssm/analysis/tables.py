@@ -64,3 +64,13 @@ def machine_description(device: torch.device | str = "cpu", label: str | None = 
 def load_average() -> str:
     """The machine's load average over 1, 5 and 15 minutes, as '0.52, 0.61, 0.70'."""
     return ", ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+def busy_warning(threads: int) -> str | None:
+    """One line warning that timings will come out slow when the 1-minute load average is above the `threads` a
+    measurement runs on (other processes then take turns on its cores), else None."""
+    load = os.getloadavg()[0]
+    if load <= threads:
+        return None
+    return (f"warning: the machine is busy (1-minute load average {load:.2f}, above the {threads} threads this run "
+            "uses): timings will be slower than on an idle machine")

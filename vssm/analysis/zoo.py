@@ -20,8 +20,9 @@ from torch import nn
 
 from vssm.models import list_models
 
-# Why each: the variant whose published numbers the specs pin down (Vim-S: 5.3015 G under VMamba's counter; VMamba-T
-# [s1l8]: 4.905609984 G; MambaVision-T: the README's first row), or the family's smallest released network.
+# Why each: the variant whose published count is the most precise (Vim-S: 5.301500928 G in VMamba's
+# analyze/analyze_for_vim.py; VMamba-T[s1l8]: 4.905609984 G in VMamba's analyze/tp.py; MambaVision-T: the first row of
+# its README), or the family's smallest released network.
 HEADLINE_VARIANTS: dict[str, str] = {
     "vim": "vim_small",
     "vmamba": "vmamba_tiny",

@@ -144,7 +144,8 @@ def _agreement(entry: Entry) -> str:
 
 
 def published_table(entries: Iterable[Entry]) -> str:
-    """Ours under each family's original counter against what the authors published."""
+    """Ours under each family's original counter against what the authors published, then where each published
+    count comes from."""
     headers = ["model", "original counter", "ours (GMACs)", "published (printed)", "published (most precise)",
                "ours vs published", "agreement"]
     rows = []
@@ -156,7 +157,9 @@ def published_table(entries: Iterable[Entry]) -> str:
         delta = f"{100 * (e.original / 1e9 / float(ref.reference) - 1):+.2f} %" if ref else "-"
         rows.append([e.name, e.counter.name, ours, ref.printed if ref else "-", ref.reference if ref else "-", delta,
                      _agreement(e)])
-    return markdown_table(headers, rows, right=[False, False, True, True, True, True, False])
+    sources = sorted({f"- {e.reference.source}." for e in entries if e.counter is not None and e.reference})
+    return "\n\n".join([markdown_table(headers, rows, right=[False, False, True, True, True, True, False]),
+                        *(["Published counts from:\n" + "\n".join(sources)] if sources else [])])
 
 
 def flops_card_table(entries: Iterable[Entry]) -> str:

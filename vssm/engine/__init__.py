@@ -1,6 +1,8 @@
-"""The loops behind the classification tools: evaluation and training epochs, metrics, precision and torchrun."""
+"""The loops behind the classification tools: evaluation and training epochs, metrics, precision and torchrun, and
+the tools' shared command-line options."""
 
-from .distributed import Distributed, ShardSampler, cleanup_distributed, setup_distributed
+from .arguments import Range, add_amp_argument, default_workers
+from .distributed import Distributed, ShardSampler, cleanup_distributed, resolve_device, setup_distributed
 from .evaluate import EvalResult, evaluate
 from .metrics import Accuracy, AccuracyMeter, RealLabels
 from .precision import Precision, autocast
@@ -13,12 +15,16 @@ __all__ = [
     "EpochResult",
     "EvalResult",
     "Precision",
+    "Range",
     "RealLabels",
     "ShardSampler",
     "StepOptions",
+    "add_amp_argument",
     "autocast",
     "cleanup_distributed",
+    "default_workers",
     "evaluate",
+    "resolve_device",
     "setup_distributed",
     "train_one_epoch",
 ]

@@ -36,13 +36,30 @@ def _env_int(name: str) -> int:
     return int(value)
 
 
+def resolve_device(device: str | None = None) -> torch.device:
+    """The device a tool's `--device` names: 'cpu', 'cuda' or 'cuda:N' (default: CUDA when available). Anything else,
+    or a GPU this machine does not have, is a ValueError whose message is one line for the command line."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        requested = torch.device(device)
+    except (RuntimeError, TypeError):
+        requested = None
+    if requested is None or requested.type not in ("cpu", "cuda") or (requested.type == "cpu" and requested.index):
+        raise ValueError(f"device {device!r}: expected cpu, cuda or cuda:N")
+    if requested.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r}: CUDA is not available here (use --device cpu)")
+    if requested.type == "cuda" and (requested.index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"device {device!r}: this machine has {torch.cuda.device_count()} GPU(s), "
+                         f"cuda:0 to cuda:{torch.cuda.device_count() - 1}")
+    return requested
+
+
 def setup_distributed(device: str | None = None) -> Distributed:
     """Join the process group torchrun describes (WORLD_SIZE, RANK, LOCAL_RANK, MASTER_ADDR/PORT) when WORLD_SIZE is
     set: NCCL with one GPU per process (cuda:LOCAL_RANK), gloo on CPUs. Without it, a single process on `device`
-    (default: CUDA when available)."""
-    requested = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    if requested.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r}: CUDA is not available here (use --device cpu)")
+    (default: CUDA when available; checked by `resolve_device`)."""
+    requested = resolve_device(device)
     if "WORLD_SIZE" not in os.environ:
         return Distributed(device=requested)
     world_size, rank, local_rank = _env_int("WORLD_SIZE"), _env_int("RANK"), _env_int("LOCAL_RANK")

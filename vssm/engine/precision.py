@@ -18,13 +18,13 @@ class Precision(enum.Enum):
 
     @classmethod
     def from_flag(cls, amp: str | None) -> Precision:
-        """`--amp none|bf16|fp16` -> Precision."""
-        if amp in (None, "none", "fp32"):
+        """An `--amp` value (`add_amp_argument`: bf16 or fp16; None: fp32) -> Precision."""
+        if amp is None:
             return cls.FP32
         try:
             return cls(amp)
         except ValueError:
-            raise ValueError(f"amp: expected 'none', 'bf16' or 'fp16', got {amp!r}") from None
+            raise ValueError(f"amp: expected 'bf16', 'fp16' or None (fp32), got {amp!r}") from None
 
     @property
     def dtype(self) -> torch.dtype:

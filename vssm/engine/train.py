@@ -23,6 +23,8 @@ from .distributed import Distributed, all_gather_lists, all_reduce_sum
 from .evaluate import to_device
 from .precision import Precision, autocast
 
+CLIP_MODES = ("norm", "value", "agc")  # timm's dispatch_clip_grad
+
 
 @dataclass(frozen=True)
 class StepOptions:
@@ -35,6 +37,14 @@ class StepOptions:
     clip_mode: str = "norm"
     channels_last: bool = False
     bad_images: BadImages = BadImages.FAIL
+
+    def __post_init__(self) -> None:
+        # timm takes a negative threshold without a word: 'norm' and 'agc' then flip the gradients' sign, 'value' sets
+        # every gradient to it (checked with timm 1.0.31's dispatch_clip_grad and a threshold of -1).
+        if self.clip_grad is not None and not (math.isfinite(self.clip_grad) and self.clip_grad > 0):
+            raise ValueError(f"clip_grad: expected a positive threshold or None (off), got {self.clip_grad}")
+        if self.clip_mode not in CLIP_MODES:
+            raise ValueError(f"clip_mode: expected one of {CLIP_MODES}, got {self.clip_mode!r}")
 
 
 @dataclass(frozen=True)
@@ -53,23 +63,24 @@ def train_one_epoch(
     optimizer: torch.optim.Optimizer,
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     ctx: Distributed,
-    epoch: int,
     num_updates: int,
     options: StepOptions,
     scheduler: Scheduler | None = None,
     mixup: Mixup | None = None,
     ema: ModelEmaV3 | None = None,
     scaler: NativeScaler | None = None,
+    desc: str = "train",
     progress: bool = True,
 ) -> tuple[EpochResult, int]:
     """Train `model` (maybe DDP-wrapped) for one pass over `loader`; returns the epoch's result and the number of
-    optimizer updates so far (the schedule's and the EMA's step). A non-finite loss stops with FloatingPointError."""
+    optimizer updates so far (the schedule's and the EMA's step). `desc` names the pass (progress bar, errors). A
+    non-finite loss stops with FloatingPointError."""
     model.train()
     parameters = [p for p in model.parameters() if p.requires_grad]
     totals = torch.zeros(2, dtype=torch.float64)  # loss sum, samples
     skipped: list[Unreadable] = []
     start = time.perf_counter()
-    bar = tqdm(loader, desc=f"train {epoch}", unit="batch", disable=not (progress and ctx.is_main), dynamic_ncols=True)
+    bar = tqdm(loader, desc=desc, unit="batch", disable=not (progress and ctx.is_main), dynamic_ncols=True)
     for batch in bar:
         check_unreadable(batch, options.bad_images, lambda line: bar.write(line, file=sys.stderr))
         skipped.extend(batch.unreadable)
@@ -83,7 +94,7 @@ def train_one_epoch(
         with autocast(options.precision, ctx.device):
             loss = loss_fn(model(images), targets)
         if not math.isfinite(loss.item()):
-            raise FloatingPointError(f"training loss is {loss.item()} at epoch {epoch}, update {num_updates}; "
+            raise FloatingPointError(f"training loss is {loss.item()} in {desc}, update {num_updates + 1}; "
                                      "lower the learning rate, clip gradients (--clip-grad) or train in fp32")
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None:

@@ -205,3 +205,12 @@ def test_runs_on_the_meta_device_whatever_backend(name: str, backend: kernels.Ba
         maps = model.forward_intermediates(x, intermediates_only=True)
     assert out.device.type == "meta" and out.shape == (2, _output_width(model))
     assert maps and all(m.device.type == "meta" and m.shape[0] == 2 for m in maps)
+
+
+@pytest.mark.parametrize("name", TEST_VARIANTS)
+def test_reset_classifier_keeps_the_models_mode(name: str) -> None:
+    model = timm.create_model(name, device="meta")
+    for training in (False, True):
+        model.train(training)
+        model.reset_classifier(3)
+        assert all(m.training == training for m in model.modules()), f"train({training}) lost by reset_classifier"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import pytest
+import timm
 import torch
 
 from vssm.layers.map_mamba import MapMamba, MapTokens
@@ -292,3 +293,14 @@ def test_enc_with_channel_tokens_needs_the_patch_size() -> None:
 def test_bad_plan_entries_are_named(change: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         PLAN_2D.replace(**change)
+
+
+def test_an_input_leaving_the_deepest_stage_one_position_names_the_smallest_size() -> None:
+    # umamba_bot_2d's plan has a total stride of 64: at 64 × 64 its deepest InstanceNorms would see one position.
+    model = timm.create_model("umamba_bot_2d", in_chans=1).eval()
+    with torch.no_grad(), pytest.raises(ValueError, match=r"the input \(64, 64\) leaves the deepest stage one "
+                                                          r"position \(1, 1\).*expected at least 128×128"):
+        model(torch.randn(1, 1, 64, 64))
+    assert model.pretrained_cfg["min_input_size"] == (3, 128, 128)
+    with torch.no_grad():
+        assert model(torch.randn(1, 1, 128, 64)).shape == (1, model.num_features)  # 2 × 1 positions are enough

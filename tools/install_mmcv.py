@@ -11,8 +11,8 @@ which torch 2.14's headers reject. This step, in order:
    ``MMCV_WITH_OPS=1`` (CUDA ops too when nvcc and a GPU are present), stores it in the wheelhouse and installs it.
 
 A failed build prints the compiler's error and exits non-zero before anything is installed, so the environment is
-never left half-installed. The from-source build of the 77 CPU extension files takes about 13 minutes on 2 cores
-with ninja (installed for the build when missing).
+never left half-installed. The from-source build of the 77 CPU extension files took 8 minutes on a quiet 2-core CPU
+with ninja (installed for the build when missing); a machine busy with other work takes several times longer.
 
 Usage: ``python tools/install_mmcv.py [--find-links DIR] [--wheelhouse DIR] [--jobs N] [--force-build] [--no-install]``
 """
@@ -135,7 +135,7 @@ def build_wheel(wheelhouse: Path, jobs: int) -> Path:
     )
     if shutil.which("ninja") is None:
         # torch's extension builder compiles in parallel only through ninja; without it setuptools compiles the
-        # 77 files one at a time (measured here with ninja on 2 cores: about 13 min).
+        # 77 files one at a time (with ninja: 8 min on a quiet 2-core CPU).
         _run([*pip, "install", "--quiet", "ninja"])
     sdist = work / f"mmcv-{MMCV_VERSION}.tar.gz"
     with tarfile.open(sdist) as archive:
@@ -153,7 +153,7 @@ def build_wheel(wheelhouse: Path, jobs: int) -> Path:
     log = work / "build.log"
     print(
         f"install_mmcv: raised {changed} C++ standard flags to C++20; building {kind} ops with {jobs} jobs "
-        f"(about 13 min on 2 cores); log: {log}",
+        f"(8 min on a quiet 2-core CPU, longer on a busy one); log: {log}",
         flush=True,
     )
     dist = work / "dist"

@@ -115,7 +115,7 @@ def test_second_run_is_a_no_op_in_this_environment() -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(3 * 3600)
 def test_build_from_source_produces_a_wheel_with_compiled_ops(tmp_path: Path) -> None:
-    """The real thing: about 13 minutes on 2 cores with ninja (77 C++ files)."""
+    """The real thing: 8 minutes on a quiet 2-core CPU with ninja (77 C++ files)."""
     result = subprocess.run(
         [sys.executable, SCRIPT, "--force-build", "--no-install", "--wheelhouse", str(tmp_path)],
         capture_output=True,

@@ -18,33 +18,42 @@ from typing import Any, TypeVar
 
 import torch
 from torch import nn
-from torch.utils._pytree import tree_leaves
 
 __all__ = ["fx_leaf"]
 
 MethodT = TypeVar("MethodT", bound=Callable[..., Any])
 
 
-def call_method(module: nn.Module, name: str, *args: Any) -> Any:
-    """`module.<name>(*args)`: the target of the graph nodes `fx_leaf` records."""
-    return getattr(module, name)(*args)
+def _first_proxy(args: tuple[Any, ...]) -> torch.fx.Proxy | None:
+    """The first Proxy among `args` or inside a tuple / list of them (a grid (H, W)); one level deep, as the leaves'
+    arguments are: 0.2 µs per call against 1.6-3 µs for torch's pytree flattening, on every eager forward."""
+    for arg in args:
+        for item in arg if type(arg) in (tuple, list) else (arg,):
+            if isinstance(item, torch.fx.Proxy):
+                return item
+    return None
+
+
+def call_method(module: nn.Module, name: str, *args: Any, **kwargs: Any) -> Any:
+    """`module.<name>(*args, **kwargs)`: the target of the graph nodes `fx_leaf` records."""
+    return getattr(module, name)(*args, **kwargs)
 
 
 def fx_leaf(method: MethodT) -> MethodT:
-    """Decorator for `method(self, *args)` of an nn.Module: called with a torch.fx Proxy in its positional arguments
-    (or in tuples / lists of them), it returns the Proxy of one `call_method(self, name, *args)` node instead of
+    """Decorator for `method(self, *args, **kwargs)` of an nn.Module: called with a torch.fx Proxy among its arguments
+    (or in a tuple / list among them), it returns the Proxy of one `call_method(self, name, *args)` node instead of
     running. The graph holds `self` as a submodule, so it owns the parameters and buffers the method reads; a method
     of the traced root itself is recorded as a call of the bound method, so it must take every parameter or buffer
     it reads as an argument (the graph owns those), or the traced model would not train or move them."""
 
     @functools.wraps(method)
-    def leaf(self: nn.Module, *args: Any) -> Any:
-        for arg in tree_leaves(args):
-            if isinstance(arg, torch.fx.Proxy):
-                tracer = arg.tracer
-                if self is tracer.root:  # the graph reaches submodules by name, the root it replaces by nothing
-                    return tracer.create_proxy("call_function", getattr(self, method.__name__), args, {})
-                return tracer.create_proxy("call_function", call_method, (self, method.__name__, *args), {})
-        return method(self, *args)
+    def leaf(self: nn.Module, *args: Any, **kwargs: Any) -> Any:
+        proxy = _first_proxy((*args, *kwargs.values()) if kwargs else args)
+        if proxy is None:
+            return method(self, *args, **kwargs)
+        tracer = proxy.tracer
+        if self is tracer.root:  # the graph reaches submodules by name, the root it replaces by nothing
+            return tracer.create_proxy("call_function", getattr(self, method.__name__), args, kwargs)
+        return tracer.create_proxy("call_function", call_method, (self, method.__name__, *args), kwargs)
 
     return leaf  # type: ignore[return-value]

@@ -3,24 +3,14 @@ MMEngine's current logger."""
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
-from types import ModuleType
 
 from mmengine.logging import MMLogger
+from tool_modules import load_tool
 
-TOOLS = Path(__file__).resolve().parents[2] / "tools"
-
-
-def load_tool(name: str) -> ModuleType:
-    """tools/{name}.py as a module (the tools are scripts, not a package)."""
-    spec = importlib.util.spec_from_file_location(f"tools_{name}", TOOLS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+__all__ = ["load_tool", "log_messages"]
 
 
 @contextmanager

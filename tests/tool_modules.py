@@ -1,4 +1,4 @@
-"""Import a script of tools/ (not a package) as a module, for the tools' end-to-end tests."""
+"""Import a script of tools/ (not a package) as a module, for the tools' end-to-end tests (tests/tools, tests/mm)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import importlib.util
 from pathlib import Path
 from types import ModuleType
 
-TOOLS = Path(__file__).resolve().parents[2] / "tools"
+TOOLS = Path(__file__).resolve().parents[1] / "tools"
 
 
 def load_tool(name: str) -> ModuleType:

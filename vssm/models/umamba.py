@@ -286,10 +286,11 @@ class UMambaEncoder(nn.Module):
             raise ValueError(f"expected {self.in_chans} input channel(s), got {x.shape[1]} (input {tuple(x.shape)})")
         sizes = self.plan.feature_map_sizes(x.shape[2:], what="input")
         if math.prod(sizes[-1]) < 2:
+            smallest = "×".join(map(str, _smallest_input(self.plan)))
             raise ValueError(
                 f"the input {tuple(x.shape[2:])} leaves the deepest stage one position {sizes[-1]}, where its "
-                f"InstanceNorms need more than one: expected at least {_smallest_input(self.plan)} (twice the plan's "
-                f"total stride {self.plan.total_stride()})"
+                f"InstanceNorms need more than one: expected at least {smallest} (twice the plan's total stride "
+                f"{self.plan.total_stride()})"
             )
         for s, spec in enumerate(self.mamba_tokens[: len(self.stages)]):
             if spec is not None and spec[0] is MapTokens.CHANNEL and math.prod(sizes[s]) != spec[1]:
@@ -668,20 +669,20 @@ def _create_encoder(variant: str, pretrained: bool = False, **kwargs: Any) -> UM
     return build_model(UMambaEncoder, variant, pretrained, checkpoint_filter_fn, out_indices, **kwargs)
 
 
-def _smallest_input(plan: UMambaPlan) -> str:
-    """The smallest input (square / cube) whose deepest map has more than one position, as "H×W"."""
-    return "×".join(str(2 * stride) for stride in plan.total_stride())
+def _smallest_input(plan: UMambaPlan) -> tuple[int, ...]:
+    """The smallest input (square / cube) whose deepest map has more than one position: twice the total stride."""
+    return tuple(2 * stride for stride in plan.total_stride())
 
 
 def _cfg(plan: dict[str, Any], fixed: bool, **kwargs: Any) -> dict[str, Any]:
     """timm's config of a variant built on `plan` (one input channel shown as timm's three), input at its patch size."""
-    total_stride = UMambaPlan(**plan).total_stride()
+    built = UMambaPlan(**plan)
     return {
         "num_classes": 0,
         "input_size": (3, *plan["patch_size"]),
-        "min_input_size": (3, *(2 * stride for stride in total_stride)),
+        "min_input_size": (3, *_smallest_input(built)),
         "fixed_input_size": fixed,
-        "pool_size": tuple(size // stride for size, stride in zip(plan["patch_size"], total_stride)),
+        "pool_size": tuple(size // stride for size, stride in zip(plan["patch_size"], built.total_stride())),
         "crop_pct": 1.0,
         "interpolation": "bilinear",
         # nnU-Net z-scores every channel (per image, or with dataset statistics for CT) before the network.

@@ -41,13 +41,12 @@ import torch
 from torch.profiler import profile
 from tqdm import tqdm
 
-import kernels
-import scans
-from kernels.testing import ScanInputs, random_scan_inputs, through_the_custom_op
-from kernels.triton_scan import selective_scan_triton_bwd, selective_scan_triton_fwd
+from vssm import kernels, scans
 from vssm.analysis.benchmark import time_alternately
 from vssm.analysis.tables import machine_description, markdown_table, write_csv
 from vssm.engine import resolve_device
+from vssm.kernels.testing import ScanInputs, random_scan_inputs, through_the_custom_op
+from vssm.kernels.triton_scan import selective_scan_triton_bwd, selective_scan_triton_fwd
 
 COMMITTED = Path(__file__).resolve().parent
 OUTPUT = Path("runs") / "host_overhead"

@@ -76,7 +76,7 @@ def bench_cross(rounds: int) -> list[Row]:
     import torch
     from tqdm import tqdm
 
-    import scans
+    from vssm import scans
 
     x = torch.randn(SCAN_SHAPE)
     height, width = SCAN_SHAPE[2:]
@@ -107,7 +107,7 @@ def bench_other_orders(rounds: int) -> list[Row]:
     import torch
     from tqdm import tqdm
 
-    import scans
+    from vssm import scans
     from vssm.analysis.benchmark import time_alternately
 
     x = torch.randn(SCAN_SHAPE)
@@ -131,10 +131,10 @@ def bench_routes(repeats: int) -> list[Row]:
     """Cold route construction (cache cleared every time) on 256 x 256, route moved to the CPU device."""
     from tqdm import tqdm
 
-    import scans
+    from vssm import scans
 
     height, width = ROUTE_GRID
-    orders = {f"{name} (default)": scans.get(name) for name in scans.list()}
+    orders = {f"{name} (default)": scans.get(name) for name in scans.list_orders()}
     orders["hilbert, all 8 variants"] = scans.Hilbert.all_variants()
     orders["windowed, all 8 LocalMamba directions"] = scans.Windowed(
         directions=("h", "h_flip", "v", "v_flip", "w2", "w2_flip", "w7", "w7_flip")

@@ -36,10 +36,10 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-import kernels
-from kernels.backends import Backend, supports
-from kernels.testing import random_scan_inputs
+from vssm import kernels
 from vssm.engine import resolve_device
+from vssm.kernels.backends import Backend, supports
+from vssm.kernels.testing import random_scan_inputs
 
 COMMITTED = Path(__file__).resolve().parent
 OUTPUT = Path("runs") / "selective_scan"
@@ -303,8 +303,8 @@ def peak_memory_ratio(backend: str) -> float:
 import os, sys, threading, time, torch
 sys.path.insert(0, {str(Path(__file__).parent)!r})
 from bench_selective_scan import ZOO, CPU_TARGET, sequential_loop
-import kernels
-from kernels.testing import random_scan_inputs
+from vssm import kernels
+from vssm.kernels.testing import random_scan_inputs
 page = os.sysconf("SC_PAGE_SIZE")
 def rss():
     with open("/proc/self/statm") as f:

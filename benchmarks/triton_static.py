@@ -31,8 +31,8 @@ from tqdm import tqdm
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
-from kernels import triton_scan
-from kernels.triton_scan import TritonConfig, candidate_configs, triton_config
+from vssm.kernels import triton_scan
+from vssm.kernels.triton_scan import TritonConfig, candidate_configs, triton_config
 
 COMMITTED = Path(__file__).resolve().parent
 OUTPUT = Path("runs") / "triton_static"

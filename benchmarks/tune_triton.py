@@ -23,8 +23,8 @@ import torch
 import triton
 from tqdm import tqdm
 
-from kernels.testing import random_scan_inputs
-from kernels.triton_scan import (
+from vssm.kernels.testing import random_scan_inputs
+from vssm.kernels.triton_scan import (
     TritonConfig,
     candidate_configs,
     selective_scan_triton_bwd,

@@ -1,6 +1,6 @@
 """kernels: the selective-scan op shared by every family.
 
-    from kernels import selective_scan, use_backend
+    from vssm.kernels import selective_scan, use_backend
     y = selective_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus=True, route=route)
     with use_backend("reference"):
         y64 = selective_scan(u.double(), ...)
@@ -17,10 +17,10 @@ Tolerances for every numerical test of the project: `kernels.tolerances`; random
 check: `kernels.testing`.
 """
 
-from kernels.backends import Backend, requested_backend, select_backend, use_backend
-from kernels.interface import selective_scan
-from kernels.op import fvcore_handles
-from kernels.reference import selective_scan_ref
+from .backends import Backend, requested_backend, select_backend, use_backend
+from .interface import selective_scan
+from .op import fvcore_handles
+from .reference import selective_scan_ref
 
 __all__ = [
     "Backend",

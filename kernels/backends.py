@@ -91,7 +91,7 @@ def supports(backend: Backend, device: torch.device, dtype: torch.dtype) -> str 
     if backend is Backend.CPU:
         if device.type != "cpu":
             return f"backend 'cpu' needs CPU tensors, got device {device}"
-        from kernels import cpu
+        from . import cpu
 
         return cpu.unavailable_reason()
     if not triton_available():

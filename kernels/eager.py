@@ -16,8 +16,8 @@ from typing import Any
 import torch
 from torch.utils._python_dispatch import _get_current_dispatch_mode
 
-from kernels.backends import Backend
-from kernels.run import run_backward, run_forward
+from .backends import Backend
+from .run import run_backward, run_forward
 
 _PLAIN_TENSORS = (torch.Tensor, torch.nn.Parameter)
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import torch
 
-import kernels.op  # noqa: F401  (registers vssm::selective_scan)
-from kernels.backends import Backend, select_backend
-from kernels.eager import SelectiveScanFunction, direct_call_allowed
-from kernels.route_order import RouteLayout, gather_channels, gather_groups, route_layout, scatter_channels
-from kernels.validation import check_inputs, check_route_values
+from . import op  # noqa: F401  (registers vssm::selective_scan)
+from .backends import Backend, select_backend
+from .eager import SelectiveScanFunction, direct_call_allowed
+from .route_order import RouteLayout, gather_channels, gather_groups, route_layout, scatter_channels
+from .validation import check_inputs, check_route_values
 
 
 @torch.compiler.assume_constant_result

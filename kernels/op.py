@@ -30,11 +30,11 @@ from typing import Any
 import torch
 from torch.utils.flop_counter import register_flop_formula
 
-from kernels import cpu
-from kernels.backends import Backend
-from kernels.reference import compute_dtype
-from kernels.run import run_backward, run_forward
-from kernels.validation import check_route_values
+from . import cpu
+from .backends import Backend
+from .reference import compute_dtype
+from .run import run_backward, run_forward
+from .validation import check_route_values
 
 GRAD_COUNT = 8  # du, ddelta, dA, dB, dC, dD, dz, ddelta_bias
 
@@ -44,7 +44,7 @@ def saved_shape(backend: Backend, batch: int, channels: int, steps: int, state: 
     if backend is Backend.CPU:
         return (batch, channels, -(-steps // cpu.chunk_size(state)) - 1, state)
     if backend is Backend.TRITON:
-        from kernels.triton_scan import saved_shape as triton_saved_shape
+        from .triton_scan import saved_shape as triton_saved_shape
 
         return triton_saved_shape(batch, channels, steps, state)
     return (0,)

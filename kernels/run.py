@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import torch
 
-from kernels import cpu
-from kernels.backends import Backend
-from kernels.reference import selective_scan_ref
+from . import cpu
+from .backends import Backend
+from .reference import selective_scan_ref
 
 
 def run_forward(backend: Backend, u, delta, A, B, C, D, z, delta_bias, route, delta_softplus: bool,
                 out_float32: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     if backend is Backend.TRITON:
-        from kernels.triton_scan import selective_scan_triton_fwd
+        from .triton_scan import selective_scan_triton_fwd
 
         return selective_scan_triton_fwd(u, delta, A, B, C, D, z, delta_bias, route, delta_softplus, out_float32)
     if backend is Backend.CPU:
@@ -31,7 +31,7 @@ def run_forward(backend: Backend, u, delta, A, B, C, D, z, delta_bias, route, de
 def run_backward(backend: Backend, grad_out, u, delta, A, B, C, D, z, delta_bias, route, saved,
                  delta_softplus: bool) -> list[torch.Tensor | None]:
     if backend is Backend.TRITON:
-        from kernels.triton_scan import selective_scan_triton_bwd
+        from .triton_scan import selective_scan_triton_bwd
 
         return list(selective_scan_triton_bwd(grad_out, u, delta, A, B, C, D, z, delta_bias, route, saved,
                                               delta_softplus))

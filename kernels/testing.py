@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from kernels.reference import compute_dtype
-from kernels.tolerances import assert_all_close_3way
+from .reference import compute_dtype
+from .tolerances import assert_all_close_3way
 
 if TYPE_CHECKING:
-    from kernels.backends import Backend
+    from .backends import Backend
 
 GRAD_NAMES = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
 
@@ -173,7 +173,7 @@ def assert_matches_reference(
 ) -> None:
     """Three-way rule for y, last_state and every gradient: `backend` on `device` in `dtype` vs the reference in
     `dtype` vs the reference in float64 (both on CPU). Also checks output and gradient dtypes and shapes."""
-    from kernels import selective_scan, use_backend
+    from . import selective_scan, use_backend
 
     low = inputs.cast(dtype)
     grad = torch.randn(low.delta.shape, dtype=torch.float32)
@@ -223,7 +223,7 @@ def assert_nonfinite_matches_reference(
     `may_add_nonfinite` (e.g. "ddelta"), and the finite rest follows the three-way rule against float64.
 
     Where the reference gives inf, a backend may give NaN (or the reverse): sums reach inf - inf in other orders."""
-    from kernels import selective_scan, use_backend
+    from . import selective_scan, use_backend
 
     grad = torch.randn(inputs.delta.shape, dtype=torch.float32)
     with use_backend(backend):
@@ -266,8 +266,8 @@ def assert_shared_u_matches_expanded(
     Exact because the backends read the same values in the same order and reduce du over the routes the way this
     check does (float32 inputs; low precision rounds du per route in the copy, so compare those to float64 instead).
     """
-    from kernels import selective_scan, use_backend
-    from kernels.reference import expand_shared_u
+    from . import selective_scan, use_backend
+    from .reference import expand_shared_u
 
     routes = inputs.route.shape[0]
     batch, u_channels, length = inputs.u.shape
@@ -289,21 +289,21 @@ def assert_shared_u_matches_expanded(
 def through_the_custom_op() -> Iterator[None]:
     """Makes `kernels.selective_scan` call `torch.ops.vssm.selective_scan` even where its eager Function
     (kernels.eager) would run: what compiled graphs, FlopCounterMode and fvcore get, in eager mode."""
-    import kernels.interface
+    from . import interface
 
-    eager_rule = kernels.interface.direct_call_allowed
-    kernels.interface.direct_call_allowed = lambda *tensors: False
+    eager_rule = interface.direct_call_allowed
+    interface.direct_call_allowed = lambda *tensors: False
     try:
         yield
     finally:
-        kernels.interface.direct_call_allowed = eager_rule
+        interface.direct_call_allowed = eager_rule
 
 
 def assert_eager_matches_custom_op(backend: Backend | str, inputs: ScanInputs,
                                    device: torch.device | str = "cpu") -> None:
     """`kernels.selective_scan` through its eager Function and through the custom op: y, last_state and every
     gradient bitwise equal, dtypes and shapes included (both paths run the same backend functions)."""
-    from kernels import selective_scan, use_backend
+    from . import selective_scan, use_backend
 
     grad = torch.randn(inputs.delta.shape, dtype=torch.float32).to(device)
     inputs = inputs.to_device(device)

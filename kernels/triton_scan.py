@@ -48,7 +48,7 @@ import torch
 import triton
 import triton.language as tl
 
-from kernels.backends import triton_interpret
+from .backends import triton_interpret
 
 LOG2E = 1.4426950408889634
 

@@ -18,8 +18,7 @@ from .hilbert import Hilbert, Symmetry, gilbert
 from .metrics import count_diagonal_steps, count_jumps, count_pads
 from .plot import plot
 from .raster import Bidirectional, Raster
-from .registry import get, register
-from .registry import list_orders as list
+from .registry import get, list_orders, register
 from .schedule import Constant, Cycle, PerLayer, Schedule, as_schedule, windowed_schedule, zigzag_schedule
 from .tokens import TokenPlacement, WithToken, insert_token
 from .windowed import Axis, Direction, VReverse, Windowed
@@ -55,7 +54,7 @@ __all__ = [
     "gilbert",
     "grid_size",
     "insert_token",
-    "list",
+    "list_orders",
     "plot",
     "register",
     "route_gather",

@@ -25,7 +25,7 @@ def plot(order: ScanOrder | str, height: int, width: int, path: str | Path, colu
     that is not a 4-neighbour, pads skipped).
     """
     # A bare Figure renders PNGs with the Agg canvas: no pyplot, no global backend switch, no window. Imported here
-    # so that `import scans` does not pay for matplotlib.
+    # so that `import vssm.scans` does not pay for matplotlib.
     from matplotlib.figure import Figure
 
     order = get(order)

@@ -1,4 +1,4 @@
-"""Scan orders by name: `scans.get("cross")`, `scans.list()`."""
+"""Scan orders by name: `scans.get("cross")`, `scans.list_orders()`."""
 
 from __future__ import annotations
 

@@ -23,7 +23,7 @@ from matplotlib.patches import Rectangle
 from PIL import Image
 from tqdm import tqdm
 
-import scans
+from vssm import scans
 from vssm.models import _localmamba_directions as tables
 
 OUTPUT = Path("runs") / "localmamba_directions"

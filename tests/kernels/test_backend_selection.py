@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-import kernels
-from kernels.backends import ENV_VAR, Backend, select_backend
+from vssm import kernels
+from vssm.kernels.backends import ENV_VAR, Backend, select_backend
 
 
 def test_float64_always_selects_reference() -> None:
@@ -45,7 +45,7 @@ def test_forcing_a_backend_that_cannot_run_raises() -> None:
 
 
 def test_cpu_without_compiler_falls_back_to_reference_with_a_warning(monkeypatch: pytest.MonkeyPatch) -> None:
-    from kernels import cpu
+    from vssm.kernels import cpu
 
     monkeypatch.setattr(cpu, "unavailable_reason", lambda: "backend 'cpu' needs a C compiler (test)")
     with pytest.warns(RuntimeWarning, match="falls back to the slow 'reference' backend.*C compiler"):

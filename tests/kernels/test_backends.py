@@ -6,10 +6,10 @@ The Triton backend runs the same checks under TRITON_INTERPRET=1 in test_triton.
 import pytest
 import torch
 
-import kernels
-from kernels import cpu
-from kernels.backends import Backend, supports
-from kernels.testing import assert_matches_reference, random_route, random_scan_inputs, run_with_grads
+from vssm import kernels
+from vssm.kernels import cpu
+from vssm.kernels.backends import Backend, supports
+from vssm.kernels.testing import assert_matches_reference, random_route, random_scan_inputs, run_with_grads
 
 CPU_BACKENDS = [b for b in (Backend.REFERENCE, Backend.CPU) if supports(b, torch.device("cpu"), torch.float32) is None]
 

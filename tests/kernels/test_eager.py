@@ -6,10 +6,10 @@ import torch
 from torch.profiler import profile
 from torch.utils.flop_counter import FlopCounterMode
 
-import kernels
-from kernels.backends import Backend, supports
-from kernels.eager import direct_call_allowed
-from kernels.testing import assert_eager_matches_custom_op, random_route, random_scan_inputs, through_the_custom_op
+from vssm import kernels
+from vssm.kernels.backends import Backend, supports
+from vssm.kernels.eager import direct_call_allowed
+from vssm.kernels.testing import assert_eager_matches_custom_op, random_route, random_scan_inputs, through_the_custom_op
 
 CPU_BACKENDS = [b for b in (Backend.REFERENCE, Backend.CPU) if supports(b, torch.device("cpu"), torch.float32) is None]
 OP_NAMES = {"vssm::selective_scan", "vssm::selective_scan_backward"}

@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-import kernels
-from kernels.testing import random_route, random_scan_inputs
+from vssm import kernels
+from vssm.kernels.testing import random_route, random_scan_inputs
 
 
 class _ScanModule(nn.Module):

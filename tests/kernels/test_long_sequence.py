@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-import kernels
-from kernels.backends import Backend, supports
-from kernels.tolerances import assert_close_3way
+from vssm import kernels
+from vssm.kernels.backends import Backend, supports
+from vssm.kernels.tolerances import assert_close_3way
 
 FAST_CPU = [b for b in (Backend.CPU,) if supports(b, torch.device("cpu"), torch.float32) is None]
 

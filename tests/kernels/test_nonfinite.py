@@ -10,9 +10,15 @@ import platform
 import pytest
 import torch
 
-from kernels import cpu
-from kernels.backends import Backend, supports
-from kernels.testing import GRAD_NAMES, assert_nonfinite_matches_reference, random_route, random_scan_inputs, with_value
+from vssm.kernels import cpu
+from vssm.kernels.backends import Backend, supports
+from vssm.kernels.testing import (
+    GRAD_NAMES,
+    assert_nonfinite_matches_reference,
+    random_route,
+    random_scan_inputs,
+    with_value,
+)
 
 pytestmark = pytest.mark.skipif(supports(Backend.CPU, torch.device("cpu"), torch.float32) is not None,
                                 reason="no C compiler")

@@ -4,10 +4,10 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-import kernels
-from kernels.backends import Backend, supports
-from kernels.op import fvcore_handles, scan_flops
-from kernels.testing import random_scan_inputs
+from vssm import kernels
+from vssm.kernels.backends import Backend, supports
+from vssm.kernels.op import fvcore_handles, scan_flops
+from vssm.kernels.testing import random_scan_inputs
 
 CPU_BACKENDS = [b for b in (Backend.REFERENCE, Backend.CPU) if supports(b, torch.device("cpu"), torch.float32) is None]
 

@@ -6,10 +6,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import kernels
-from kernels.reference import selective_scan_ref
-from kernels.testing import GRAD_NAMES, random_scan_inputs
-from kernels.tolerances import assert_close_3way
+from vssm import kernels
+from vssm.kernels.reference import selective_scan_ref
+from vssm.kernels.testing import GRAD_NAMES, random_scan_inputs
+from vssm.kernels.tolerances import assert_close_3way
 
 
 @pytest.mark.parametrize("groups", [1, 2])

@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
-import kernels
-from kernels.reference import selective_scan_ref
-from kernels.testing import random_scan_inputs
+from vssm import kernels
+from vssm.kernels.reference import selective_scan_ref
+from vssm.kernels.testing import random_scan_inputs
 
 
 def padded_route(length: int, steps: int, generator: torch.Generator) -> torch.Tensor:

@@ -6,8 +6,8 @@ import weakref
 import pytest
 import torch
 
-from kernels.route_order import gather_channels, gather_groups, route_layout, scatter_channels
-from kernels.testing import random_route
+from vssm.kernels.route_order import gather_channels, gather_groups, route_layout, scatter_channels
+from vssm.kernels.testing import random_route
 
 
 def _raster_and_columns(side: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -12,18 +12,18 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-import kernels
-from kernels.backends import Backend, supports
-from kernels.op import fvcore_handles
-from kernels.reference import expand_shared_u
-from kernels.testing import (
+from vssm import kernels
+from vssm.kernels.backends import Backend, supports
+from vssm.kernels.op import fvcore_handles
+from vssm.kernels.reference import expand_shared_u
+from vssm.kernels.testing import (
     GRAD_NAMES,
     assert_matches_reference,
     assert_shared_u_matches_expanded,
     random_route,
     random_scan_inputs,
 )
-from kernels.validation import check_inputs
+from vssm.kernels.validation import check_inputs
 
 CPU_BACKENDS = [b for b in (Backend.REFERENCE, Backend.CPU) if supports(b, torch.device("cpu"), torch.float32) is None]
 

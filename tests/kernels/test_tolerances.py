@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from kernels.tolerances import ATOL, FACTOR, assert_all_close_3way, assert_close_3way, atol, three_way_error
+from vssm.kernels.tolerances import ATOL, FACTOR, assert_all_close_3way, assert_close_3way, atol, three_way_error
 
 
 def test_table_covers_every_scan_dtype() -> None:

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 import torch
 
-import kernels
-from kernels.backends import Backend
-from kernels.testing import (
+from vssm import kernels
+from vssm.kernels.backends import Backend
+from vssm.kernels.testing import (
     GRAD_NAMES,
     TRITON_MAY_ADD_NONFINITE,
     assert_eager_matches_custom_op,
@@ -31,7 +31,7 @@ from kernels.testing import (
 )
 
 triton = pytest.importorskip("triton")
-triton_scan = pytest.importorskip("kernels.triton_scan")
+triton_scan = pytest.importorskip("vssm.kernels.triton_scan")
 
 
 def _interpreted() -> bool:

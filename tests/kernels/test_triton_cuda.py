@@ -9,9 +9,9 @@ torch.compile over the triton_op. Same three-way rule against the float64 refere
 import pytest
 import torch
 
-import kernels
-from kernels.backends import Backend
-from kernels.testing import (
+from vssm import kernels
+from vssm.kernels.backends import Backend
+from vssm.kernels.testing import (
     GRAD_NAMES,
     TRITON_MAY_ADD_NONFINITE,
     assert_eager_matches_custom_op,
@@ -22,7 +22,7 @@ from kernels.testing import (
     random_scan_inputs,
     with_value,
 )
-from kernels.triton_scan import save_every
+from vssm.kernels.triton_scan import save_every
 
 pytestmark = pytest.mark.gpu
 

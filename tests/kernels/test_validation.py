@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-import kernels
-from kernels.testing import GRAD_NAMES, random_scan_inputs
+from vssm import kernels
+from vssm.kernels.testing import GRAD_NAMES, random_scan_inputs
 
 
 def call(**overrides):

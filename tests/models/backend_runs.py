@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import torch
 
-import kernels
-from kernels.backends import Backend, supports
+from vssm import kernels
+from vssm.kernels.backends import Backend, supports
 
 FAST = [
     b.value for b in Backend if b is not Backend.REFERENCE and supports(b, torch.device("cpu"), torch.float32) is None

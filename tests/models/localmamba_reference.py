@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from kernels import selective_scan_ref
+from vssm.kernels import selective_scan_ref
 
 PAD = -1
 

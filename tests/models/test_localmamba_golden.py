@@ -12,8 +12,8 @@ import timm
 import torch
 from golden import assert_matches, load_golden
 
-import kernels
 import vssm  # noqa: F401  (registers the models)
+from vssm import kernels
 from vssm.layers.layout import Layout
 from vssm.models.localmamba import checkpoint_filter_fn
 

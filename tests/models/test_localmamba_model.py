@@ -12,13 +12,12 @@ import torch.nn.functional as F
 from backend_runs import FAST, logits_and_grads
 from localmamba_reference import local_vim_mixer, local_vssm_mixer, rope_tables
 
-import kernels
-import scans
 import vssm
-from kernels.tolerances import assert_all_close_3way, assert_close_3way
-from scans import VReverse
+from vssm import kernels, scans
+from vssm.kernels.tolerances import assert_all_close_3way, assert_close_3way
 from vssm.models import _localmamba_directions as tables
 from vssm.models.localmamba import LocalVim, LocalVMamba
+from vssm.scans import VReverse
 
 # name -> (parameters, state-dict tensors incl. RoPE buffers) of the originals (localmamba.md §1, §5).
 SIZES = {

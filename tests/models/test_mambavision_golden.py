@@ -16,8 +16,8 @@ import torch
 from golden import FIXTURES, assert_matches, load_golden
 from mambavision_golden_recipe import checksum, seeded_input, seeded_state_dict
 
-import kernels
 import vssm  # noqa: F401  (registers the models)
+from vssm import kernels
 from vssm.models.mambavision import checkpoint_filter_fn
 
 TINY = "mambavision_test"

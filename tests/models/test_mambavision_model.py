@@ -9,10 +9,9 @@ import torch.nn.functional as F
 from backend_runs import FAST
 from timm.layers import Attention, DropPath
 
-import kernels
-import scans
 import vssm
-from kernels.tolerances import assert_all_close_3way
+from vssm import kernels, scans
+from vssm.kernels.tolerances import assert_all_close_3way
 from vssm.layers.mambavision_mixer import DtBias, MambaVisionMixer
 from vssm.layers.window_partition import window_partition, window_reverse
 from vssm.models.mambavision import MambaVision

@@ -9,9 +9,9 @@ import pytest
 import timm
 import torch
 
-import scans
 import vssm
-from kernels.tolerances import assert_close_3way
+from vssm import scans
+from vssm.kernels.tolerances import assert_close_3way
 from vssm.layers.mamba_mixer import MambaMixer
 from vssm.layers.ssm_core import RouteNaming
 from vssm.layers.token_routes import token_routes

@@ -11,8 +11,8 @@ import timm
 import torch
 from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
 
-import kernels
 import vssm
+from vssm import kernels
 from vssm.layers.token_routes import clear_token_routes_cache
 
 ALL = vssm.list_models()

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from kernels.tolerances import atol
+from vssm.kernels.tolerances import atol
 
 pytest.importorskip("nnunetv2")
 

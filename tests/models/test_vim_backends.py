@@ -8,7 +8,7 @@ import torch
 from backend_runs import FAST, logits_and_grads
 
 import vssm  # noqa: F401  (registers the models)
-from kernels.tolerances import assert_all_close_3way
+from vssm.kernels.tolerances import assert_all_close_3way
 
 
 @pytest.mark.skipif(not FAST, reason="no fast selective-scan backend runs on this machine's CPU")

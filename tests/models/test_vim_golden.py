@@ -21,7 +21,7 @@ import timm
 import torch
 from golden import assert_matches, load_golden
 
-import kernels
+from vssm import kernels
 from vssm.models.vim import checkpoint_filter_fn
 
 

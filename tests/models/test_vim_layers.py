@@ -8,9 +8,8 @@ import torch.nn.functional as F
 from timm.layers import RmsNorm
 from vim_spec_reference import _branch
 
-import kernels
-import scans
-from kernels.backends import Backend, supports
+from vssm import kernels, scans
+from vssm.kernels.backends import Backend, supports
 from vssm.layers.add_norm import add_and_norm
 from vssm.layers.mamba_mixer import MambaMixer, RouteMerge
 from vssm.layers.ssm_core import RouteNaming, SSMConfig, SSMCore
@@ -129,7 +128,7 @@ def test_causal_conv_is_a_left_padded_depthwise_conv(d_conv: int, bias: bool, st
 
 
 @pytest.mark.parametrize("class_token", [False, True])
-@pytest.mark.parametrize("name", scans.list())
+@pytest.mark.parametrize("name", scans.list_orders())
 def test_mean_merge_inverts_gather_for_every_order(name: str, class_token: bool) -> None:
     routes = token_routes(scans.get(name), 5, 6, torch.device("cpu"), class_token)
     x = torch.randn(2, 3, 30 + class_token)

@@ -10,9 +10,8 @@ import timm
 import torch
 import vim_spec_reference as spec
 
-import kernels
-import scans
 import vssm  # noqa: F401  (registers the models)
+from vssm import kernels, scans
 from vssm.models.vim import checkpoint_filter_fn
 
 

@@ -11,7 +11,7 @@ import timm
 import torch
 from golden import assert_matches, load_golden
 
-import kernels
+from vssm import kernels
 from vssm.layers.layout import Layout
 from vssm.models.vmamba import checkpoint_filter_fn
 

@@ -10,10 +10,9 @@ import pytest
 import torch
 from torch import nn
 
-import kernels
-import scans
 import vssm.layers.ss2d as ss2d_module
-from kernels.tolerances import assert_all_close_3way
+from vssm import kernels, scans
+from vssm.kernels.tolerances import assert_all_close_3way
 from vssm.layers.layout import Layout
 from vssm.layers.ss2d import SS2D, SS2DForm, routable
 

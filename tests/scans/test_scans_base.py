@@ -3,12 +3,12 @@
 import pytest
 import torch
 
-import scans
-from scans.testing import example_orders
+from vssm import scans
+from vssm.scans.testing import example_orders
 
 
 def test_registry_lists_and_builds_every_order() -> None:
-    names = scans.list()
+    names = scans.list_orders()
     assert names == sorted(names)
     assert {"raster", "bidirectional", "cross"} <= set(names)
     for name in names:
@@ -27,7 +27,7 @@ def test_get_returns_an_instance_unchanged_and_refuses_kwargs_with_it() -> None:
 def test_unknown_name_lists_the_known_ones() -> None:
     with pytest.raises(ValueError, match="unknown scan order 'spiral'") as info:
         scans.get("spiral")
-    for name in scans.list():
+    for name in scans.list_orders():
         assert name in str(info.value)
 
 

@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import scans
+from vssm import scans
 
 grids = st.tuples(st.integers(1, 40), st.integers(1, 40))
 

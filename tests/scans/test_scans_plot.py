@@ -5,7 +5,7 @@ from pathlib import Path
 import matplotlib.image
 import pytest
 
-import scans
+from vssm import scans
 
 
 @pytest.mark.parametrize(

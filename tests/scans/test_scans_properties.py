@@ -8,8 +8,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import scans
-from scans.testing import example_orders
+from vssm import scans
+from vssm.scans.testing import example_orders
 
 SPEC_SIZES = [1, 2, 3, 4, 5, 7, 8, 14, 15]
 grids = st.tuples(st.integers(1, 17), st.integers(1, 17))

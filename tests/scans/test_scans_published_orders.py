@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-import scans
+from vssm import scans
 
 
 def _parse(text: str) -> list[int]:

@@ -2,7 +2,7 @@
 
 import pytest
 
-import scans
+from vssm import scans
 
 
 def test_zigzag_schedule_uses_path_i_mod_k() -> None:

@@ -5,7 +5,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import scans
+from vssm import scans
 
 
 def _localmamba_mid_cls_scan(order: scans.ScanOrder, seq: torch.Tensor, height: int, width: int) -> torch.Tensor:

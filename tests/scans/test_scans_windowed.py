@@ -5,8 +5,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import scans
-from scans.windowed import window_major
+from vssm import scans
+from vssm.scans.windowed import window_major
 
 
 @pytest.mark.parametrize("name", ["h", "h_flip", "v", "v_flip", "w2", "w2_flip", "w7", "w7_flip", "w13"])

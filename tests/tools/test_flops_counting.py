@@ -8,10 +8,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from kernels import selective_scan
-from kernels.op import scan_flops
-from kernels.testing import random_route
 from vssm.analysis.flops import Convention, count_conventions, count_flops, fvcore_macs
+from vssm.kernels import selective_scan
+from vssm.kernels.op import scan_flops
+from vssm.kernels.testing import random_route
 
 
 class ConvNormPoolLinear(nn.Module):

@@ -40,7 +40,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves, tree_map_only
 from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop, sdpa_flop
 
-import kernels  # noqa: F401  (registers vssm::selective_scan and its FLOP formula)
+from vssm import kernels  # noqa: F401  (registers vssm::selective_scan and its FLOP formula)
 
 aten = torch.ops.aten
 

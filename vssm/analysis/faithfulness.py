@@ -23,7 +23,7 @@ import timm
 import torch
 from torch import Tensor, nn
 
-import kernels
+from vssm import kernels
 from vssm.analysis.tables import markdown_table
 from vssm.models.umamba import MambaPlacement, UMamba, UMambaPlan
 

@@ -9,9 +9,9 @@ import torch
 from torch import Tensor, nn
 from torch.utils._pytree import tree_leaves
 
-import kernels
-from kernels.backends import select_backend
-from kernels.tolerances import three_way_error
+from vssm import kernels
+from vssm.kernels.backends import select_backend
+from vssm.kernels.tolerances import three_way_error
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from kernels.op import fvcore_handles
 from vssm.analysis import published
 from vssm.analysis.counting import Category, Pricing, Tally, count, num_params
+from vssm.kernels.op import fvcore_handles
 
 
 class Convention(str, enum.Enum):

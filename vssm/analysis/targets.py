@@ -30,12 +30,12 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from kernels.backends import select_backend
 from vssm.analysis import zoo
 from vssm.analysis.benchmark import BenchSettings, Measurement, measure_alternately
 from vssm.analysis.flops import Convention, count_flops
 from vssm.analysis.profile import time_split
 from vssm.analysis.tables import load_average, machine_description, markdown_table, write_csv
+from vssm.kernels.backends import select_backend
 from vssm.models.umamba import MambaPlacement, UMamba
 
 

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-import scans
+from vssm import scans
 from vssm.layers.fx import fx_leaf
 from vssm.layers.ssm_core import RouteNaming, SSMConfig, SSMCore
 from vssm.layers.token_routes import SequenceRoutes, token_routes

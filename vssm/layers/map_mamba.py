@@ -19,8 +19,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-import scans
-from scans import ScanOrder
+from vssm import scans
+from vssm.scans import ScanOrder
 
 from .fx import fx_leaf
 from .mamba_mixer import MambaMixer, RouteMerge

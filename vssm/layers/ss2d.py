@@ -25,8 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-import kernels
-import scans
+from vssm import kernels, scans
 from vssm.layers.fx import fx_leaf
 from vssm.layers.layout import Layout, layer_norm, linear
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from kernels import selective_scan
+from vssm.kernels import selective_scan
 
 
 class DtInit(enum.Enum):

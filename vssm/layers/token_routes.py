@@ -24,8 +24,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from scans import ScanOrder, clear_route_cache
-from scans.functional import gather_routes, scatter_routes, sink_index
+from vssm.scans import ScanOrder, clear_route_cache
+from vssm.scans.functional import gather_routes, scatter_routes, sink_index
 
 
 class ClassTokenRouting(enum.Enum):

@@ -34,8 +34,7 @@ from timm.layers import trunc_normal_
 from timm.models import generate_default_cfgs, register_model
 from torch import Tensor, nn
 
-import scans
-from scans import VReverse
+from vssm import scans
 from vssm.layers.bi_attn import BiAttn
 from vssm.layers.fx import fx_leaf
 from vssm.layers.mamba_mixer import RouteMerge
@@ -49,6 +48,7 @@ from vssm.models._contract import check_int, check_ints, init_linear_and_norms
 from vssm.models._registry import build_model
 from vssm.models.vim import VisionMamba
 from vssm.models.vmamba import Downsample, Stem, VMamba
+from vssm.scans import VReverse
 
 __all__ = ["LocalVMamba", "LocalVim", "check_windows", "checkpoint_filter_fn", "windowed_directions"]
 

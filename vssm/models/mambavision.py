@@ -32,7 +32,7 @@ from timm.layers import Attention, DropPath, Mlp
 from timm.models import generate_default_cfgs, register_model
 from torch import nn
 
-import scans
+from vssm import scans
 from vssm.layers.fx import fx_leaf
 from vssm.layers.mambavision_mixer import DtBias, MambaVisionMixer
 from vssm.layers.stage import Stage

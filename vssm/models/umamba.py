@@ -41,12 +41,12 @@ from timm.models._features import feature_take_indices
 from timm.models._manipulate import checkpoint
 from torch import Tensor, nn
 
-import scans
-from scans import ScanOrder
+from vssm import scans
 from vssm.layers.fx import fx_leaf
 from vssm.layers.map_mamba import MapMamba, MapTokens
 from vssm.layers.residual_conv_block import ResidualConvBlock, conv_nd
 from vssm.layers.token_routes import is_sequence_order
+from vssm.scans import ScanOrder
 
 from ._checkpoint import check_fits, model_name, read_checkpoint, rename_key, select_weights
 from ._contract import (

@@ -27,7 +27,7 @@ from timm.models._features import feature_take_indices
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-import scans
+from vssm import scans
 from vssm.layers.add_norm import add_and_norm
 from vssm.layers.fx import fx_leaf
 from vssm.layers.mamba_mixer import MambaMixer, RouteMerge

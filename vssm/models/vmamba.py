@@ -30,7 +30,7 @@ from timm.models import generate_default_cfgs, register_model
 from timm.models._manipulate import adapt_input_conv
 from torch import nn
 
-import scans
+from vssm import scans
 from vssm.layers.downsample2d import ConvDownsample, PatchMerging2d
 from vssm.layers.fx import fx_leaf
 from vssm.layers.layout import Layout, layer_norm

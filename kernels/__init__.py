@@ -20,10 +20,11 @@ check: `kernels.testing`.
 from .backends import Backend, requested_backend, select_backend, use_backend
 from .interface import selective_scan
 from .op import fvcore_handles
-from .reference import selective_scan_ref
+from .reference import compute_dtype, selective_scan_ref
 
 __all__ = [
     "Backend",
+    "compute_dtype",
     "fvcore_handles",
     "requested_backend",
     "select_backend",

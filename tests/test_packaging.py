@@ -40,26 +40,37 @@ def test_packages_import_from_the_checkout(name: str) -> None:
     assert Path(module.__file__).resolve().is_relative_to(ROOT), module.__file__
 
 
-def _source_modules() -> set[str]:
-    """Every tracked module of the three source folders, as the wheel must hold it."""
-    listed = subprocess.run(["git", "ls-files", "vssm", "kernels", "scans"], cwd=ROOT, capture_output=True,
-                            text=True, check=True).stdout.split()
-    return {path if path.startswith("vssm/") else f"vssm/{path}" for path in listed
-            if path.endswith((".py", ".c"))}
+def _tracked_files() -> list[str]:
+    """The working tree's files that git tracks or would (not ignored), as a fresh clone of this change has them."""
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                            capture_output=True, text=True, check=True).stdout.split()
+    return [path for path in listed if (ROOT / path).is_file()]
+
+
+def _source_modules(tracked: list[str]) -> set[str]:
+    """Every tracked module of the three source folders, named as the wheel must hold it."""
+    sources = [path for path in tracked if path.startswith(("vssm/", "kernels/", "scans/"))]
+    return {path if path.startswith("vssm/") else f"vssm/{path}" for path in sources if path.endswith((".py", ".c"))}
 
 
 def test_the_wheel_installs_only_vssm_beside_another_kernels_package(tmp_path: Path) -> None:
     """Hugging Face's `kernels` (and any other top-level `kernels` / `scans`) survives installing vssm."""
     if shutil.which("git") is None:
         pytest.skip("needs git to list the tracked sources")
+    # setuptools builds in the source tree (build/, *.egg-info): build a copy of the working tree's tracked files.
+    tracked = _tracked_files()
+    source = tmp_path / "source"
+    for path in tracked:
+        (source / path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / path, source / path)
     wheels = tmp_path / "wheels"
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--wheel-dir", wheels, ROOT], check=True, capture_output=True)
+                    "--wheel-dir", wheels, source], check=True, capture_output=True)
     (wheel,) = wheels.glob("vssm-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     distribution, version = wheel.name.split("-")[:2]
     assert {name.split("/")[0] for name in names} == {"vssm", f"{distribution}-{version}.dist-info"}, names
-    assert _source_modules() <= set(names), sorted(_source_modules() - set(names))
+    assert _source_modules(tracked) <= set(names), sorted(_source_modules(tracked) - set(names))
 
     env_dir = tmp_path / "env"
     venv.create(env_dir, with_pip=True)

@@ -45,7 +45,8 @@ from vssm import kernels, scans
 from vssm.analysis.benchmark import time_alternately
 from vssm.analysis.tables import machine_description, markdown_table, write_csv
 from vssm.engine import resolve_device
-from vssm.kernels.testing import ScanInputs, random_scan_inputs, through_the_custom_op
+from vssm.kernels.scan_tensors import ScanTensors
+from vssm.kernels.testing import ScanInputs, random_scan_inputs
 from vssm.kernels.triton_scan import selective_scan_triton_bwd, selective_scan_triton_fwd
 
 COMMITTED = Path(__file__).resolve().parent
@@ -113,14 +114,15 @@ def paths(x: ScanInputs) -> dict[str, Callable[[], None]]:
         kernels.selective_scan(**vars(x)).backward(grad)
 
     def custom_op() -> None:
-        with through_the_custom_op():
+        with kernels.use_custom_op():
             public()
 
-    plain = [None if t is None else t.detach() for t in x.tensors()]  # B, C: (batch, G, N, L) as the launchers take
+    # B, C: (batch, G, N, L) as the launchers take them
+    plain = ScanTensors(*(None if t is None else t.detach() for t in x.tensors()), x.route)
 
     def launchers() -> None:
-        _, _, saved = selective_scan_triton_fwd(*plain, x.route, True, False)
-        selective_scan_triton_bwd(grad, *plain, x.route, saved, True)
+        _, _, saved = selective_scan_triton_fwd(plain, True, False)
+        selective_scan_triton_bwd(grad, plain, saved, True)
 
     return dict(zip(PATHS, (public, custom_op, launchers), strict=True))
 

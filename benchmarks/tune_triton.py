@@ -23,6 +23,7 @@ import torch
 import triton
 from tqdm import tqdm
 
+from vssm.kernels.scan_tensors import ScanTensors
 from vssm.kernels.testing import random_scan_inputs
 from vssm.kernels.triton_scan import (
     TritonConfig,
@@ -78,12 +79,12 @@ def measure(shape: tuple, cfg: TritonConfig) -> tuple[float, float, list[torch.T
     torch.manual_seed(0)
     s = random_scan_inputs(batch, channels, length, state, groups, has_z=has_z).cast(dtype).to_device("cuda")
     route = routes_for(groups, length, "cuda")
-    args = (s.u, s.delta, s.A, s.B, s.C, s.D, s.z, s.delta_bias, route)
-    out, _, saved = selective_scan_triton_fwd(*args, True, out_float32, config=cfg)
+    scan = ScanTensors(*s.tensors(), route)
+    out, _, saved = selective_scan_triton_fwd(scan, True, out_float32, config=cfg)
     grad = torch.randn_like(out)
-    grads = selective_scan_triton_bwd(grad, *args, saved, True, config=cfg)
-    fwd = triton.testing.do_bench(lambda: selective_scan_triton_fwd(*args, True, out_float32, config=cfg))
-    bwd = triton.testing.do_bench(lambda: selective_scan_triton_bwd(grad, *args, saved, True, config=cfg))
+    grads = selective_scan_triton_bwd(grad, scan, saved, True, config=cfg)
+    fwd = triton.testing.do_bench(lambda: selective_scan_triton_fwd(scan, True, out_float32, config=cfg))
+    bwd = triton.testing.do_bench(lambda: selective_scan_triton_bwd(grad, scan, saved, True, config=cfg))
     return fwd, bwd, [t.float() for t in (out, *grads) if t is not None]
 
 

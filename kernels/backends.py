@@ -1,7 +1,11 @@
-"""Which implementation runs `selective_scan`: chosen by device, overridable by env var or context manager.
+"""Which implementation runs `selective_scan`: chosen by device, overridable by env var or context manager; and
+what each backend runs, one row per backend in `IMPLEMENTATIONS`.
 
 Priority: `use_backend(...)` context manager > `VSSM_SCAN_BACKEND` environment variable > automatic choice
 (float64 -> reference; CUDA -> triton; CPU -> cpu).
+
+The `cpu` row builds its C loop on first use (checking whether the backend can run does), the `triton` row imports
+kernels.triton_scan, and with it triton, only when the backend runs.
 """
 
 from __future__ import annotations
@@ -12,9 +16,16 @@ import enum
 import functools
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from types import ModuleType
 
 import torch
+
+from . import cpu
+from .reference import selective_scan_ref_bwd, selective_scan_ref_fwd
+from .scan_tensors import ScanShape, ScanTensors
+from .switches import parse_option, switched
 
 ENV_VAR = "VSSM_SCAN_BACKEND"
 
@@ -28,31 +39,15 @@ class Backend(str, enum.Enum):
 
     @classmethod
     def parse(cls, value: Backend | str) -> Backend:
-        if isinstance(value, Backend):
-            return value
-        if not isinstance(value, str):
-            raise TypeError(f"backend: expected a Backend or one of {_names()}, got {type(value).__name__}")
-        try:
-            return cls(value.strip().lower())
-        except ValueError:
-            raise ValueError(f"backend: expected one of {_names()}, got {value!r}") from None
-
-
-def _names() -> list[str]:
-    return [b.value for b in Backend]
+        return parse_option(cls, value, "backend")
 
 
 _override: contextvars.ContextVar[Backend | None] = contextvars.ContextVar("vssm_scan_backend", default=None)
 
 
-@contextlib.contextmanager
-def use_backend(backend: Backend | str) -> Iterator[Backend]:
+def use_backend(backend: Backend | str) -> contextlib.AbstractContextManager[Backend]:
     """Run every `selective_scan` inside the block on `backend` (e.g. `with use_backend("reference"): ...`)."""
-    token = _override.set(Backend.parse(backend))
-    try:
-        yield _override.get()
-    finally:
-        _override.reset(token)
+    return switched(_override, Backend.parse(backend))
 
 
 def requested_backend() -> Backend | None:
@@ -66,7 +61,7 @@ def requested_backend() -> Backend | None:
     try:
         return Backend.parse(env)
     except ValueError:
-        raise ValueError(f"{ENV_VAR}: expected one of {[*_names(), 'auto']}, got {env!r}") from None
+        raise ValueError(f"{ENV_VAR}: expected one of {[*(b.value for b in Backend), 'auto']}, got {env!r}") from None
 
 
 def triton_interpret() -> bool:
@@ -82,23 +77,76 @@ def triton_available() -> bool:
     return True
 
 
-def supports(backend: Backend, device: torch.device, dtype: torch.dtype) -> str | None:
-    """None if `backend` can run tensors of `device`/`dtype`, else the reason why not."""
-    if backend is Backend.REFERENCE:
-        return None
-    if dtype == torch.float64:
-        return f"backend {backend.value!r} computes in float32; float64 inputs need backend 'reference'"
-    if backend is Backend.CPU:
-        if device.type != "cpu":
-            return f"backend 'cpu' needs CPU tensors, got device {device}"
-        from . import cpu
-
-        return cpu.unavailable_reason()
+def _triton_refusal(device: torch.device) -> str | None:
     if not triton_available():
         return "backend 'triton' needs the triton package"
     if device.type == "cuda" or (device.type == "cpu" and triton_interpret()):
         return None
     return f"backend 'triton' needs CUDA tensors (or CPU tensors under TRITON_INTERPRET=1), got device {device}"
+
+
+@functools.cache
+def _triton_scan() -> ModuleType:
+    from . import triton_scan  # imports triton, which may be absent: only once the backend runs
+
+    return triton_scan
+
+
+def _from_triton_scan(name: str) -> Callable:
+    def call(*args: object) -> object:
+        return getattr(_triton_scan(), name)(*args)
+
+    return call
+
+
+Forward = Callable[[ScanTensors, bool, bool], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+Backward = Callable[[torch.Tensor, ScanTensors, torch.Tensor, bool], Sequence[torch.Tensor | None]]
+
+
+@dataclass(frozen=True)
+class Implementation:
+    """One backend's functions, called below the op boundary (kernels.op, kernels.eager) with B, C as
+    (batch, G, N, L), and what the code above them needs to know of it.
+
+    * `forward(scan, delta_softplus, out_float32)` -> (y, last_state, saved): `saved` is the float32 tensor the
+      backend keeps for its backward (chunk-start states; empty for `reference`), of shape
+      `saved_shape(scan.sizes())`, which the op's fake kernel allocates;
+    * `backward(grad_out, scan, saved, delta_softplus)` -> the gradients in `ScanTensors` order (None for an absent
+      input); du has u's shape, also for a shared u;
+    * `refusal(device)`: None when the backend runs tensors on `device`, else why not; only a `float64` backend
+      takes float64 inputs (the others compute in float32);
+    * `traced`: it launches Triton kernels through `wrap_triton`, so the public op calls it directly and
+      torch.compile sees the kernels (the others run inside an opaque op);
+    * `gathers_scattered_routes`: it reads a route whose steps mostly jump slowly, so eager calls gather such a
+      route's inputs into route order first (kernels.route_order).
+    """
+
+    forward: Forward
+    backward: Backward
+    saved_shape: Callable[[ScanShape], tuple[int, ...]]
+    refusal: Callable[[torch.device], str | None]
+    float64: bool = False
+    traced: bool = False
+    gathers_scattered_routes: bool = False
+
+
+# Keyed by Backend, a str enum: the backend's name, which the custom op's schema carries, finds its row too.
+IMPLEMENTATIONS: dict[Backend, Implementation] = {
+    Backend.REFERENCE: Implementation(selective_scan_ref_fwd, selective_scan_ref_bwd, saved_shape=lambda shape: (0,),
+                                      refusal=lambda device: None, float64=True),
+    Backend.CPU: Implementation(cpu.selective_scan_cpu_fwd, cpu.selective_scan_cpu_bwd, cpu.saved_shape, cpu.refusal),
+    Backend.TRITON: Implementation(_from_triton_scan("selective_scan_triton_fwd"),
+                                   _from_triton_scan("selective_scan_triton_bwd"), _from_triton_scan("saved_shape"),
+                                   _triton_refusal, traced=True, gathers_scattered_routes=True),
+}
+
+
+def supports(backend: Backend, device: torch.device, dtype: torch.dtype) -> str | None:
+    """None if `backend` can run tensors of `device`/`dtype`, else the reason why not."""
+    implementation = IMPLEMENTATIONS[backend]
+    if dtype == torch.float64 and not implementation.float64:
+        return f"backend {backend.value!r} computes in float32; float64 inputs need backend 'reference'"
+    return implementation.refusal(device)
 
 
 def select_backend(device: torch.device, dtype: torch.dtype) -> Backend:

@@ -36,6 +36,8 @@ from pathlib import Path
 
 import torch
 
+from .scan_tensors import ScanShape, ScanTensors
+
 SOURCE = Path(__file__).parent / "csrc" / "selective_scan_cpu.c"
 LANES = 16  # channels per block, must match LANES in the C source
 BLOCKS_PER_PART = 8  # dB/dC partials per 128 channels: 1/8 of the (batch, KD, L) input size at N = 16
@@ -150,6 +152,13 @@ def unavailable_reason() -> str | None:
     return lib if isinstance(lib, str) else None
 
 
+def refusal(device: torch.device) -> str | None:
+    """None when the `cpu` backend can run tensors on `device` (building the library on first use), else why not."""
+    if device.type != "cpu":
+        return f"backend 'cpu' needs CPU tensors, got device {device}"
+    return unavailable_reason()
+
+
 _pool_lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
 
@@ -189,17 +198,15 @@ def _f32(t: torch.Tensor | None) -> torch.Tensor | None:
     return None if t is None else t.to(torch.float32).contiguous()
 
 
-def _args(u, delta, A, B, C, D, z, delta_bias, route, delta_softplus) -> tuple[_Args, list[torch.Tensor | None]]:
-    batch, channels, length = delta.shape
-    groups, state = B.shape[1], A.shape[1]
-    routes, steps = route.shape if route is not None else (1, length)
-    keep = [_f32(t) for t in (u, delta, A, B, C, D, z, delta_bias)]
-    keep.append(None if route is None else route.to(torch.int64).contiguous())
+def _args(scan: ScanTensors, shape: ScanShape, delta_softplus: bool) -> tuple[_Args, list[torch.Tensor | None]]:
+    keep = [_f32(t) for t in scan[:-1]]
+    keep.append(None if scan.route is None else scan.route.to(torch.int64).contiguous())
     args = _Args(
         *[_ptr(t) for t in keep],
         *[None] * 12,
-        batch, channels, u.shape[1], length, steps, state, groups, routes, math.lcm(routes, groups), chunk_size(state),
-        BLOCKS_PER_PART, int(delta_softplus),
+        shape.batch, shape.channels, shape.u_channels, shape.length, shape.steps, shape.state, shape.groups,
+        shape.routes, math.lcm(shape.routes, shape.groups), chunk_size(shape.state), BLOCKS_PER_PART,
+        int(delta_softplus),
     )
     return args, keep
 
@@ -210,54 +217,35 @@ def _items_per_row(args: _Args, per_item_blocks: int) -> int:
     return args.segments * -(-blocks // per_item_blocks)
 
 
-def selective_scan_cpu_fwd(
-    u: torch.Tensor,
-    delta: torch.Tensor,
-    A: torch.Tensor,
-    B: torch.Tensor,
-    C: torch.Tensor,
-    D: torch.Tensor | None,
-    z: torch.Tensor | None,
-    delta_bias: torch.Tensor | None,
-    route: torch.Tensor | None,
-    delta_softplus: bool,
-    out_float32: bool,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Forward. u: (batch, KD, L) or shared by the routes (batch, KD/K, L); delta: (batch, KD, L); B, C:
-    (batch, G, N, L). Returns y (batch, KD, L), last_state (batch, KD, N) float32 and the chunk-start states
-    (batch, KD, n_chunks - 1, N) float32 for `selective_scan_cpu_bwd`."""
-    args, keep = _args(u, delta, A, B, C, D, z, delta_bias, route, delta_softplus)
-    batch, channels, length = delta.shape
-    n_chunks = -(-args.steps // args.chunk)
-    out = torch.empty(batch, channels, length, dtype=torch.float32)
-    last_state = torch.empty(batch, channels, args.state, dtype=torch.float32)
-    chunk_states = torch.empty(batch, channels, n_chunks - 1, args.state, dtype=torch.float32)
+def saved_shape(shape: ScanShape) -> tuple[int, ...]:
+    """The chunk-start states the forward keeps for the backward: (batch, KD, ceil(L' / T) - 1, N)."""
+    return (shape.batch, shape.channels, -(-shape.steps // chunk_size(shape.state)) - 1, shape.state)
+
+
+def selective_scan_cpu_fwd(scan: ScanTensors, delta_softplus: bool,
+                           out_float32: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Forward (`ScanTensors` order and shapes). Returns y (batch, KD, L), last_state (batch, KD, N) float32 and the
+    chunk-start states (`saved_shape`) float32 for `selective_scan_cpu_bwd`."""
+    shape = scan.sizes()
+    args, keep = _args(scan, shape, delta_softplus)
+    out = torch.empty(shape.batch, shape.channels, shape.length, dtype=torch.float32)
+    last_state = torch.empty(shape.batch, shape.channels, shape.state, dtype=torch.float32)
+    chunk_states = torch.empty(saved_shape(shape), dtype=torch.float32)
     args.out, args.last_state, args.chunk_states = out.data_ptr(), last_state.data_ptr(), chunk_states.data_ptr()
-    _run("scan_forward", args, batch * _items_per_row(args, BLOCKS_PER_PART),
-         BLOCKS_PER_PART * LANES * args.steps * args.state)
+    _run("scan_forward", args, shape.batch * _items_per_row(args, BLOCKS_PER_PART),
+         BLOCKS_PER_PART * LANES * shape.steps * shape.state)
     del keep
-    return out.to(torch.float32 if out_float32 else u.dtype), last_state, chunk_states
+    return out.to(torch.float32 if out_float32 else scan.u.dtype), last_state, chunk_states
 
 
-def selective_scan_cpu_bwd(
-    grad_out: torch.Tensor,
-    u: torch.Tensor,
-    delta: torch.Tensor,
-    A: torch.Tensor,
-    B: torch.Tensor,
-    C: torch.Tensor,
-    D: torch.Tensor | None,
-    z: torch.Tensor | None,
-    delta_bias: torch.Tensor | None,
-    route: torch.Tensor | None,
-    chunk_states: torch.Tensor,
-    delta_softplus: bool,
-) -> tuple[torch.Tensor | None, ...]:
-    """Backward; B, C: (batch, G, N, L). Returns du, ddelta, dA, dB, dC, dD, dz, ddelta_bias (None if absent);
-    du has u's shape (for a shared u, the K routes' contributions summed in a fixed order)."""
-    args, keep = _args(u, delta, A, B, C, D, z, delta_bias, route, delta_softplus)
-    batch, channels, length = delta.shape
-    state, groups = args.state, args.groups
+def selective_scan_cpu_bwd(grad_out: torch.Tensor, scan: ScanTensors, chunk_states: torch.Tensor,
+                           delta_softplus: bool) -> tuple[torch.Tensor | None, ...]:
+    """Backward. Returns du, ddelta, dA, dB, dC, dD, dz, ddelta_bias (None if absent); du has u's shape (for a
+    shared u, the K routes' contributions summed in a fixed order)."""
+    shape = scan.sizes()
+    args, keep = _args(scan, shape, delta_softplus)
+    u, delta, _, B, C, D, z, delta_bias, _ = scan
+    batch, channels, length, state, groups = shape.batch, shape.channels, shape.length, shape.state, shape.groups
     parts = _items_per_row(args, BLOCKS_PER_PART)
     f32 = dict(dtype=torch.float32)
     g = grad_out.to(torch.float32).contiguous()
@@ -270,12 +258,12 @@ def selective_scan_cpu_bwd(
     args.chunk_states, args.grad_out = chunk_states.data_ptr(), g.data_ptr()
     args.du, args.ddelta, args.dz = du.data_ptr(), ddelta.data_ptr(), _ptr(dz)
     args.dA, args.dB, args.dC, args.dD, args.ddelta_bias = (t.data_ptr() for t in (dA, dB, dC, dD, dbias))
-    _run("scan_backward", args, batch * parts, BLOCKS_PER_PART * LANES * args.steps * state)
+    _run("scan_backward", args, batch * parts, BLOCKS_PER_PART * LANES * shape.steps * state)
     del keep
     dB = dB.view(batch, groups, parts // groups, state, length).sum(2).to(B.dtype)
     dC = dC.view(batch, groups, parts // groups, state, length).sum(2).to(C.dtype)
-    if u.shape[1] != channels:
-        du = du.view(batch, args.routes, u.shape[1], length).sum(1)
+    if shape.shared_u:
+        du = du.view(batch, shape.routes, shape.u_channels, length).sum(1)
     return (
         du.to(u.dtype),
         ddelta.to(delta.dtype),

@@ -5,9 +5,10 @@ from __future__ import annotations
 import torch
 
 from . import op  # noqa: F401  (registers vssm::selective_scan)
-from .backends import Backend, select_backend
+from .backends import IMPLEMENTATIONS, Backend, select_backend
 from .eager import SelectiveScanFunction, direct_call_allowed
-from .route_order import RouteLayout, gather_channels, gather_groups, route_layout, scatter_channels
+from .route_order import RouteLayout, gather_channels, gather_groups, read_route, scatter_channels
+from .scan_tensors import ScanTensors
 from .validation import check_inputs, check_route_values
 
 
@@ -31,7 +32,8 @@ def selective_scan(
     out_float32: bool = False,
     route: torch.Tensor | None = None,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-    """Selective scan (Mamba S6), semantics of `kernels.md` section 2.
+    """Selective scan (Mamba S6): the recurrence `kernels.reference` defines (`_sequential_recurrence`, along each
+    route with `route`), on the backend `kernels.backends` picks.
 
     Args:
         u: (batch, KD, L), or (batch, KD/K, L) with a `route` of K rows: "shared u", every route reads the same u
@@ -52,55 +54,56 @@ def selective_scan(
     Returns:
         y: (batch, KD, L), gated by silu(z) when z is given; or (y, last_state) with `return_last_state`.
 
-    The backend is chosen by device (see `kernels.backends`), overridable by `VSSM_SCAN_BACKEND` or `use_backend`.
-    Meta tensors get the op's fake kernel (shapes and dtypes only) whatever backend is requested. torch.fx symbolic
-    tracing records the call as one node (a leaf) instead of entering it.
+    The backend is chosen by device (see `kernels.backends`), overridable by `VSSM_SCAN_BACKEND` or `use_backend`;
+    `use_custom_op` and `use_route_reading` switch how eager calls reach it. Meta tensors get the op's fake kernel
+    (shapes and dtypes only) whatever backend is requested. torch.fx symbolic tracing records the call as one node
+    (a leaf) instead of entering it.
     """
     if isinstance(u, torch.fx.Proxy):
         kwargs = dict(D=D, z=z, delta_bias=delta_bias, delta_softplus=delta_softplus,
                       return_last_state=return_last_state, out_float32=out_float32, route=route)
         return u.tracer.create_proxy("call_function", selective_scan, (u, delta, A, B, C), kwargs)
-    shape = check_inputs(u, delta, A, B, C, D, z, delta_bias, route)
+    shape = check_inputs(ScanTensors(u, delta, A, B, C, D, z, delta_bias, route))
     meta = u.device.type == "meta"
-    if route is not None and not meta and not torch.compiler.is_compiling():
+    eager = not meta and not torch.compiler.is_compiling()
+    if route is not None and eager:
         check_route_values(route, shape.length)  # the opaque op checks again (cached) inside compiled graphs
     if B.dim() == 3:
         B, C = B.unsqueeze(1), C.unsqueeze(1)
+    scan = ScanTensors(u, delta, A, B, C, D, z, delta_bias, route)
     backend = Backend.REFERENCE.value if meta else _backend_name(u.device, u.dtype)
-    layout = None
-    if route is not None and backend == Backend.TRITON.value and not torch.compiler.is_compiling():
-        layout = route_layout(route, shape.length)
-    direct = not meta and direct_call_allowed(u, delta, A, B, C, D, z, delta_bias, route)
-    if layout is not None and layout.scatters:
-        y, last_state = _scan_in_route_order(u, delta, A, B, C, D, z, delta_bias, route, layout, delta_softplus,
-                                             out_float32, backend, direct)
+    direct = not meta and direct_call_allowed(*scan)
+    layout, gathered = None, False
+    if route is not None and eager:
+        layout, gathered = read_route(route, shape.length, IMPLEMENTATIONS[backend].gathers_scattered_routes)
+    if gathered:
+        y, last_state = _scan_in_route_order(scan, layout, delta_softplus, out_float32, backend, direct)
     else:
-        y, last_state = _scan(u, delta, A, B, C, D, z, delta_bias, route if layout is None else layout.kernel_route,
-                              delta_softplus, out_float32, backend, direct)
+        if layout is not None:
+            scan = scan._replace(route=layout.kernel_route)
+        y, last_state = _scan_by_function_or_op(scan, delta_softplus, out_float32, backend, direct)
     return (y, last_state.detach()) if return_last_state else y
 
 
-def _scan(u, delta, A, B, C, D, z, delta_bias, route, delta_softplus: bool, out_float32: bool, backend: str,
-          direct: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def _scan_by_function_or_op(scan: ScanTensors, delta_softplus: bool, out_float32: bool, backend: str,
+                            direct: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """(y, last_state) from the eager Function (kernels.eager) when `direct`, else from the custom op."""
     if direct:
-        return SelectiveScanFunction.apply(Backend(backend), delta_softplus, out_float32, u, delta, A, B, C, D, z,
-                                           delta_bias, route)
-    y, last_state, _ = torch.ops.vssm.selective_scan(u, delta, A, B, C, D, z, delta_bias, route, delta_softplus,
-                                                     out_float32, backend)
+        return SelectiveScanFunction.apply(Backend(backend), delta_softplus, out_float32, *scan)
+    y, last_state, _ = torch.ops.vssm.selective_scan(*scan, delta_softplus, out_float32, backend)
     return y, last_state
 
 
-def _scan_in_route_order(u, delta, A, B, C, D, z, delta_bias, route: torch.Tensor, layout: RouteLayout,
-                         delta_softplus: bool, out_float32: bool, backend: str,
-                         direct: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """The scan of copies of the inputs gathered along `route` (kernels.route_order), y put back in token order;
+def _scan_in_route_order(scan: ScanTensors, layout: RouteLayout, delta_softplus: bool, out_float32: bool,
+                         backend: str, direct: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """The scan of copies of the inputs gathered along the route (kernels.route_order), y put back in token order;
     autograd carries the gradients back through the gathers."""
+    u, delta, A, B, C, D, z, delta_bias, route = scan
     channels = delta.shape[1]
-    y, last_state = _scan(
+    gathered = ScanTensors(
         gather_channels(u, route, layout, channels), gather_channels(delta, route, layout, channels), A,
         gather_groups(B, route, layout), gather_groups(C, route, layout), D,
-        None if z is None else gather_channels(z, route, layout, channels), delta_bias, None, delta_softplus,
-        out_float32, backend, direct,
+        None if z is None else gather_channels(z, route, layout, channels), delta_bias,
     )
+    y, last_state = _scan_by_function_or_op(gathered, delta_softplus, out_float32, backend, direct)
     return scatter_channels(y, route, layout), last_state

@@ -30,80 +30,49 @@ from typing import Any
 import torch
 from torch.utils.flop_counter import register_flop_formula
 
-from . import cpu
-from .backends import Backend
+from .backends import IMPLEMENTATIONS
 from .reference import compute_dtype
-from .run import run_backward, run_forward
+from .scan_tensors import ScanTensors
 from .validation import check_route_values
 
-GRAD_COUNT = 8  # du, ddelta, dA, dB, dC, dD, dz, ddelta_bias
+# Written out once for the public op and its opaque twin (and once for their backwards) rather than inferred from
+# four annotated signatures; torch.library takes plain tensors, the functions below pass them on as `ScanTensors`.
+_TENSORS = ("Tensor u, Tensor delta, Tensor A, Tensor B, Tensor C, Tensor? D, Tensor? z, Tensor? delta_bias, "
+            "Tensor? route")
+SCHEMA = f"({_TENSORS}, bool delta_softplus, bool out_float32, str backend) -> (Tensor, Tensor, Tensor)"
+BACKWARD_SCHEMA = f"(Tensor grad_out, {_TENSORS}, Tensor saved, bool delta_softplus, str backend) -> Tensor[]"
 
 
-def saved_shape(backend: Backend, batch: int, channels: int, steps: int, state: int) -> tuple[int, ...]:
-    """Shape of the float32 tensor a backend keeps for its backward (chunk-start states; nothing for reference)."""
-    if backend is Backend.CPU:
-        return (batch, channels, -(-steps // cpu.chunk_size(state)) - 1, state)
-    if backend is Backend.TRITON:
-        from .triton_scan import saved_shape as triton_saved_shape
-
-        return triton_saved_shape(batch, channels, steps, state)
-    return (0,)
-
-
-def _steps(u: torch.Tensor, route: torch.Tensor | None) -> int:
-    return u.shape[-1] if route is None else route.shape[1]
-
-
-@torch.library.custom_op("vssm::selective_scan_opaque", mutates_args=())
-def selective_scan_opaque(
-    u: torch.Tensor,
-    delta: torch.Tensor,
-    A: torch.Tensor,
-    B: torch.Tensor,
-    C: torch.Tensor,
-    D: torch.Tensor | None,
-    z: torch.Tensor | None,
-    delta_bias: torch.Tensor | None,
-    route: torch.Tensor | None,
-    delta_softplus: bool,
-    out_float32: bool,
-    backend: str,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+@torch.library.custom_op("vssm::selective_scan_opaque", mutates_args=(), schema=SCHEMA)
+def selective_scan_opaque(u, delta, A, B, C, D, z, delta_bias, route, delta_softplus: bool, out_float32: bool,
+                          backend: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     if route is not None:
         check_route_values(route, u.shape[-1])
-    return run_forward(Backend(backend), u, delta, A, B, C, D, z, delta_bias, route, delta_softplus, out_float32)
+    scan = ScanTensors(u, delta, A, B, C, D, z, delta_bias, route)
+    return IMPLEMENTATIONS[backend].forward(scan, delta_softplus, out_float32)
 
 
 @selective_scan_opaque.register_fake
 def _(u, delta, A, B, C, D, z, delta_bias, route, delta_softplus, out_float32, backend):
-    batch, channels, _ = delta.shape  # KD: u may be shared by the routes (KD / K channels)
+    shape = ScanTensors(u, delta, A, B, C, D, z, delta_bias, route).sizes()
     cdt = compute_dtype(u.dtype)
     out = u.new_empty(delta.shape, dtype=cdt if out_float32 else u.dtype)
-    last_state = u.new_empty(batch, channels, A.shape[1], dtype=cdt)
-    saved = u.new_empty(saved_shape(Backend(backend), batch, channels, _steps(u, route), A.shape[1]),
-                        dtype=torch.float32)
+    last_state = u.new_empty(shape.batch, shape.channels, shape.state, dtype=cdt)
+    saved = u.new_empty(IMPLEMENTATIONS[backend].saved_shape(shape), dtype=torch.float32)
     return out, last_state, saved
 
 
-@torch.library.custom_op("vssm::selective_scan_opaque_backward", mutates_args=())
-def selective_scan_opaque_backward(
-    grad_out: torch.Tensor,
-    u: torch.Tensor,
-    delta: torch.Tensor,
-    A: torch.Tensor,
-    B: torch.Tensor,
-    C: torch.Tensor,
-    D: torch.Tensor | None,
-    z: torch.Tensor | None,
-    delta_bias: torch.Tensor | None,
-    route: torch.Tensor | None,
-    saved: torch.Tensor,
-    delta_softplus: bool,
-    backend: str,
-) -> list[torch.Tensor]:
-    grads = run_backward(Backend(backend), grad_out, u, delta, A, B, C, D, z, delta_bias, route, saved,
-                         delta_softplus)
+def _gradients(grads: Sequence[torch.Tensor | None], u: torch.Tensor) -> list[torch.Tensor]:
+    """A backend's gradients as the op returns them: an empty tensor for an absent input (`Tensor[]` holds no
+    None), contiguous (the triton backend's already are)."""
     return [u.new_empty(0) if g is None else g.contiguous() for g in grads]
+
+
+@torch.library.custom_op("vssm::selective_scan_opaque_backward", mutates_args=(), schema=BACKWARD_SCHEMA)
+def selective_scan_opaque_backward(grad_out, u, delta, A, B, C, D, z, delta_bias, route, saved, delta_softplus: bool,
+                                   backend: str) -> list[torch.Tensor]:
+    scan = ScanTensors(u, delta, A, B, C, D, z, delta_bias, route)
+    return _gradients(IMPLEMENTATIONS[backend].backward(grad_out, scan, saved, delta_softplus), u)
 
 
 @selective_scan_opaque_backward.register_fake
@@ -113,68 +82,43 @@ def _(grad_out, u, delta, A, B, C, D, z, delta_bias, route, saved, delta_softplu
             for t in like]
 
 
-@torch.library.triton_op("vssm::selective_scan", mutates_args=())
-def selective_scan_op(
-    u: torch.Tensor,
-    delta: torch.Tensor,
-    A: torch.Tensor,
-    B: torch.Tensor,
-    C: torch.Tensor,
-    D: torch.Tensor | None,
-    z: torch.Tensor | None,
-    delta_bias: torch.Tensor | None,
-    route: torch.Tensor | None,
-    delta_softplus: bool,
-    out_float32: bool,
-    backend: str,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The one public op. Triton: kernels launched through wrap_triton (torch.compile sees them); otherwise the
-    opaque op above. Also serves as the fake implementation (triton_op traces it with fake tensors)."""
-    if Backend(backend) is Backend.TRITON:
-        return run_forward(Backend.TRITON, u, delta, A, B, C, D, z, delta_bias, route, delta_softplus, out_float32)
+@torch.library.triton_op("vssm::selective_scan", mutates_args=(), schema=SCHEMA)
+def selective_scan_op(u, delta, A, B, C, D, z, delta_bias, route, delta_softplus: bool, out_float32: bool,
+                      backend: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The one public op. A `traced` backend (triton): kernels launched through wrap_triton (torch.compile sees
+    them); otherwise the opaque op above. Also serves as the fake implementation (triton_op traces it with fake
+    tensors)."""
+    implementation = IMPLEMENTATIONS[backend]
+    if implementation.traced:
+        return implementation.forward(ScanTensors(u, delta, A, B, C, D, z, delta_bias, route), delta_softplus,
+                                      out_float32)
     return torch.ops.vssm.selective_scan_opaque(u, delta, A, B, C, D, z, delta_bias, route, delta_softplus,
                                                 out_float32, backend)
 
 
-@torch.library.triton_op("vssm::selective_scan_backward", mutates_args=())
-def selective_scan_backward_op(
-    grad_out: torch.Tensor,
-    u: torch.Tensor,
-    delta: torch.Tensor,
-    A: torch.Tensor,
-    B: torch.Tensor,
-    C: torch.Tensor,
-    D: torch.Tensor | None,
-    z: torch.Tensor | None,
-    delta_bias: torch.Tensor | None,
-    route: torch.Tensor | None,
-    saved: torch.Tensor,
-    delta_softplus: bool,
-    backend: str,
-) -> list[torch.Tensor]:
-    if Backend(backend) is Backend.TRITON:
-        grads = run_backward(Backend.TRITON, grad_out, u, delta, A, B, C, D, z, delta_bias, route, saved,
-                             delta_softplus)
-        return [u.new_empty(0) if g is None else g for g in grads]
+@torch.library.triton_op("vssm::selective_scan_backward", mutates_args=(), schema=BACKWARD_SCHEMA)
+def selective_scan_backward_op(grad_out, u, delta, A, B, C, D, z, delta_bias, route, saved, delta_softplus: bool,
+                               backend: str) -> list[torch.Tensor]:
+    implementation = IMPLEMENTATIONS[backend]
+    if implementation.traced:
+        scan = ScanTensors(u, delta, A, B, C, D, z, delta_bias, route)
+        return _gradients(implementation.backward(grad_out, scan, saved, delta_softplus), u)
     return torch.ops.vssm.selective_scan_opaque_backward(grad_out, u, delta, A, B, C, D, z, delta_bias, route, saved,
                                                          delta_softplus, backend)
 
 
 def _setup_context(ctx: Any, inputs: tuple, output: tuple) -> None:
-    u, delta, A, B, C, D, z, delta_bias, route, delta_softplus, _, backend = inputs
-    ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, route, output[2])
+    *tensors, delta_softplus, _, backend = inputs
+    ctx.save_for_backward(*tensors, output[2])
     ctx.delta_softplus, ctx.backend = delta_softplus, backend
-    ctx.present = [t is not None for t in (D, z, delta_bias)]
+    ctx.present = [t is not None for t in tensors[5:8]]  # D, z, delta_bias
     ctx.set_materialize_grads(False)  # no zero gradients for last_state and the saved states
 
 
 def _backward(ctx: Any, grad_out: torch.Tensor | None, _grad_last: None, _grad_saved: None) -> tuple:
     if grad_out is None:
         return (None,) * 12
-    u, delta, A, B, C, D, z, delta_bias, route, saved = ctx.saved_tensors
-    grads = torch.ops.vssm.selective_scan_backward(
-        grad_out, u, delta, A, B, C, D, z, delta_bias, route, saved, ctx.delta_softplus, ctx.backend
-    )
+    grads = torch.ops.vssm.selective_scan_backward(grad_out, *ctx.saved_tensors, ctx.delta_softplus, ctx.backend)
     du, ddelta, dA, dB, dC, dD, dz, ddelta_bias = grads
     has_D, has_z, has_bias = ctx.present
     return (du, ddelta, dA, dB, dC, dD if has_D else None, dz if has_z else None,

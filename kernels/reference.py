@@ -1,8 +1,9 @@
-"""The ground truth: a sequential selective scan over L in plain PyTorch (kernel.md sections 2 and 3).
+"""The ground truth: a sequential selective scan over L in plain PyTorch; `_sequential_recurrence` is the definition
+of the recurrence every backend computes, and autograd through it defines their gradients.
 
 Works in any floating dtype: float64 inputs are computed in float64 (the reference every fast path is tested
 against); float32/float16/bfloat16 inputs are upcast to float32 right after loading, exactly like the fast kernels.
-Autograd through this loop gives the gradients of kernel.md section 3.
+Also the `reference` backend of `kernels.selective_scan` (`selective_scan_ref_fwd`, `selective_scan_ref_bwd`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import math
 
 import torch
 import torch.nn.functional as F
+
+from .scan_tensors import ScanTensors
 
 SOFTPLUS_THRESHOLD = 20.0  # softplus(x) = x above this, as in mamba_ssm's CUDA op
 
@@ -73,18 +76,11 @@ def gather_route_bc(x: torch.Tensor, route: torch.Tensor, channels: int) -> torc
     return gathered.masked_fill((rows < 0)[None, :, None, :], 0)
 
 
-def _scan(
-    u: torch.Tensor,
-    delta: torch.Tensor,
-    A: torch.Tensor,
-    B: torch.Tensor,
-    C: torch.Tensor,
-    D: torch.Tensor | None,
-    z: torch.Tensor | None,
-    delta_bias: torch.Tensor | None,
-    delta_softplus: bool,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sequential scan in the dtype of its (already upcast) inputs; B, C: (batch, G, N, L)."""
+def _sequential_recurrence(scan: ScanTensors, delta_softplus: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Step by step over L in the dtype of its (already upcast) tensors, B, C: (batch, G, N, L), no route:
+    h[t] = exp(delta[t] A) h[t-1] + delta[t] u[t] B[t], y[t] = <h[t], C[t]> + D u[t], gated by silu(z[t]), with
+    delta = softplus(delta + delta_bias) under `delta_softplus`. Returns y and the last state h[L-1]."""
+    u, delta, A, B, C, D, z, delta_bias, _ = scan
     batch, channels, steps = u.shape
     groups, state = B.shape[1], A.shape[1]
     per_group = channels // groups
@@ -144,11 +140,37 @@ def selective_scan_ref(
         z = gather_route(z, route) if z is not None else None
         B, C = gather_route_bc(B, route, channels), gather_route_bc(C, route, channels)
 
-    def up(t: torch.Tensor | None) -> torch.Tensor | None:
-        return None if t is None else t.to(cdt)
-
-    y, last_state = _scan(up(u), up(delta), up(A), up(B), up(C), up(D), up(z), up(delta_bias), delta_softplus)
+    upcast = ScanTensors(*(None if t is None else t.to(cdt) for t in (u, delta, A, B, C, D, z, delta_bias)))
+    y, last_state = _sequential_recurrence(upcast, delta_softplus)
     if route is not None:
         y = scatter_route(y, route, length)
     y = y.to(out_dtype)
     return (y, last_state) if return_last_state else y
+
+
+def selective_scan_ref_fwd(scan: ScanTensors, delta_softplus: bool,
+                           out_float32: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The `reference` backend's forward: y, last_state and an empty tensor (it saves nothing for its backward)."""
+    *tensors, route = scan
+    y, last_state = selective_scan_ref(*tensors, delta_softplus=delta_softplus, return_last_state=True,
+                                       out_float32=out_float32, route=route)
+    return y.contiguous(), last_state.contiguous(), scan.u.new_empty(0, dtype=torch.float32)
+
+
+def selective_scan_ref_bwd(grad_out: torch.Tensor, scan: ScanTensors, saved: torch.Tensor,
+                           delta_softplus: bool) -> list[torch.Tensor | None]:
+    """The `reference` backend's backward (`saved` is empty): the gradients of `ScanTensors` order, None for an
+    absent input, by autograd through `selective_scan_ref`."""
+    # torch.func.vjp, not torch.autograd.grad: inside the op, a kernel runs below the autograd dispatch key.
+    *inputs, route = scan
+    present = [i for i, t in enumerate(inputs) if t is not None]
+
+    def run(*tensors: torch.Tensor) -> torch.Tensor:
+        args = list(inputs)
+        for i, t in zip(present, tensors, strict=True):
+            args[i] = t
+        return selective_scan_ref(*args, delta_softplus=delta_softplus, route=route)
+
+    y, vjp = torch.func.vjp(run, *[inputs[i] for i in present])
+    grads = iter(vjp(grad_out.to(y.dtype)))
+    return [next(grads) if t is not None else None for t in inputs]

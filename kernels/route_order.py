@@ -7,16 +7,22 @@ On an H100 the kernels ran 2 to 5 times slower reading such routes than on the s
 were faster than their gathered copies. So `kernels.selective_scan` gathers the inputs of a route whose steps mostly
 jump (`route_layout`) with `torch.gather` (autograd gives the gradients back in token order) and reads the others in
 the kernels. The choice needs the route's values: it is made, and cached, where the route is validated (eagerly);
-inside a torch.compile graph routes are read in the kernels.
+inside a torch.compile graph routes are read in the kernels. `use_route_reading` overrides the choice (on every
+backend) for the eager calls inside a block.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import enum
 import math
 from dataclasses import dataclass, field
 
 import torch
 from torch.utils.weak import WeakIdKeyDictionary
+
+from .switches import parse_option, switched
 
 # a route is read in place when at least this share of its steps moves to a neighbouring token
 NEIGHBOUR_SHARE = 0.9
@@ -87,6 +93,40 @@ def route_layout(route: torch.Tensor, length: int) -> RouteLayout:
                          StepIndex.of(steps_of_tokens))
     _layouts[route] = ((route._version, length), layout)
     return layout
+
+
+class RouteReading(str, enum.Enum):
+    """How a backend gets the inputs of a route."""
+
+    IN_KERNEL = "in_kernel"  # it reads them along the route, in token order
+    GATHERED = "gathered"  # they are gathered into route order first, y put back into token order
+
+    @classmethod
+    def parse(cls, value: RouteReading | str) -> RouteReading:
+        return parse_option(cls, value, "route reading")
+
+
+_reading: contextvars.ContextVar[RouteReading | None] = contextvars.ContextVar("vssm_scan_route_reading",
+                                                                               default=None)
+
+
+def use_route_reading(reading: RouteReading | str) -> contextlib.AbstractContextManager[RouteReading]:
+    """Read the route of every eager `selective_scan` inside the block `reading` ("in_kernel" or "gathered"), on
+    every backend, whatever `route_layout` would choose. Compiled graphs read routes in the kernels whatever this
+    says: choosing needs the route's values."""
+    return switched(_reading, RouteReading.parse(reading))
+
+
+def read_route(route: torch.Tensor, length: int, gathers_scattered: bool) -> tuple[RouteLayout | None, bool]:
+    """How an eager call reads a valid `route` over `length` tokens: (its layout, whether the inputs are gathered
+    into route order first). `use_route_reading` decides where it is on; otherwise a backend that
+    `gathers_scattered` routes (kernels.backends) gathers those whose steps mostly jump and reads the others in
+    place, and any other backend reads every route in place (no layout: its values need not be read)."""
+    forced = _reading.get()
+    if forced is None and not gathers_scattered:
+        return None, False
+    layout = route_layout(route, length)
+    return layout, layout.scatters if forced is None else forced is RouteReading.GATHERED
 
 
 class _TakeSteps(torch.autograd.Function):

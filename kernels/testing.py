@@ -7,21 +7,21 @@ softplus), u, B, C, z ~ N(0, 1). Never zeros.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
 
 from .reference import compute_dtype
+from .scan_tensors import ScanTensors
 from .tolerances import assert_all_close_3way
 
 if TYPE_CHECKING:
     from .backends import Backend
 
-GRAD_NAMES = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
+GRAD_NAMES = ScanTensors._fields[:-1]  # u, delta, A, B, C, D, z, delta_bias: every tensor but the route
 
 
 @dataclass
@@ -285,31 +285,17 @@ def assert_shared_u_matches_expanded(
             raise AssertionError(f"{name}: shared u differs from the expanded copy ({backend}){detail}")
 
 
-@contextlib.contextmanager
-def through_the_custom_op() -> Iterator[None]:
-    """Makes `kernels.selective_scan` call `torch.ops.vssm.selective_scan` even where its eager Function
-    (kernels.eager) would run: what compiled graphs, FlopCounterMode and fvcore get, in eager mode."""
-    from . import interface
-
-    eager_rule = interface.direct_call_allowed
-    interface.direct_call_allowed = lambda *tensors: False
-    try:
-        yield
-    finally:
-        interface.direct_call_allowed = eager_rule
-
-
 def assert_eager_matches_custom_op(backend: Backend | str, inputs: ScanInputs,
                                    device: torch.device | str = "cpu") -> None:
     """`kernels.selective_scan` through its eager Function and through the custom op: y, last_state and every
     gradient bitwise equal, dtypes and shapes included (both paths run the same backend functions)."""
-    from . import selective_scan, use_backend
+    from . import selective_scan, use_backend, use_custom_op
 
     grad = torch.randn(inputs.delta.shape, dtype=torch.float32).to(device)
     inputs = inputs.to_device(device)
     with use_backend(backend):
         eager = run_with_grads(selective_scan, inputs, grad)
-        with through_the_custom_op():
+        with use_custom_op():
             op = run_with_grads(selective_scan, inputs, grad)
     names = ["y", "last_state", *(f"d{n}" for n in GRAD_NAMES)]
     for name, a, b in zip(names, [eager[0], eager[1], *eager[2]], [op[0], op[1], *op[2]], strict=True):

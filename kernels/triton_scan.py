@@ -1,4 +1,4 @@
-"""The `triton` backend: chunked forward and backward kernels (kernel.md sections 2, 3, 5 and 7).
+"""The `triton` backend: chunked forward and backward kernels of the recurrence `kernels/reference.py` defines.
 
 Each program owns BLOCK_D consecutive channels of one batch row; all of them share one route row and one B/C group
 (BLOCK_D divides KD / lcm(K, G)), so B, C and the route are loaded once per program. Time runs in chunks of CHUNK
@@ -43,12 +43,14 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import triton
 import triton.language as tl
 
 from .backends import triton_interpret
+from .scan_tensors import ScanShape, ScanTensors
 
 LOG2E = 1.4426950408889634
 
@@ -164,9 +166,9 @@ def candidate_configs(channels: int, routes: int, groups: int, state: int, warps
             for chunk in chunks if chunk * n * block_d <= 256 * 32 * num_warps]
 
 
-def saved_shape(batch: int, channels: int, steps: int, state: int, every: int | None = None) -> tuple[int, ...]:
+def saved_shape(shape: ScanShape, every: int | None = None) -> tuple[int, ...]:
     """The saved states: (batch, KD, saves, N), one every `every` steps (default `save_every`) but the first."""
-    return (batch, channels, _cdiv(steps, every or save_every()) - 1, state)
+    return (shape.batch, shape.channels, _cdiv(shape.steps, every or save_every()) - 1, shape.state)
 
 
 @triton.jit
@@ -223,15 +225,30 @@ def _chunk_decays(delta_ptr, route_ptr, route_row, t, steps, row, bias, A2, HAS_
     return tok, inside, valid, off, x, dt, decay
 
 
+class ChunkScan(NamedTuple):
+    """One chunk loaded along the route and scanned (`_chunk_states`), in time-major tiles."""
+
+    states: tl.tensor  # (CHUNK, N, D) the state after each step
+    drive: tl.tensor  # (CHUNK, N, D) each step's input delta * u * B, without the state carried in
+    decay: tl.tensor  # (CHUNK, N, D) exp2(delta * A * log2 e)
+    u: tl.tensor  # (CHUNK, D)
+    x: tl.tensor  # (CHUNK, D) delta + bias, before the softplus
+    dt: tl.tensor  # (CHUNK, D) delta after bias and softplus, 0 past the end
+    B: tl.tensor  # (CHUNK, N)
+    C: tl.tensor  # (CHUNK, N)
+    tok: tl.tensor  # (CHUNK,) the token each step reads, -1 for padding and past the end
+    inside: tl.tensor  # (CHUNK,) the step is before the end of the sequence
+    off: tl.tensor  # (CHUNK, D) offsets of the steps' tokens in the (batch, KD, L) tensors
+    valid: tl.tensor  # (CHUNK, 1) the step reads a token
+    bc_ok: tl.tensor  # (CHUNK, N) the step reads a token and n < N
+
+
 @triton.jit
 def _chunk_states(u_ptr, delta_ptr, B_ptr, C_ptr, route_ptr, route_row, t, steps, row, u_row, bc_row, n_ok, bias,
                   A2, h0, HAS_ROUTE: tl.constexpr, SOFTPLUS: tl.constexpr, CHUNK: tl.constexpr):
-    """Load one chunk along the route and scan it from state h0 (N, D).
+    """Load one chunk along the route and scan it from state h0 (N, D): a `ChunkScan` (u's rows start at u_row).
 
-    Tiles are time-major, (CHUNK, N, D) and (CHUNK, D): every thread holds whole columns of time, so the scan runs
-    inside the thread (no shuffles). Returns the states of every step, their inputs delta * u * B (without h0), the
-    decays, and the loaded tiles (u, pre-softplus x, delta, B, C) with their offsets in the (batch, KD, L) tensors
-    (u's rows start at u_row)."""
+    Every thread holds whole columns of time, so the scan runs inside the thread (no shuffles)."""
     tok, inside, valid, off, x, dt, decay = _chunk_decays(delta_ptr, route_ptr, route_row, t, steps, row, bias, A2,
                                                           HAS_ROUTE, SOFTPLUS)
     u = tl.load(u_ptr + tok[:, None] + u_row[None, :], mask=valid, other=0.0).to(tl.float32)
@@ -243,7 +260,7 @@ def _chunk_states(u_ptr, delta_ptr, B_ptr, C_ptr, route_ptr, route_row, t, steps
     first = (tl.arange(0, CHUNK) == 0)[:, None, None]
     _, states = tl.associative_scan((decay, tl.where(first, drive + decay * h0[None, :, :], drive)), axis=0,
                                     combine_fn=_combine)
-    return states, drive, decay, u, x, dt, Bv, Cv, tok, inside, off, valid, bc_ok
+    return ChunkScan(states, drive, decay, u, x, dt, Bv, Cv, tok, inside, off, valid, bc_ok)
 
 
 @triton.jit
@@ -297,11 +314,10 @@ def _segment_state_kernel(
     dt_sum = tl.zeros([BLOCK_D], tl.float32)
     for c in range(seg * chunks_per_segment, (seg + 1) * chunks_per_segment):
         t = c * CHUNK + tl.arange(0, CHUNK)
-        states, _, _, _, _, dt, _, _, _, _, _, _, _ = _chunk_states(
-            u_ptr, delta_ptr, B_ptr, C_ptr, route_ptr, route_row, t, steps, row, u_row, bc_row, n_ok, bias, A2, h,
-            HAS_ROUTE, SOFTPLUS, CHUNK)
-        h = _step(states, CHUNK - 1, CHUNK)
-        dt_sum += tl.sum(dt, axis=0)
+        chunk = _chunk_states(u_ptr, delta_ptr, B_ptr, C_ptr, route_ptr, route_row, t, steps, row, u_row, bc_row,
+                              n_ok, bias, A2, h, HAS_ROUTE, SOFTPLUS, CHUNK)
+        h = _step(chunk.states, CHUNK - 1, CHUNK)
+        dt_sum += tl.sum(chunk.dt, axis=0)
     summary = _segment_offsets(b, d, channels, segments, seg)
     tl.store(seg_state_ptr + summary * state + n[:, None], h, mask=n_ok[:, None])
     tl.store(seg_dt_ptr + summary, dt_sum[None, :])
@@ -334,15 +350,14 @@ def _selective_scan_fwd_kernel(
         saved_off = ((b * channels + d[None, :]) * n_saves + save - 1) * state + n[:, None]
         tl.store(saved_ptr + saved_off, h, mask=n_ok[:, None] & (c > 0) & (c % CHUNKS_PER_SAVE == 0))
         t = c * CHUNK + tl.arange(0, CHUNK)
-        states, _, _, u, _, _, _, Cv, _, _, off, valid, _ = _chunk_states(
-            u_ptr, delta_ptr, B_ptr, C_ptr, route_ptr, route_row, t, steps, row, u_row, bc_row, n_ok, bias, A2, h,
-            HAS_ROUTE, SOFTPLUS, CHUNK)
-        y = tl.sum(states * Cv[:, :, None], axis=1) + Dv[None, :] * u
-        h = _step(states, CHUNK - 1, CHUNK)
+        chunk = _chunk_states(u_ptr, delta_ptr, B_ptr, C_ptr, route_ptr, route_row, t, steps, row, u_row, bc_row,
+                              n_ok, bias, A2, h, HAS_ROUTE, SOFTPLUS, CHUNK)
+        y = tl.sum(chunk.states * chunk.C[:, :, None], axis=1) + Dv[None, :] * chunk.u
+        h = _step(chunk.states, CHUNK - 1, CHUNK)
         if HAS_Z:
-            zv = tl.load(z_ptr + off, mask=valid, other=0.0).to(tl.float32)
+            zv = tl.load(z_ptr + chunk.off, mask=chunk.valid, other=0.0).to(tl.float32)
             y = y * zv * _sigmoid(zv)
-        tl.store(out_ptr + off, y.to(out_ptr.dtype.element_ty), mask=valid)
+        tl.store(out_ptr + chunk.off, y.to(out_ptr.dtype.element_ty), mask=chunk.valid)
     tl.store(last_ptr + (b * channels + d[None, :]) * state + n[:, None], h, mask=n_ok[:, None] & (seg == segments - 1))
 
 
@@ -461,10 +476,9 @@ def _selective_scan_bwd_kernel(
             for j in range(0, span_chunks):
                 tl.store(scratch_ptr + scratch_off + j * BLOCK_N * BLOCK_D, h)
                 t = (span * CHUNKS_PER_SAVE + j) * CHUNK + tl.arange(0, CHUNK)
-                states, _, _, _, _, _, _, _, _, _, _, _, _ = _chunk_states(
-                    u_ptr, delta_ptr, B_ptr, C_ptr, route_ptr, route_row, t, steps, row, u_row, bc_row, n_ok, bias,
-                    A2, h, HAS_ROUTE, SOFTPLUS, CHUNK)
-                h = _step(states, CHUNK - 1, CHUNK)
+                chunk = _chunk_states(u_ptr, delta_ptr, B_ptr, C_ptr, route_ptr, route_row, t, steps, row, u_row,
+                                      bc_row, n_ok, bias, A2, h, HAS_ROUTE, SOFTPLUS, CHUNK)
+                h = _step(chunk.states, CHUNK - 1, CHUNK)
             tl.debug_barrier()
             for ji in range(0, span_chunks):
                 j = span_chunks - 1 - ji
@@ -507,19 +521,11 @@ def _selective_scan_bwd_kernel(
         tl.store(dbias_ptr + per_segment, dbias)
 
 
-def _prepare(u, delta, A, B, C, D, z, delta_bias, route):
-    contiguous = [None if t is None else t.contiguous() for t in (u, delta, A, B, C, D, z, delta_bias)]
-    route = None if route is None else route.contiguous()
-    batch, channels, length = delta.shape  # u may have KD / K channels (shared by the routes)
-    routes, steps = route.shape if route is not None else (1, length)
-    return contiguous, route, batch, channels, length, routes, steps
-
-
-def _flags(D, z, delta_bias, route, delta_softplus: bool, state: int, cfg: TritonConfig, block_d: int) -> dict:
+def _flags(scan: ScanTensors, delta_softplus: bool, state: int, cfg: TritonConfig, block_d: int) -> dict:
     return dict(
-        HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None, HAS_ROUTE=route is not None,
-        SOFTPLUS=delta_softplus, BLOCK_D=block_d, BLOCK_N=_next_power_of_2(state), CHUNK=cfg.chunk,
-        CHUNKS_PER_SAVE=cfg.chunks_per_save, num_warps=cfg.num_warps,
+        HAS_D=scan.D is not None, HAS_Z=scan.z is not None, HAS_BIAS=scan.delta_bias is not None,
+        HAS_ROUTE=scan.route is not None, SOFTPLUS=delta_softplus, BLOCK_D=block_d, BLOCK_N=_next_power_of_2(state),
+        CHUNK=cfg.chunk, CHUNKS_PER_SAVE=cfg.chunks_per_save, num_warps=cfg.num_warps,
     )
 
 
@@ -534,25 +540,26 @@ def _summary_buffers(u: torch.Tensor, batch: int, channels: int, segments: int, 
             u.new_empty(batch, channels, segments - 1, dtype=torch.float32))
 
 
-def selective_scan_triton_fwd(u, delta, A, B, C, D, z, delta_bias, route, delta_softplus: bool, out_float32: bool,
-                              config: TritonConfig | None = None):
-    """Forward; B, C: (batch, G, N, L). Returns (out, last_state, saved states).
+def selective_scan_triton_fwd(scan: ScanTensors, delta_softplus: bool, out_float32: bool,
+                              config: TritonConfig | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Forward (`ScanTensors` order and shapes). Returns (out, last_state, saved states).
 
     `config` (default `triton_config`'s) is for tuning; backward must get one with the same `save_every`. With
     several segments, a first kernel computes each segment's zero-start end state, from which every segment's
     program derives its start state."""
-    (u, delta, A, B, C, D, z, delta_bias), route, batch, channels, length, routes, steps = _prepare(
-        u, delta, A, B, C, D, z, delta_bias, route)
-    groups, state = B.shape[1], A.shape[1]
+    scan = scan.contiguous()
+    shape = scan.sizes()
+    u, delta, A, B, C, _, _, delta_bias, route = scan
+    batch, channels, length, state, groups, routes, steps, u_channels = shape
     cfg = config or triton_config(channels, routes, groups, state, batch=batch, steps=steps)
     out = torch.empty_like(delta, dtype=torch.float32 if out_float32 else u.dtype)
     last_state = u.new_empty(batch, channels, state, dtype=torch.float32)
-    saved = u.new_empty(saved_shape(batch, channels, steps, state, cfg.save_every), dtype=torch.float32)
+    saved = u.new_empty(saved_shape(shape, cfg.save_every), dtype=torch.float32)
     segments = cfg.segments(steps)
     chunks_per_segment = cfg.spans_per_segment * cfg.chunks_per_save
     seg_state, seg_dt = _summary_buffers(u, batch, channels, segments, state, A)
-    flags = _flags(D, z, delta_bias, route, delta_softplus, state, cfg, cfg.forward_block_d)
-    sizes = (channels, u.shape[1], length, steps, state, groups, routes, segments, chunks_per_segment)
+    flags = _flags(scan, delta_softplus, state, cfg, cfg.forward_block_d)
+    sizes = (channels, u_channels, length, steps, state, groups, routes, segments, chunks_per_segment)
     blocks = channels // cfg.forward_block_d
     if batch > 0 and segments > 1:
         torch.library.wrap_triton(_segment_state_kernel)[(blocks, batch, segments - 1)](
@@ -561,28 +568,28 @@ def selective_scan_triton_fwd(u, delta, A, B, C, D, z, delta_bias, route, delta_
         )
     if batch > 0:
         torch.library.wrap_triton(_selective_scan_fwd_kernel)[(blocks, batch, segments)](
-            u, delta, A, B, C, D, z, delta_bias, route, seg_state, seg_dt, out, last_state, saved, *sizes, **flags,
+            *scan, seg_state, seg_dt, out, last_state, saved, *sizes, **flags,
         )
     return out, last_state, saved
 
 
-def selective_scan_triton_bwd(grad_out, u, delta, A, B, C, D, z, delta_bias, route, saved, delta_softplus: bool,
-                              config: TritonConfig | None = None):
-    """Backward; B, C: (batch, G, N, L). Returns du, ddelta, dA, dB, dC, dD, dz, ddelta_bias (None if absent).
+def selective_scan_triton_bwd(grad_out: torch.Tensor, scan: ScanTensors, saved: torch.Tensor, delta_softplus: bool,
+                              config: TritonConfig | None = None) -> tuple[torch.Tensor | None, ...]:
+    """Backward. Returns du, ddelta, dA, dB, dC, dD, dz, ddelta_bias (None if absent).
 
     With several segments, a first kernel computes each segment's outgoing carry with nothing coming in from after
     it, from which every segment's program derives its incoming carry; dA, dD and the delta bias's gradient are
     summed over the segments here, in a fixed order."""
-    (u, delta, A, B, C, D, z, delta_bias), route, batch, channels, length, routes, steps = _prepare(
-        u, delta, A, B, C, D, z, delta_bias, route)
+    scan = scan.contiguous()
+    shape = scan.sizes()
+    u, delta, A, B, C, D, z, delta_bias, route = scan
+    batch, channels, length, state, groups, routes, steps, u_channels = shape
     grad_out = grad_out.contiguous()
-    groups, state = B.shape[1], A.shape[1]
     cfg = config or triton_config(channels, routes, groups, state, batch=batch, steps=steps)
     programs = channels // (cfg.block_d * cfg.blocks_per_program)
     segments = cfg.segments(steps)
-    shared_u = u.shape[1] != channels
     # a shared u gets one gradient per route, in float32, summed over the routes below in a fixed order
-    du = torch.empty_like(delta, dtype=torch.float32) if shared_u else torch.empty_like(u)
+    du = torch.empty_like(delta, dtype=torch.float32) if shape.shared_u else torch.empty_like(u)
     ddelta = torch.empty_like(delta)
     dz = torch.empty_like(z) if z is not None else None
     f32 = dict(dtype=torch.float32, device=u.device)
@@ -593,26 +600,26 @@ def selective_scan_triton_bwd(grad_out, u, delta, A, B, C, D, z, delta_bias, rou
     scratch = torch.empty(segments, programs, batch, cfg.chunks_per_save, _next_power_of_2(state), cfg.block_d,
                           **f32)
     seg_carry, seg_dt = _summary_buffers(u, batch, channels, segments, state, A)
-    flags = _flags(D, z, delta_bias, route, delta_softplus, state, cfg, cfg.block_d)
+    flags = _flags(scan, delta_softplus, state, cfg, cfg.block_d)
     if batch > 0 and segments > 1:
         torch.library.wrap_triton(_segment_carry_kernel)[(channels // cfg.block_d, batch, segments - 1)](
             grad_out, delta, A, C, z, delta_bias, route, seg_carry, seg_dt,
-            channels, u.shape[1], length, steps, state, groups, routes, segments,
+            channels, u_channels, length, steps, state, groups, routes, segments,
             cfg.spans_per_segment * cfg.chunks_per_save,
             **{k: flags[k] for k in ("HAS_Z", "HAS_BIAS", "HAS_ROUTE", "SOFTPLUS", "BLOCK_D", "BLOCK_N", "CHUNK",
                                      "num_warps")},
         )
     if batch > 0:
         torch.library.wrap_triton(_selective_scan_bwd_kernel)[(programs, batch, segments)](
-            grad_out, u, delta, A, B, C, D, z, delta_bias, route, saved.contiguous(), scratch, seg_carry, seg_dt,
+            grad_out, *scan, saved.contiguous(), scratch, seg_carry, seg_dt,
             du, ddelta, dz, dA, dB_part, dC_part, dD, dbias,
-            batch, channels, u.shape[1], length, steps, state, groups, routes, segments, cfg.spans_per_segment,
+            batch, channels, u_channels, length, steps, state, groups, routes, segments, cfg.spans_per_segment,
             BLOCKS_PER_PROGRAM=cfg.blocks_per_program, **flags,
         )
     per_group = programs // groups
     dB = dB_part.view(groups, per_group, batch, state, length).sum(1).transpose(0, 1).to(B.dtype)
     dC = dC_part.view(groups, per_group, batch, state, length).sum(1).transpose(0, 1).to(C.dtype)
-    if shared_u:
-        du = du.view(batch, routes, u.shape[1], length).sum(1).to(u.dtype)
+    if shape.shared_u:
+        du = du.view(batch, routes, u_channels, length).sum(1).to(u.dtype)
     return (du, ddelta, dA.sum((0, 1)), dB.contiguous(), dC.contiguous(), dD.sum((0, 1)) if D is not None else None,
             dz, dbias.sum((0, 1)) if delta_bias is not None else None)

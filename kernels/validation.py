@@ -2,35 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch.utils.weak import WeakIdKeyDictionary
+
+from .scan_tensors import ScanShape, ScanTensors
 
 INPUT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 ROUTE_DTYPES = (torch.int32, torch.int64)
 MAX_STATE = 256  # the CUDA op's limit on N, mirrored so models stay portable
-
-
-@dataclass(frozen=True)
-class ScanShape:
-    """Sizes of one call. `length` is the number of tokens L, `steps` the scanned length (L, or L' with a route).
-
-    `u_channels` is KD, or KD / K when the K routes share one u ("shared u": route k's channel j reads u[:, j]).
-    """
-
-    batch: int
-    channels: int  # KD, the channels of delta (and z, A, D, delta_bias, y)
-    length: int
-    state: int  # N
-    groups: int  # G, number of B/C groups
-    routes: int  # K, number of routes (1 without a route)
-    steps: int
-    u_channels: int
-
-    @property
-    def shared_u(self) -> bool:
-        return self.u_channels != self.channels
 
 
 def _shape(t: torch.Tensor) -> tuple[int, ...]:
@@ -55,18 +34,9 @@ def _param_dtypes(u: torch.Tensor) -> tuple[torch.dtype, ...]:
     return (torch.float32, torch.float64) if u.dtype == torch.float64 else (torch.float32,)
 
 
-def check_inputs(
-    u: torch.Tensor,
-    delta: torch.Tensor,
-    A: torch.Tensor,
-    B: torch.Tensor,
-    C: torch.Tensor,
-    D: torch.Tensor | None,
-    z: torch.Tensor | None,
-    delta_bias: torch.Tensor | None,
-    route: torch.Tensor | None,
-) -> ScanShape:
+def check_inputs(scan: ScanTensors) -> ScanShape:
     """Validate shapes, dtypes and devices; returns the sizes. Route values are checked by `check_route_values`."""
+    u, delta, A, B, C, D, z, delta_bias, route = scan
     for name, t in (("u", u), ("delta", delta), ("A", A), ("B", B), ("C", C)):
         _check_tensor(name, t)
     for name, t in (("D", D), ("z", z), ("delta_bias", delta_bias), ("route", route)):

@@ -1,4 +1,5 @@
-/* Selective scan on CPU: forward and backward of kernel.md sections 2 and 3, float32 state and arithmetic.
+/* Selective scan on CPU: the recurrence kernels/reference.py defines, and its gradients (what autograd gives
+ * through the reference's loop), in float32 state and arithmetic.
  *
  * Layout: u, delta, z, out, du, ddelta, dz: (batch, KD, L); A: (KD, N); B, C: (batch, G, N, L); route: (K, L')
  * int64 with -1 = padding step. All contiguous float32. u may instead be shared by the K routes: (batch, KD/K, L),

@@ -1,10 +1,16 @@
-"""Backend selection: automatic by device/dtype, `VSSM_SCAN_BACKEND`, and the `use_backend` context manager."""
+"""Backend selection: automatic by device/dtype, `VSSM_SCAN_BACKEND`, the `use_backend` context manager, and the
+table of the backends' functions."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 from vssm import kernels
-from vssm.kernels.backends import ENV_VAR, Backend, select_backend
+from vssm.kernels.backends import ENV_VAR, IMPLEMENTATIONS, Backend, select_backend
 
 
 def test_float64_always_selects_reference() -> None:
@@ -52,3 +58,27 @@ def test_cpu_without_compiler_falls_back_to_reference_with_a_warning(monkeypatch
         assert select_backend(torch.device("cpu"), torch.float32) is Backend.REFERENCE
     with kernels.use_backend("cpu"), pytest.raises(ValueError, match="needs a C compiler"):
         select_backend(torch.device("cpu"), torch.float32)
+
+
+def test_every_backend_has_one_row_of_functions() -> None:
+    assert list(IMPLEMENTATIONS) == list(Backend)
+    assert [b for b, row in IMPLEMENTATIONS.items() if row.float64] == [Backend.REFERENCE]
+    assert IMPLEMENTATIONS["cpu"] is IMPLEMENTATIONS[Backend.CPU]  # the op's schema carries the backend's name
+
+
+def test_triton_is_imported_and_the_c_loop_built_only_when_their_backend_runs(tmp_path: Path) -> None:
+    code = """if True:
+        import sys, torch
+        from vssm import kernels
+        from vssm.kernels import cpu
+        x = torch.randn(1, 2, 3)
+        with kernels.use_backend("reference"):
+            kernels.selective_scan(x, x.sigmoid(), -torch.rand(2, 1), torch.randn(1, 1, 3), torch.randn(1, 1, 3))
+        assert "vssm.kernels.triton_scan" not in sys.modules
+        assert cpu._library.cache_info().currsize == 0
+    """
+    env = {**os.environ, "VSSM_CACHE_DIR": str(tmp_path)}
+    env.pop(ENV_VAR, None)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert not any(tmp_path.iterdir())

@@ -9,7 +9,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from vssm import kernels
 from vssm.kernels.backends import Backend, supports
 from vssm.kernels.eager import direct_call_allowed
-from vssm.kernels.testing import assert_eager_matches_custom_op, random_route, random_scan_inputs, through_the_custom_op
+from vssm.kernels.testing import assert_eager_matches_custom_op, random_route, random_scan_inputs
 
 CPU_BACKENDS = [b for b in (Backend.REFERENCE, Backend.CPU) if supports(b, torch.device("cpu"), torch.float32) is None]
 OP_NAMES = {"vssm::selective_scan", "vssm::selective_scan_backward"}
@@ -40,7 +40,7 @@ def test_plain_eager_calls_skip_the_custom_op() -> None:
                                inputs.delta_bias, delta_softplus=True).sum().backward()
 
     assert not OP_NAMES & _profiled_names(forward_backward)
-    with through_the_custom_op():
+    with kernels.use_custom_op():
         assert OP_NAMES <= _profiled_names(forward_backward)
 
 
@@ -69,3 +69,36 @@ def test_whatever_watches_the_dispatcher_gets_the_custom_op() -> None:
     torch.jit.trace(record, (x,), check_trace=False)
     torch.compile(record, backend="eager", fullgraph=True)(torch.randn(4))
     assert seen == [False, False, False]
+
+
+def test_custom_op_switch_holds_inside_its_block_only() -> None:
+    x = torch.randn(3)
+    assert direct_call_allowed(x)
+    with kernels.use_custom_op():
+        assert not direct_call_allowed(x)
+        with kernels.use_custom_op():
+            assert not direct_call_allowed(x)
+        assert not direct_call_allowed(x)
+    assert direct_call_allowed(x)
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS, ids=lambda b: b.value)
+def test_switches_around_a_compiled_call_keep_it_one_graph(backend: Backend) -> None:
+    """The switches are read in eager Python only, like `use_backend` (read once while tracing): around
+    torch.compile(fullgraph=True) they give the eager result and no graph break."""
+    torch._dynamo.reset()
+    gen = torch.Generator().manual_seed(2)
+    route = random_route(2, 7, 2, gen)
+    inputs = random_scan_inputs(2, 8, 7, 4, 2, route=route, generator=gen)
+
+    def block(u: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+        return kernels.selective_scan(u, delta, inputs.A, inputs.B, inputs.C, inputs.D, inputs.z, inputs.delta_bias,
+                                      delta_softplus=True, route=route)
+
+    with kernels.use_backend(backend), kernels.use_custom_op(), kernels.use_route_reading("gathered"):
+        eager = block(inputs.u, inputs.delta)
+        compiled = torch.compile(block, fullgraph=True, backend="aot_eager")(inputs.u, inputs.delta)
+    with kernels.use_backend(backend):
+        in_kernel = block(inputs.u, inputs.delta)
+    torch.testing.assert_close(compiled, in_kernel, rtol=0, atol=0)
+    torch.testing.assert_close(eager, in_kernel)

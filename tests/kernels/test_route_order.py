@@ -1,13 +1,17 @@
-"""kernels.route_order: which routes are gathered before the Triton kernels, and the gathers against plain loops."""
+"""kernels.route_order: which routes are gathered before the Triton kernels, the `use_route_reading` switch, and
+the gathers against plain loops."""
 
 import gc
 import weakref
 
 import pytest
 import torch
+from torch.profiler import profile
 
+from vssm import kernels
+from vssm.kernels.backends import Backend, supports
 from vssm.kernels.route_order import gather_channels, gather_groups, route_layout, scatter_channels
-from vssm.kernels.testing import random_route
+from vssm.kernels.testing import assert_matches_reference, random_route, random_scan_inputs
 
 
 def _raster_and_columns(side: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -131,3 +135,41 @@ def test_cached_layouts_do_not_keep_their_route_alive() -> None:
     del route, layout
     gc.collect()
     assert alive() is None
+
+
+CPU_BACKENDS = [b for b in (Backend.REFERENCE, Backend.CPU) if supports(b, torch.device("cpu"), torch.float32) is None]
+
+
+def _gathers(reading: str, route: torch.Tensor) -> bool:
+    """Whether an eager scan on the cpu backend under `use_route_reading(reading)` gathers its inputs into route
+    order (the C loop itself never calls aten::gather)."""
+    inputs = random_scan_inputs(1, 4, 6, 2, 2, route=route)
+    with kernels.use_backend(Backend.CPU), kernels.use_route_reading(reading), profile() as prof:
+        kernels.selective_scan(inputs.u, inputs.delta, inputs.A, inputs.B, inputs.C, route=route)
+    return any(event.name == "aten::gather" for event in prof.events())
+
+
+@pytest.mark.skipif(Backend.CPU not in CPU_BACKENDS, reason="no C compiler")
+def test_route_reading_switch_decides_whether_inputs_are_gathered() -> None:
+    route = random_route(2, 6, 1, torch.Generator().manual_seed(4))
+    assert _gathers("gathered", route)
+    assert not _gathers("in_kernel", route)
+    assert not _gathers("IN_KERNEL", route)
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS, ids=lambda b: b.value)
+@pytest.mark.parametrize("shared_u", [False, True], ids=["u_per_route", "shared_u"])
+@pytest.mark.usefixtures("route_reading")
+def test_every_backend_matches_the_reference_both_ways_of_reading_routes(backend: Backend, shared_u: bool) -> None:
+    gen = torch.Generator().manual_seed(7)
+    inputs = random_scan_inputs(2, 8, 9, 3, 2, route=random_route(4, 9, 2, gen), shared_u=shared_u, generator=gen)
+    assert_matches_reference(backend, inputs, torch.float32)
+
+
+def test_route_reading_switch_rejects_unknown_values() -> None:
+    with pytest.raises(ValueError, match=r"route reading: expected one of \['in_kernel', 'gathered'\], got 'both'"):
+        kernels.use_route_reading("both")
+    with pytest.raises(TypeError, match=r"route reading: expected a RouteReading or one of"):
+        kernels.use_route_reading(1)
+    with kernels.use_route_reading(kernels.RouteReading.GATHERED) as reading:
+        assert reading is kernels.RouteReading.GATHERED

@@ -16,6 +16,7 @@ from vssm import kernels
 from vssm.kernels.backends import Backend, supports
 from vssm.kernels.op import fvcore_handles
 from vssm.kernels.reference import expand_shared_u
+from vssm.kernels.scan_tensors import ScanTensors
 from vssm.kernels.testing import (
     GRAD_NAMES,
     assert_matches_reference,
@@ -92,10 +93,10 @@ def test_shared_u_gradcheck_float64() -> None:
 
 def test_check_inputs_records_the_mode() -> None:
     inputs = shared_inputs("cross_groups_eq_k")
-    shape = check_inputs(*inputs.tensors()[:5], inputs.D, inputs.z, inputs.delta_bias, inputs.route)
+    shape = check_inputs(ScanTensors(*inputs.tensors(), inputs.route))
     assert (shape.channels, shape.u_channels, shape.routes, shape.shared_u) == (96, 24, 4, True)
     copied = expand_shared_u(inputs.u, 4)
-    shape = check_inputs(copied, *inputs.tensors()[1:5], inputs.D, inputs.z, inputs.delta_bias, inputs.route)
+    shape = check_inputs(ScanTensors(copied, *inputs.tensors()[1:], inputs.route))
     assert (shape.channels, shape.u_channels, shape.shared_u) == (96, 96, False)
 
 

@@ -1,5 +1,5 @@
 """The Triton backend under TRITON_INTERPRET=1 on CPU tensors: tiny shapes, chunks of 4 steps with the state saved
-every 8, few programs (kernel.md §7).
+every 8, few programs, every saved span a sequence segment (`triton_config` under the interpreter).
 
 Same three-way rule against the float64 reference as the other backends. The interpreter must be on before triton is
 first imported (its standard library is decorated then), and importing `kernels` imports triton, so without
@@ -18,6 +18,7 @@ import torch
 
 from vssm import kernels
 from vssm.kernels.backends import Backend
+from vssm.kernels.scan_tensors import ScanTensors
 from vssm.kernels.testing import (
     GRAD_NAMES,
     TRITON_MAY_ADD_NONFINITE,
@@ -191,7 +192,7 @@ def _assert_segments_change_only_rounding(length: int, spans_per_segment: int, d
     gen = torch.Generator().manual_seed(spans_per_segment)
     route = random_route(2, length, 3, gen)
     s = random_scan_inputs(2, 16, length, 4, 2, route=route, generator=gen).to_device(device)
-    args = (s.u, s.delta, s.A, s.B, s.C, s.D, s.z, s.delta_bias, route.to(device))
+    scan = ScanTensors(*s.tensors(), route.to(device))
     grad = torch.randn(2, 16, length, generator=gen).to(device)
     steps = route.shape[1]
     rule = triton_scan.triton_config(16, 2, 2, 4, batch=2, steps=steps)
@@ -200,8 +201,8 @@ def _assert_segments_change_only_rounding(length: int, spans_per_segment: int, d
     assert one.segments(steps) == 1 and cut.segments(steps) >= 3
     results = []
     for cfg in (one, cut):
-        out, last, saved = triton_scan.selective_scan_triton_fwd(*args, True, False, config=cfg)
-        grads = triton_scan.selective_scan_triton_bwd(grad, *args, saved, True, config=cfg)
+        out, last, saved = triton_scan.selective_scan_triton_fwd(scan, True, False, config=cfg)
+        grads = triton_scan.selective_scan_triton_bwd(grad, scan, saved, True, config=cfg)
         results.append([out, last, saved, *grads])
     for a, b in zip(*results, strict=True):
         torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)

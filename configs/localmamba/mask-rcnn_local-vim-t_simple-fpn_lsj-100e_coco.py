@@ -18,7 +18,7 @@
 # TensorBoard logging. Deviation: the original builds the blocks with LayerNorm (rms_norm=False) although the
 # checkpoint was trained with RMSNorm (the LN biases then start at zero); this one keeps the checkpoint's RMSNorm,
 # as the LocalVim UperNet configs. No results are published.
-_base_ = ['mmdet::_base_/models/mask-rcnn_r50_fpn.py', 'mmdet::_base_/default_runtime.py']
+_base_ = ['mmdet::_base_/models/mask-rcnn_r50_fpn.py', 'mmdet::_base_/default_runtime.py', './_base_/localmamba.py']
 
 custom_imports = dict(imports=['vssm.mm'], allow_failed_imports=False)
 
@@ -27,14 +27,7 @@ image_size = (1024, 1024)
 
 model = dict(
     data_preprocessor=dict(batch_augments=[dict(type='BatchFixedSizePad', size=image_size, pad_mask=True)]),
-    backbone=dict(
-        _delete_=True,
-        type='LocalVimBackbone',
-        model='local_vim_tiny',
-        img_size=image_size,
-        out_indices=(19,),
-        drop_path_rate=0.1,
-        init_cfg=dict(type='Pretrained', checkpoint='https://github.com/hunto/LocalMamba/releases/download/v1.0.0/local_vim_tiny.ckpt')),
+    backbone=dict(_base_.localmamba.backbone.vim_tiny, img_size=image_size, out_indices=(19,)),
     neck=dict(
         _delete_=True,
         type='SimpleFPN',
@@ -136,3 +129,4 @@ default_hooks = dict(
 log_processor = dict(type='LogProcessor', window_size=50, by_epoch=False)
 
 auto_scale_lr = dict(base_batch_size=64)
+del _base_.localmamba  # ./_base_/localmamba.py's helper, not a config key

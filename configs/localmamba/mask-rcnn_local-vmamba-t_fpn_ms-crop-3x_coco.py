@@ -5,19 +5,11 @@
 # mixed precision. The drop path is the 0.2 the original's backbone receives from the Swin-T base it merges into.
 # The original points at local_vssm_tiny.ckpt, which is not released (LocalMamba#40, #42): set
 # model.backbone.init_cfg.checkpoint to a LocalVMamba-T checkpoint of your own. No results are published.
-_base_ = 'mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_ms-crop-3x_coco.py'
+_base_ = ['mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_ms-crop-3x_coco.py', './_base_/localmamba.py']
 
 custom_imports = dict(imports=['vssm.mm'], allow_failed_imports=False)
 
-model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='LocalVMambaBackbone',
-        model='local_vssm_tiny',
-        out_indices=(0, 1, 2, 3),
-        drop_path_rate=0.2,
-        init_cfg=dict(type='Pretrained', checkpoint='https://github.com/hunto/LocalMamba/releases/download/v1.0.0/local_vssm_tiny.ckpt')),
-    neck=dict(in_channels=[96, 192, 384, 768]))
+model = dict(backbone=_base_.localmamba.backbone.vmamba_tiny, neck=dict(in_channels=[96, 192, 384, 768]))
 
-train_dataloader = dict(batch_size=2)
 optim_wrapper = dict(type='AmpOptimWrapper')
+del _base_.localmamba  # ./_base_/localmamba.py's helper, not a config key

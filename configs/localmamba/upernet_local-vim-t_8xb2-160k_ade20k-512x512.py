@@ -6,22 +6,16 @@
 # tables resized bicubically to 32 x 32), drop path 0.1. Deviation: the original config builds the blocks with
 # LayerNorm (rms_norm=False) although the checkpoint was trained with RMSNorm (its LN biases then stay at zero);
 # this one keeps the checkpoint's RMSNorm. No results are published.
-_base_ = 'mmseg::vit/vit_vit-b16_mln_upernet_8xb2-160k_ade20k-512x512.py'
+_base_ = ['mmseg::vit/vit_vit-b16_mln_upernet_8xb2-160k_ade20k-512x512.py', './_base_/localmamba.py']
 
 custom_imports = dict(imports=['vssm.mm'], allow_failed_imports=False)
 
 model = dict(
     pretrained=None,
-    backbone=dict(
-        _delete_=True,
-        type='LocalVimBackbone',
-        model='local_vim_tiny',
-        img_size=512,
-        out_indices=(4, 9, 14, 19),
-        drop_path_rate=0.1,
-        init_cfg=dict(type='Pretrained', checkpoint='https://github.com/hunto/LocalMamba/releases/download/v1.0.0/local_vim_tiny.ckpt')),
+    backbone=dict(_base_.localmamba.backbone.vim_tiny, img_size=512, out_indices=(4, 9, 14, 19)),
     neck=None,
     decode_head=dict(in_channels=[192, 192, 192, 192]),
     auxiliary_head=dict(in_channels=192))
 
 train_dataloader = dict(batch_size=2)
+del _base_.localmamba  # ./_base_/localmamba.py's helper, not a config key

@@ -6,19 +6,13 @@
 # map (112 and 56 tokens a side), as the original. drop_path_rate is honoured here; the original wrapper dropped it
 # and trained with 0.2 whatever the config said (set 0.2 to reproduce the released numbers for S and B).
 # Reported: 51.1 box AP, 44.3 mask AP, 86M params, 740 GFLOPs.
-_base_ = 'mmdet::convnext/cascade-mask-rcnn_convnext-t-p4-w7_fpn_4conv1fc-giou_amp-ms-crop-3x_coco.py'
+_base_ = ['mmdet::convnext/cascade-mask-rcnn_convnext-t-p4-w7_fpn_4conv1fc-giou_amp-ms-crop-3x_coco.py',
+          './_base_/mambavision.py']
 
 custom_imports = dict(imports=['vssm.mm'], allow_failed_imports=False)
 
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='MambaVisionBackbone',
-        model='mambavision_tiny',
-        out_indices=(0, 1, 2, 3),
-        window_size=(8, 8, 112, 56),
-        drop_path_rate=0.2,
-        init_cfg=dict(type='Pretrained', checkpoint='https://huggingface.co/nvidia/MambaVision-T-1K/resolve/main/mambavision_tiny_1k.pth.tar')),
+    backbone=dict(_base_.mambavision.backbone.tiny, window_size=(8, 8, 112, 56), drop_path_rate=0.2),
     neck=dict(in_channels=[80, 160, 320, 640]))
 
 optim_wrapper = dict(
@@ -26,3 +20,4 @@ optim_wrapper = dict(
     type='AmpOptimWrapper',
     optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05),
     paramwise_cfg=dict(custom_keys={'norm': dict(decay_mult=0.)}))
+del _base_.mambavision  # ./_base_/mambavision.py's helper, not a config key

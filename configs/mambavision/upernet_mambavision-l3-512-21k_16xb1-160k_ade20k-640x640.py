@@ -3,17 +3,12 @@
 # 0.8, AdamW lr 8e-5, wd 0.05, full precision (the original: mixed precision "can cause instability" here),
 # evaluated every 5k iterations, 16 GPUs x 1 image; mmseg's ADE20K 640 x 640 pipelines.
 # Reported: 53.2 mIoU, 780M params, 3670 GFLOPs.
-_base_ = './upernet_mambavision-t_16xb1-160k_ade20k-512x512.py'
+_base_ = ['./upernet_mambavision-t_16xb1-160k_ade20k-512x512.py', './_base_/mambavision.py']
 
 crop_size = (640, 640)
 model = dict(
     data_preprocessor=dict(size=crop_size),
-    backbone=dict(
-        model='mambavision_large3_512_21k',
-        window_size=(8, 8, 64, 32),
-        drop_path_rate=0.8,
-        init_cfg=dict(
-            checkpoint='https://huggingface.co/nvidia/MambaVision-L3-512-21K/resolve/main/mambavision_L3_21k_740m_512.pth.tar')),
+    backbone=dict(_base_.mambavision.backbone.large3_512_21k, window_size=(8, 8, 64, 32), drop_path_rate=0.8),
     decode_head=dict(in_channels=[256, 512, 1024, 2048]),
     auxiliary_head=dict(in_channels=1024))
 optim_wrapper = dict(type='OptimWrapper', optimizer=dict(lr=8e-5, weight_decay=0.05))
@@ -37,3 +32,4 @@ test_pipeline = [
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
+del _base_.mambavision  # ./_base_/mambavision.py's helper, not a config key

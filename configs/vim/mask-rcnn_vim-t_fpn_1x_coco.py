@@ -4,24 +4,10 @@
 # AdamW lr 1e-4, wd 0.1, layer decay 0.7 over the 24 blocks (no weight decay on norms, biases, position embedding),
 # drop path 0.1, mixed precision. The backbone is the segmentation one (blocks 5/11/17/23 -> strides 4-32) at
 # img_size 1024 like Vim's ViTDet backbone; its position embedding is resampled to each padded input's grid.
-_base_ = 'mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py'
+_base_ = ['mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py', './_base_/vim.py']
 
 custom_imports = dict(imports=['vssm.mm'], allow_failed_imports=False)
 
-model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='VimBackbone',
-        model='vim_tiny',
-        img_size=1024,
-        out_indices=(5, 11, 17, 23),
-        drop_path_rate=0.1,
-        init_cfg=dict(type='Pretrained', checkpoint='https://huggingface.co/hustvl/Vim-tiny-midclstok/resolve/main/vim_t_midclstok_76p1acc.pth')),
-    neck=dict(in_channels=[192, 192, 192, 192]))
-
-optim_wrapper = dict(
-    _delete_=True,
-    type='AmpOptimWrapper',
-    optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.1),
-    constructor='VSSMLayerDecayOptimizerConstructor',
-    paramwise_cfg=dict(layer_decay_rate=0.7, num_layers=24))
+model = _base_.vim.det.model
+optim_wrapper = _base_.vim.det.optim_wrapper
+del _base_.vim  # ./_base_/vim.py's helper, not a config key

@@ -7,7 +7,7 @@
 # lr 2e-4 and wd 0.1 on its command line. Reported (paper, with the earlier non-middle-class-token backbone): 41.0 mIoU.
 _base_ = [
     'mmseg::_base_/models/upernet_r50.py', 'mmseg::_base_/datasets/ade20k.py',
-    'mmseg::_base_/default_runtime.py', 'mmseg::_base_/schedules/schedule_160k.py'
+    'mmseg::_base_/default_runtime.py', 'mmseg::_base_/schedules/schedule_160k.py', './_base_/vim.py'
 ]
 
 custom_imports = dict(imports=['vssm.mm'], allow_failed_imports=False)
@@ -16,14 +16,7 @@ crop_size = (512, 512)
 model = dict(
     pretrained=None,
     data_preprocessor=dict(size=crop_size),
-    backbone=dict(
-        _delete_=True,
-        type='VimBackbone',
-        model='vim_tiny',
-        img_size=512,
-        residual_in_fp32=False,
-        out_indices=(5, 11, 17, 23),
-        init_cfg=dict(type='Pretrained', checkpoint='https://huggingface.co/hustvl/Vim-tiny-midclstok/resolve/main/vim_t_midclstok_76p1acc.pth')),
+    backbone=dict(_base_.vim.backbone.tiny, img_size=512, residual_in_fp32=False),
     decode_head=dict(in_channels=[192, 192, 192, 192], channels=192, num_classes=150),
     auxiliary_head=dict(in_channels=192, num_classes=150),
     test_cfg=dict(mode='slide', crop_size=crop_size, stride=(341, 341)))
@@ -43,3 +36,4 @@ param_scheduler = [
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=1000)
 default_hooks = dict(checkpoint=dict(by_epoch=False, interval=1000, max_keep_ckpts=4, save_best='mIoU'))
 train_dataloader = dict(batch_size=8)
+del _base_.vim  # ./_base_/vim.py's helper, not a config key

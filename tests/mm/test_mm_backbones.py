@@ -3,6 +3,7 @@ against the original code's stage maps), freezing, drop path, the layer-decay co
 
 from __future__ import annotations
 
+import copy
 import subprocess
 import sys
 from pathlib import Path
@@ -286,6 +287,25 @@ def test_with_cp_gives_the_same_outputs() -> None:
     x = torch.randn(1, 3, 64, 64)
     for a, b in zip(plain(x), checkpointed(x)):
         torch.testing.assert_close(a, b)
+
+
+def test_the_network_runs_on_the_members_registered_in_the_backbone() -> None:
+    """`to_empty` after a meta-device build (Vim's root `pos_embed`) and a swapped network child replace them in the
+    backbone's registry only; the network runs on those, as a backbone loaded with the same weights does."""
+    kwargs = dict(pyramid_norm_cfg=dict(type="BN"))
+    with torch.device("meta"):
+        backbone = _build("VimBackbone", "test_vim", **kwargs)
+    backbone.to_empty(device="cpu").load_state_dict(_build("VimBackbone", "test_vim", **kwargs).state_dict())
+    swapped = copy.deepcopy(backbone.patch_embed)
+    with torch.no_grad():
+        for param in swapped.parameters():
+            param.copy_(torch.randn_like(param))
+    backbone.patch_embed = swapped
+    expected = _build("VimBackbone", "test_vim", **kwargs)
+    expected.load_state_dict(backbone.state_dict())
+    x = torch.randn(1, 3, 64, 64)
+    for ours, theirs in zip(backbone.eval()(x), expected.eval()(x)):
+        torch.testing.assert_close(ours, theirs, rtol=0, atol=0)
 
 
 # ---------------------------------------------------------------------------------------------------- layer decay

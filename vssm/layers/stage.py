@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from timm.models._manipulate import checkpoint_seq
+from timm.models import checkpoint_seq
 from torch import nn
 
 

@@ -12,10 +12,14 @@ contract, overrides a hook (see `vssm/mm/families.py`):
     hooks               build_network, network_features, feature_info, prune_network, network_group_matcher,
                         network_no_weight_decay
 
-The backbone holds the network's own modules and parameters as its children (the network object stays outside the
-module tree and runs its methods on them), so parameter names and checkpoint keys are the original wrappers':
-`backbone.layers.0.blocks.0...`, `backbone.outnorm0.weight`, `backbone.fpn1.0.weight`. The network's classifier and
-final norm are pruned (as the originals delete them), and so are the stages after the last output.
+The backbone registers the network's children, parameters and buffers as its own (the network object stays outside
+the module tree and runs its methods on them), so parameter names, optimizer `custom_keys` and checkpoint keys are the
+original wrappers': `backbone.layers.0.blocks.0...`, `backbone.outnorm0.weight`, `backbone.fpn1.0.weight`. Before the
+network runs, it is pointed at them again through `setattr` (`_point_network`): whatever replaces a registered member
+(`to_empty` after a meta-device build, a model-wide module swap) does so in the backbone's registry only. Registering
+the network as a submodule instead would put a prefix in every parameter name (`backbone.net.layers...`), which
+`custom_keys` such as `backbone.patch_embed` and the layer-decay groups match. The network's classifier and final norm
+are pruned (as the originals delete them), and so are the stages after the last output.
 """
 
 from __future__ import annotations
@@ -124,12 +128,15 @@ class VSSMBackbone(BaseModule):
         if with_cp:
             net.set_grad_checkpointing(True)
 
+        persistent = set(net.state_dict(keep_vars=True))
         for name, child in net.named_children():
             self.add_module(name, child)
         for name, param in net.named_parameters(recurse=False):
             self.register_parameter(name, param)
         for name, buffer in net.named_buffers(recurse=False):
-            self.register_buffer(name, buffer, persistent=name not in net._non_persistent_buffers_set)
+            self.register_buffer(name, buffer, persistent=name in persistent)
+        members = [*net.named_children(), *net.named_parameters(recurse=False), *net.named_buffers(recurse=False)]
+        self._network_members = tuple(name for name, _ in members)
 
         self.use_out_norm = self.out_norm if out_norm is None else out_norm
         added = []
@@ -288,18 +295,16 @@ class VSSMBackbone(BaseModule):
 
     # ------------------------------------------------------------------------------------------------- forward
 
-    def _sync_network(self) -> None:
-        """Point the network at our modules again (a model-wide conversion, e.g. SyncBN <-> BN, may replace them)."""
-        net = self._net
-        for store, ours in ((net._modules, self._modules), (net._parameters, self._parameters),
-                            (net._buffers, self._buffers)):
-            for name in store:
-                if store[name] is not None:
-                    store[name] = ours[name]
+    def _point_network(self) -> None:
+        """Point the network at the children, parameters and buffers registered here again: `to_empty` after a
+        meta-device build replaces parameters in this module's registry and not in the network's (measured: Vim's
+        `pos_embed` stayed on the meta device), and so does a model-wide swap of a network child."""
+        for name in self._network_members:
+            setattr(self._net, name, getattr(self, name))
 
     def forward(self, x: Tensor) -> tuple[Tensor, ...]:
         """x: (B, C, H, W) -> one map (B, C_i, H / s_i, W / s_i) per output (`out_channels`, `out_strides`)."""
-        self._sync_network()
+        self._point_network()
         maps = self.network_features(x, self.out_indices)
         if self.use_out_norm:
             maps = [getattr(self, self.out_norm_name.format(i))(m) for i, m in zip(self.out_indices, maps)]
@@ -322,7 +327,7 @@ class VSSMBackbone(BaseModule):
         timm's fine groups in order (Vim: block i is layer i + 1, L = 24). Parameters left out (the adapter's own
         modules, U-Mamba's decoder) and everything after the backbone are layer L + 1, as in BEiT's and ViTDet's layer
         decay."""
-        self._sync_network()
+        self._point_network()
         named = [(name, None) for name, _ in self._net.named_parameters()] + [(_UNMATCHED, None)]
         ids = group_with_matcher(named, self.network_group_matcher(coarse=False), reverse=True)
         head = ids.pop(_UNMATCHED)  # unmatched names sort last: the head group, L + 1
@@ -350,7 +355,7 @@ class VSSMBackbone(BaseModule):
         adapter = {k: v for k, v in weights.items() if k.startswith(self._adapter_prefixes)}
         network = {k: v for k, v in weights.items()
                    if not k.startswith(self._adapter_prefixes) and not k.startswith(self._pruned_prefixes)}
-        self._sync_network()
+        self._point_network()
         try:
             converted = type(self).checkpoint_filter(network, self._net)
         except ValueError as error:

@@ -8,10 +8,11 @@
     python benchmarks/targets.py --test-variants --output /tmp/targets        # the tiny test variants (tests)
     python benchmarks/targets.py --update-repo          # refresh the committed benchmarks/targets.* (`make refresh`)
 
-The targets (vssm/analysis/targets.py): vim_small >= 0.5x deit_small_patch16_224, vmamba_tiny >= 0.5x
-swin_tiny_patch4_window7_224, local_vim_tiny >= 0.5x deit_tiny_patch16_224, local_vssm_tiny >= 0.5x Swin-T,
-mambavision_tiny >= 0.7x convnext_tiny (images/s; batch 8, 224², float32), and a UMambaBot 2D forward on
-1 × 1 × 256² within 1.5x the time of the same plan's plain U-Net; plus the reference rows the model cards discuss.
+The targets (each family's `SPEED_TARGETS` in vssm/models/<family>.py; tools/upkeep/targets.py times them):
+vim_small >= 0.5x deit_small_patch16_224, vmamba_tiny >= 0.5x swin_tiny_patch4_window7_224, local_vim_tiny >= 0.5x
+deit_tiny_patch16_224, local_vssm_tiny >= 0.5x Swin-T, mambavision_tiny >= 0.7x convnext_tiny (images/s; batch 8,
+224², float32), and a UMambaBot 2D forward on 1 × 1 × 256² within 1.5x the time of the same plan's plain U-Net; plus
+the reference rows the model cards discuss.
 Each batch and input size's networks are timed in turn, round after round. Rows name the machine, the load average
 around the run, the selective-scan backend and the threads. `tools/report.py` puts each family's rows into its model
 card. The exit status is 0 whether or not the targets are met (`--fail-unmet`: 1 when one is not). Results go to
@@ -30,6 +31,9 @@ from pathlib import Path
 # arguments are parsed, so that --help and argument errors answer at once.
 COMMITTED = Path(__file__).resolve().parent
 OUTPUT = Path("runs") / "targets"
+TOOLS = COMMITTED.parent / "tools"
+if str(TOOLS) not in sys.path:  # tools/upkeep, the targets' code (not installed)
+    sys.path.append(str(TOOLS))
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -61,10 +65,10 @@ def main(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace, argv: list[str] | None) -> int:
     import torch
 
+    from upkeep.targets import family_targets, results_markdown, run_targets, write_results
     from vssm.analysis.tables import busy_warning
-    from vssm.analysis.targets import TARGETS, results_markdown, run_targets, tiny_targets, write_results
 
-    targets = tiny_targets() if args.test_variants else TARGETS
+    targets = family_targets(args.test_variants)
     if args.family:
         known = sorted({t.family for t in targets})
         unknown = sorted(set(args.family) - set(known))

@@ -143,8 +143,6 @@ class ScanOrder(ABC):
                 cpu = tables.route
             elif table == "merge_route":
                 cpu = tables.merge_route
-            elif table == "inverse":
-                cpu = _inverse(tables.merge_route, height * width)
             elif table == "gather_index":
                 cpu = torch.where(tables.route < 0, height * width, tables.route)
             else:  # "merge_index"
@@ -162,10 +160,6 @@ class ScanOrder(ABC):
     def merge_route(self, height: int, width: int, device: DeviceLike = None) -> Tensor:
         """(K, L') int64: the token each step's output is written to by `merge`; equals `route` for adjoint orders."""
         return self._on_device("merge_route", height, width, device)
-
-    def inverse(self, height: int, width: int, device: DeviceLike = None) -> Tensor:
-        """(K, H·W) int64: the step of route k whose output `merge` writes to token r; -1 if route k never does."""
-        return self._on_device("inverse", height, width, device)
 
     def route_lengths(self, height: int, width: int) -> tuple[int, ...]:
         """Each route's own length before right-padding to the common L' (LocalMamba crops each route to it)."""
@@ -233,11 +227,3 @@ def _stack(routes: list[np.ndarray]) -> Tensor:
         table[k, : len(r)] = r
     return torch.from_numpy(table)
 
-
-def _inverse(route: Tensor, length: int) -> Tensor:
-    inverse = torch.full((route.shape[0], length), PAD, dtype=torch.int64)
-    steps = torch.arange(route.shape[1]).expand_as(route)
-    valid = route >= 0
-    rows = torch.arange(route.shape[0]).unsqueeze(1).expand_as(route)
-    inverse[rows[valid], route[valid]] = steps[valid]
-    return inverse

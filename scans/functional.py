@@ -1,8 +1,8 @@
 """Gather and scatter along routes: the two tensor operations every scan order is made of.
 
 A route table `route: (K, L')` lists, for each of K routes, the token read at every step (an index into the
-sequence axis of length L), or `PAD` (-1) for a zero padding step. These functions work on any token sequence, so a
-model can route a sequence that carries extra tokens (see `scans.tokens`) with the same code as a bare grid.
+sequence axis of length L), or `PAD` (-1) for a zero padding step. These functions work on any token sequence:
+`ScanOrder.scan` / `merge` route a bare grid with them, `SequenceRoutes` (scans/tokens.py) a model's token sequence.
 """
 
 from __future__ import annotations
@@ -51,38 +51,3 @@ def scatter_routes(ys: Tensor, index: Tensor, length: int, padded: bool, sum_rou
             out[:, k].index_add_(2, index[k], ys[:, k])
     return out[..., :length].contiguous() if padded else out
 
-
-def route_gather(x: Tensor, route: Tensor) -> Tensor:
-    """Read a token sequence along routes.
-
-    x: (B, C, L) tokens in sequence order; route: (K, L') int, `PAD` = -1 for zero steps  ->  (B, K, C, L').
-    """
-    if x.ndim != 3:
-        raise ValueError(f"route_gather expects x of shape (B, C, L), got {tuple(x.shape)}")
-    _check_route(route, x.shape[-1], "route_gather")
-    route = route.to(device=x.device, dtype=torch.int64)
-    return gather_routes(x, sink_index(route, x.shape[-1]), padded=True)
-
-
-def route_scatter(ys: Tensor, route: Tensor, length: int, sum_routes: bool = True) -> Tensor:
-    """Write route outputs back to sequence positions: the adjoint of `route_gather`.
-
-    ys: (B, K, C, L'), route: (K, L')  ->  (B, C, length), or (B, K, C, length) with `sum_routes=False`.
-    """
-    _check_route(route, length, "route_scatter")
-    if ys.ndim != 4 or tuple(ys.shape[1:2]) + tuple(ys.shape[3:]) != tuple(route.shape):
-        raise ValueError(
-            f"route_scatter expects ys of shape (B, K, C, L') = (B, {route.shape[0]}, C, {route.shape[1]}) for a "
-            f"route of shape {tuple(route.shape)}, got {tuple(ys.shape)}"
-        )
-    route = route.to(device=ys.device, dtype=torch.int64)
-    return scatter_routes(ys, sink_index(route, length), length, padded=True, sum_routes=sum_routes)
-
-
-def _check_route(route: Tensor, length: int, caller: str) -> None:
-    if not isinstance(route, Tensor) or route.ndim != 2 or route.dtype.is_floating_point or route.is_complex():
-        got = f"{route.dtype} tensor of shape {tuple(route.shape)}" if isinstance(route, Tensor) else type(route)
-        raise TypeError(f"{caller} expects an integer route tensor of shape (K, L'), got {got}")
-    # Checked on CPU only: reading a device tensor's maximum would synchronise every call.
-    if route.device.type == "cpu" and route.numel() and int(route.max()) >= length:
-        raise ValueError(f"{caller}: route indexes token {int(route.max())} but the sequence has {length} tokens")

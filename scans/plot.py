@@ -25,8 +25,12 @@ def plot(order: ScanOrder | str, height: int, width: int, path: str | Path, colu
     that is not a 4-neighbour, pads skipped).
     """
     # A bare Figure renders PNGs with the Agg canvas: no pyplot, no global backend switch, no window. Imported here
-    # so that `import vssm.scans` does not pay for matplotlib.
-    from matplotlib.figure import Figure
+    # so that `import vssm.scans` does not pay for matplotlib, which only the `plot` extra installs.
+    try:
+        from matplotlib.figure import Figure
+    except ModuleNotFoundError as error:
+        raise ModuleNotFoundError("vssm.scans.plot draws with matplotlib, which is not installed: "
+                                  "pip install 'vssm[plot]'") from error
 
     order = get(order)
     height, width = grid_size(height, width)

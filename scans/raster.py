@@ -38,8 +38,8 @@ class Raster(ScanOrder):
 class Bidirectional(ScanOrder):
     """Vim's two routes: raster, then raster reversed (route 1 step k reads token L - 1 - k).
 
-    Vim flips its whole token sequence, middle class token included; route that sequence as a 1 × (M + 1) grid
-    (`route(1, M + 1)`) to reproduce it, or use `scans.tokens.insert_tokens` to keep a token at fixed steps.
+    Vim flips its whole token sequence, middle class token included: `scans.token_routes` routes that sequence as a
+    1 × (M + 1) grid (`ClassTokenRouting.IN_SEQUENCE`), or keeps the token at a fixed step (`FIXED_STEP`).
     """
 
     @property

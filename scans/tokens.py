@@ -1,18 +1,22 @@
-"""Routes over a grid whose token sequence also carries a class token (Vim, LocalMamba).
+"""Routes through a model's token sequence: the grid tokens of an H × W map, optionally with one class token.
 
-The sequence holds M = H·W grid tokens in raster order with one extra token at sequence position p; grid token r sits
-at position r + (r >= p). `WithToken(order, placement)` routes that (M + 1)-token sequence: each route of `order`
-has its grid steps renumbered to sequence positions and the extra token inserted at step p, the same step in every
-route (padded routes included). That is LocalMamba's mid-cls handling exactly (take the token out, scan, insert it
-at p = M // 2 of each scanned sequence, and the reverse); the selective-scan op can take the result as its `route`.
+A `ScanOrder` routes the H·W tokens of a grid. A plain (isotropic) model's sequence may also carry a class token at
+position p = H·W // 2 (grid token r then sits at sequence position r + (r >= p)); `token_routes` turns the order into
+routes through that (H·W + 1)-token sequence. Two rules exist in the original models, chosen by `ClassTokenRouting`:
 
-Vim differs: it flips its whole sequence, so its backward route has the token at step M - p, which is p only for
-even M (196 tokens: yes; Vim's stride-8 27 × 27 = 729: no). Route Vim's sequence as a 1 × (M + 1) grid instead:
-`Bidirectional().route(1, M + 1)`.
+* IN_SEQUENCE (Vim): the class token is just a token of the sequence. The order routes the whole sequence as a
+  1 × (H·W + 1) strip, so Vim's backward route (the sequence flipped) meets the class token at step H·W - p. Only
+  meaningful for orders that are 1-D, i.e. route an H × W grid exactly as its 1 × H·W strip (raster, bidirectional).
+* FIXED_STEP (LocalMamba's mid-cls handling): the token is taken out, the grid is routed, and the token is inserted at
+  step p of every route (a route shorter than 2p, as in orders that split the grid, gets it at its middle step).
+
+For even H·W and the bidirectional order both rules give the same routes; Vim's stride-8 models (27 × 27 = 729
+tokens) need IN_SEQUENCE.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from dataclasses import dataclass
 
@@ -21,101 +25,188 @@ from torch import Tensor
 
 from .base import DeviceLike, ScanOrder, as_device, cached_table, grid_size
 from .functional import gather_routes, scatter_routes, sink_index
-from .registry import get
 
 
-class TokenPlacement(enum.Enum):
-    """Where the extra token sits in the sequence (and at which step it is inserted into every route)."""
+class ClassTokenRouting(enum.Enum):
+    """Where routes visit the class token (see the module docstring)."""
 
-    FIRST = "first"  # p = 0
-    MIDDLE = "middle"  # p = M // 2 (Vim, LocalMamba: 98 of 197)
-    LAST = "last"  # p = M
-
-    def position(self, num_grid_tokens: int) -> int:
-        return {"first": 0, "middle": num_grid_tokens // 2, "last": num_grid_tokens}[self.value]
+    IN_SEQUENCE = "in_sequence"
+    FIXED_STEP = "fixed_step"
 
 
-def insert_token(route: Tensor, position: int) -> Tensor:
-    """(K, L') route over M grid tokens -> (K, L' + 1) route over the M + 1 sequence with the token at `position`.
+@dataclass(frozen=True, eq=False)
+class SequenceRoutes:
+    """K routes through a sequence of `length` tokens, and their way back.
 
-    Grid steps are renumbered (r -> r + (r >= position)), pads stay -1, and every route reads the token at step
-    `position`.
-    """
-    if not 0 <= position <= route.shape[1]:
-        raise ValueError(f"the token position must be in 0..{route.shape[1]} for a route of {route.shape[1]} steps")
-    shifted = torch.where(route >= position, route + 1, route)
-    token = torch.full((route.shape[0], 1), position, dtype=route.dtype, device=route.device)
-    return torch.cat([shifted[:, :position], token, shifted[:, position:]], dim=1)
-
-
-@dataclass(frozen=True)
-class WithToken:
-    """A scan order over an H × W grid plus one extra token placed by `placement`.
-
-    route / merge_route: (K, L' + 1) over the M + 1 = H·W + 1 sequence, cached per (H, W, device).
-    gather(seq): (B, C, M + 1) -> (B, K, C, L' + 1); scatter(ys, H, W): the adjoint, summed over routes (or per route
-    with `sum_routes=False`): (B, C, M + 1) / (B, K, C, M + 1). The extra token's outputs land at position p.
+    gather_index / merge_index: (K, L') int64 on the model's device, padding steps mapped to `length` (an extra zero
+    slot). `coverage` is the number of routes whose outputs are written back to each token: an int when it is the same
+    for every token (K for most orders, 1 for `atrous`), else an (L,) tensor.
     """
 
-    order: ScanOrder
-    placement: TokenPlacement = TokenPlacement.MIDDLE
+    gather_index: Tensor
+    merge_index: Tensor
+    length: int
+    padded: bool
+    coverage: int | Tensor
+    identity: bool = False  # one route visiting the tokens in sequence order: gather and scatter are views
+    # Set when every route reads the whole sequence forwards or backwards (raster, Vim's bidirectional): route k is
+    # flipped iff reversed[k], and the scatter sums (flipped) slices, 4x faster than a scatter on CPU.
+    reversed: tuple[bool, ...] | None = None
+    # Every step's output is written back to the token the step read (False for LocalMamba's official `v` reverse on
+    # non-square grids): only then may a per-token quantity (Mamba's gate z) be applied after the scatter.
+    adjoint: bool = True
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "order", get(self.order))
-        object.__setattr__(self, "placement", TokenPlacement(self.placement))
+    @classmethod
+    def build(cls, route: Tensor, merge_route: Tensor, length: int, what: str = "the scan order") -> SequenceRoutes:
+        """From (K, L') visit lists (-1 = padding) over a sequence of `length` tokens; every token must be written
+        back to by some route."""
+        padded = bool((route < 0).any()) or bool((merge_route < 0).any())
+        merge_index = sink_index(merge_route, length)
+        counts = torch.zeros(length + 1, dtype=torch.int64, device=route.device)
+        counts.index_add_(0, merge_index.reshape(-1), torch.ones_like(merge_index.reshape(-1)))
+        counts = counts[:length]
+        missing = (counts == 0).nonzero().flatten()
+        if missing.numel():
+            raise ValueError(
+                f"{what} cannot serve a plain model: every one of the {length} tokens must be visited by at least one "
+                f"route, but {missing.numel()} are not (first: {missing[:5].tolist()})"
+            )
+        uniform = bool((counts == counts[0]).all())
+        coverage = int(counts[0]) if uniform else counts
+        in_order = torch.arange(length, device=route.device)
+        reversed_ = None
+        if route.shape[1] == length and torch.equal(route, merge_route):
+            forwards = (route == in_order).all(dim=1)
+            backwards = (route == in_order.flip(0)).all(dim=1)
+            if bool((forwards | backwards).all()):
+                reversed_ = tuple(bool(b) and not bool(f) for f, b in zip(forwards, backwards))
+        identity = reversed_ == (False,)
+        adjoint = torch.equal(route, merge_route)
+        return cls(sink_index(route, length), merge_index, length, padded, coverage, identity, reversed_, adjoint)
+
+    def to(self, device: torch.device) -> SequenceRoutes:
+        """The same routes with their index tables (and a per-token coverage) on `device`."""
+        coverage = self.coverage if isinstance(self.coverage, int) else self.coverage.to(device)
+        return dataclasses.replace(
+            self, gather_index=self.gather_index.to(device), merge_index=self.merge_index.to(device), coverage=coverage
+        )
 
     @property
     def num_routes(self) -> int:
-        return self.order.num_routes
+        return self.gather_index.shape[0]
 
-    def position(self, height: int, width: int) -> int:
-        """p, the extra token's index in the sequence and its step in every route."""
-        height, width = grid_size(height, width)
-        return self.placement.position(height * width)
+    @property
+    def steps(self) -> int:
+        """L', the common (padded) route length."""
+        return self.gather_index.shape[1]
 
-    def _table(self, name: str, height: int, width: int, device: DeviceLike, sink: bool = False) -> Tensor:
-        height, width = grid_size(height, width)
-        device = as_device(device)
+    def gather(self, x: Tensor) -> Tensor:
+        """x: (B, C, L) tokens in sequence order -> (B, K, C, L') each route's tokens in visit order (0 at pads)."""
+        if self.identity:
+            return x.unsqueeze(1)
+        if self.reversed is not None:  # forwards/backwards routes: copies, 2x faster than the gather on CPU
+            return torch.stack([x.flip(-1) if backwards else x for backwards in self.reversed], dim=1)
+        return gather_routes(x, self.gather_index, self.padded)
 
-        def build() -> Tensor:
-            grid = self.order.route(height, width) if name == "route" else self.order.merge_route(height, width)
-            route = insert_token(grid, self.position(height, width))
-            return (sink_index(route, height * width + 1) if sink else route).to(device)
+    def scatter_sum(self, ys: Tensor) -> Tensor:
+        """ys: (B, K, C, L') -> (B, C, L): each route's outputs written back to their tokens, summed over routes (the
+        adjoint of `gather`, as `ScanOrder.merge` is of `ScanOrder.scan`)."""
+        if self.identity:
+            return ys[:, 0]
+        if self.reversed is not None:
+            y = ys[:, 0].flip(-1) if self.reversed[0] else ys[:, 0]
+            for k in range(1, self.num_routes):
+                y = y + (ys[:, k].flip(-1) if self.reversed[k] else ys[:, k])
+            return y
+        return scatter_routes(ys, self.merge_index, self.length, self.padded)
 
-        table = cached_table((self, height, width, device, name, sink), build)
-        assert isinstance(table, Tensor)
-        return table
+    def scatter_mean(self, ys: Tensor) -> Tensor:
+        """ys: (B, K, C, L') -> (B, C, L): `scatter_sum` divided at each token by the number of routes that wrote it
+        (Vim's `if_divide_out`); the inverse of `gather`."""
+        y = self.scatter_sum(ys)
+        # y is a fresh sum unless one route reads everything in order (identity, coverage 1), so divide in place.
+        if isinstance(self.coverage, int):
+            return y if self.coverage == 1 else y.div_(self.coverage)
+        return y.div_(self.coverage.to(y.dtype))
 
-    def route(self, height: int, width: int, device: DeviceLike = None) -> Tensor:
-        """(K, L' + 1) int64 over the H·W + 1 sequence; -1 = padding."""
-        return self._table("route", height, width, device)
 
-    def merge_route(self, height: int, width: int, device: DeviceLike = None) -> Tensor:
-        """(K, L' + 1) int64: where `scatter` writes each step (differs from `route` only as the order's does)."""
-        return self._table("merge_route", height, width, device)
+def is_sequence_order(order: ScanOrder, height: int, width: int) -> bool:
+    """True if `order` routes an H × W grid exactly as it routes the 1 × H·W strip (a 1-D order, e.g. raster)."""
+    grid = order.route(height, width)
+    strip = order.route(1, height * width)
+    return grid.shape == strip.shape and bool((grid == strip).all())
 
-    def gather(self, seq: Tensor, height: int, width: int) -> Tensor:
-        """seq: (B, C, H·W + 1), the extra token at p -> (B, K, C, L' + 1)."""
-        height, width = grid_size(height, width)
-        if not isinstance(seq, Tensor) or seq.ndim != 3 or seq.shape[-1] != height * width + 1:
-            got = tuple(seq.shape) if isinstance(seq, Tensor) else type(seq).__name__
+
+def token_routes(
+    order: ScanOrder,
+    height: int,
+    width: int,
+    device: DeviceLike = None,
+    class_token: bool = False,
+    routing: ClassTokenRouting | None = None,
+) -> SequenceRoutes:
+    """Routes of `order` through the sequence of an H × W grid, with a class token at p = H·W // 2 if `class_token`.
+
+    `routing=None` picks IN_SEQUENCE for 1-D orders and FIXED_STEP for 2-D ones (Vim's rule for its bidirectional
+    order, LocalMamba's for its windowed ones). Cached with the orders' route tables (`clear_route_cache` drops both);
+    the tensors are shared, treat them as read-only. On the meta device (shape inference, FLOP counts) the routes are
+    built and checked on the CPU and their tables moved to meta.
+    Raises ValueError if the order leaves a token unvisited (it cannot serve a plain model).
+    """
+    height, width = grid_size(height, width)
+    device = as_device(device)
+    if routing is not None:
+        routing = ClassTokenRouting(routing)
+    key = (order, height, width, device, "sequence_routes", class_token, routing)
+    routes = cached_table(key, lambda: _build(order, height, width, device, class_token, routing))
+    assert isinstance(routes, SequenceRoutes)
+    return routes
+
+
+def _build(
+    order: ScanOrder,
+    height: int,
+    width: int,
+    device: torch.device,
+    class_token: bool,
+    routing: ClassTokenRouting | None,
+) -> SequenceRoutes:
+    if device.type == "meta":  # building and checking the tables reads their values
+        return token_routes(order, height, width, torch.device("cpu"), class_token, routing).to(device)
+    what = f"scan order {order!r} on a {height} × {width} grid"
+    if not class_token:
+        return SequenceRoutes.build(
+            order.route(height, width, device), order.merge_route(height, width, device), height * width, what
+        )
+    if routing is None:
+        sequence = is_sequence_order(order, height, width)
+        routing = ClassTokenRouting.IN_SEQUENCE if sequence else ClassTokenRouting.FIXED_STEP
+    if routing is ClassTokenRouting.IN_SEQUENCE:
+        if not is_sequence_order(order, height, width):
             raise ValueError(
-                f"{self!r}.gather expects a sequence of shape (B, C, H·W + 1) = (B, C, {height * width + 1}), got {got}"
+                f"{what}: class-token routing {routing.value!r} needs a 1-D order (one that routes the grid as its "
+                f"1 × H·W strip); use {ClassTokenRouting.FIXED_STEP.value!r} for 2-D orders"
             )
-        return gather_routes(seq, self._table("route", height, width, seq.device, sink=True), padded=True)
+        length = height * width + 1
+        return SequenceRoutes.build(order.route(1, length, device), order.merge_route(1, length, device), length, what)
+    position = height * width // 2
+    lengths = order.route_lengths(height, width)
+    return SequenceRoutes.build(
+        _insert_token(order.route(height, width, device), position, lengths),
+        _insert_token(order.merge_route(height, width, device), position, lengths),
+        height * width + 1,
+        what,
+    )
 
-    def scatter(self, ys: Tensor, height: int, width: int, sum_routes: bool = True) -> Tensor:
-        """ys: (B, K, C, L' + 1) -> (B, C, H·W + 1), or (B, K, C, H·W + 1) with `sum_routes=False`."""
-        height, width = grid_size(height, width)
-        steps = self.route(height, width).shape[1]
-        if not isinstance(ys, Tensor) or ys.ndim != 4 or (ys.shape[1], ys.shape[3]) != (self.num_routes, steps):
-            got = tuple(ys.shape) if isinstance(ys, Tensor) else type(ys).__name__
-            raise ValueError(
-                f"{self!r}.scatter(ys, H={height}, W={width}) expects ys of shape (B, K={self.num_routes}, C, "
-                f"L'={steps}), got {got}"
-            )
-        index = self._table("merge_route", height, width, ys.device, sink=True)
-        return scatter_routes(ys, index, height * width + 1, padded=True, sum_routes=sum_routes)
 
-    def __repr__(self) -> str:
-        return f"WithToken(order={self.order!r}, placement={self.placement.value!r})"
+def _insert_token(route: Tensor, position: int, lengths: tuple[int, ...]) -> Tensor:
+    """(K, L') grid route -> (K, L' + 1) sequence route: grid token r becomes sequence position r + (r >= p), and the
+    class token (position p) is read at step p of each route, or at the route's middle step when the route is shorter
+    than 2p (orders that split the grid, e.g. atrous). Padding (-1) stays padding."""
+    shifted = torch.where(route >= position, route + 1, route)
+    rows = []
+    for k, length in enumerate(lengths):
+        step = min(position, length // 2)
+        token = shifted.new_full((1,), position)
+        rows.append(torch.cat([shifted[k, :step], token, shifted[k, step:]]))
+    return torch.stack(rows)

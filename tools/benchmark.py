@@ -113,7 +113,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> int:
     from tqdm import tqdm
 
     import vssm  # noqa: F401  (registers the models)
-    from vssm.analysis import zoo
+    from vssm import zoo
     from vssm.analysis.benchmark import BenchSettings, Mode, measure_alternately
     from vssm.analysis.plots import plot_throughput
     from vssm.analysis.tables import busy_warning, load_average, machine_description, write_csv

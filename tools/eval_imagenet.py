@@ -30,7 +30,6 @@ from torch.utils.data import DataLoader
 
 import vssm  # noqa: F401  (registers the models)
 from vssm.analysis.tables import machine_description, markdown_table, write_csv
-from vssm.analysis.zoo import resolve_names
 from vssm.checkpoints import LoadedClassifier, load_classifier, model_kwargs_for_size
 from vssm.data import (
     BadImages,
@@ -52,6 +51,7 @@ from vssm.engine import (
     evaluate,
     setup_distributed,
 )
+from vssm.zoo import resolve_names
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from vssm.analysis import zoo
+    from vssm import zoo
     from vssm.analysis.flops import CONVENTION_TEXT, Convention, count_model, format_count, module_rows
     from vssm.analysis.tables import markdown_table, write_csv
 

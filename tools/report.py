@@ -10,10 +10,10 @@ For every registered family (found through `vssm.list_models()`, so families tha
 count parameters and FLOPs of every variant (`macs`, `full`, and the family's original counter against the
 published count), and for the measured variants build the model, check its fast path against the reference path
 on a small input, and time CPU inference. Measure every golden fixture found under `--fixtures` against the
-original code's outputs (vssm/analysis/faithfulness.py) and read the speed targets' results (`--targets`, written
+original code's outputs (tools/upkeep/faithfulness.py) and read the speed targets' results (`--targets`, written
 by `python benchmarks/targets.py`, which `make report` runs first). Writes `<output>/zoo.md` (machine and load
 named), `zoo.csv` and `zoo.png`, and copies of the model cards, `<output>/model_cards/*.md`, with the generated tables
-between their markers refreshed (vssm/analysis/cards.py); the output folder is runs/report/ unless named. Only
+between their markers refreshed (tools/upkeep/cards.py); the output folder is runs/report/ unless named. Only
 `--update-repo` writes into the repository: reports/ and the cards of model_cards/ in place.
 """
 
@@ -30,11 +30,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from vssm.analysis.zoo_report import Entry
+    from upkeep.zoo_report import Entry
 
 # torch, timm and the models take 5-50 s to import (more on a loaded machine): they are imported where they are used,
 # after the arguments are parsed, so that --help and argument errors answer at once.
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT / "tools") not in sys.path:  # tools/upkeep, the report's code (not installed), also when loaded by path
+    sys.path.append(str(ROOT / "tools"))
 OUTPUT = Path("runs") / "report"
 
 
@@ -73,7 +75,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def selection(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     """(variants to count, variants to measure)."""
-    from vssm.analysis import zoo
+    from vssm import zoo
 
     if args.models:
         names = zoo.resolve_names(args.models)
@@ -107,9 +109,9 @@ def cards_to_refresh(args: argparse.Namespace) -> Path | None:
 
 def report_markdown(entries: list[Entry], failures: dict[str, str], machine: str, command: str, settings_text: str,
                     elapsed: float, load: tuple[str, str], targets_text: str, faithfulness_text: str) -> str:
+    from upkeep.zoo_report import choose_table, published_table
     from vssm.analysis.flops import CONVENTION_TEXT, Convention
     from vssm.analysis.published import PUBLISHED_COUNTERS
-    from vssm.analysis.zoo_report import choose_table, published_table
 
     measured = sum(e.speed is not None for e in entries)
     counters = "\n".join(f"  - {key}: {c.name}: {c.description}." for key, c in PUBLISHED_COUNTERS.items())
@@ -173,13 +175,14 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> int:
     import torch
     from tqdm import tqdm
 
-    from vssm.analysis import faithfulness, zoo
+    from upkeep import faithfulness
+    from upkeep.cards import refresh_cards
+    from upkeep.targets import read_results
+    from upkeep.zoo_plot import plot_zoo
+    from upkeep.zoo_report import card_tables, count_entry, measure_entry, targets_markdown
+    from vssm import zoo
     from vssm.analysis.benchmark import BenchSettings
-    from vssm.analysis.cards import refresh_cards
-    from vssm.analysis.plots import plot_zoo
     from vssm.analysis.tables import load_average, machine_description, write_csv
-    from vssm.analysis.targets import read_results
-    from vssm.analysis.zoo_report import card_tables, count_entry, measure_entry, targets_markdown
 
     started = time.perf_counter()
     load_start = load_average()

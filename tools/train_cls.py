@@ -42,7 +42,6 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 import vssm  # noqa: F401  (registers the models)
 from vssm.analysis.tables import machine_description, markdown_table, write_csv
-from vssm.analysis.zoo import resolve_names
 from vssm.checkpoints import is_vssm_checkpoint, model_kwargs_for_size, read_checkpoint, save_train_checkpoint
 from vssm.data import (
     BadImages,
@@ -79,6 +78,7 @@ from vssm.engine.arguments import (
     default_workers,
 )
 from vssm.engine.train import CLIP_MODES
+from vssm.zoo import resolve_names
 
 MAX_SEED = 2**31 - 1  # numpy's generator takes seeds below 2**32, and each process adds its rank
 

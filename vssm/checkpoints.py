@@ -33,8 +33,8 @@ import timm
 import torch
 from torch import nn
 
-from .analysis.zoo import check_input_size, resolve_names
 from .models._checkpoint import EMA_KEYS, MODEL_KEYS, read_checkpoint, select_weights
+from .zoo import check_input_size, resolve_names
 
 __all__ = [
     "EMA_KEYS",

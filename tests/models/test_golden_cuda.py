@@ -11,7 +11,7 @@ import importlib
 import pytest
 import torch
 
-from vssm.analysis import faithfulness
+from upkeep import faithfulness
 
 pytestmark = pytest.mark.gpu
 
@@ -23,13 +23,13 @@ def exact_fp32():
     torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, cudnn
 
 
-@pytest.mark.parametrize("name", list(faithfulness.FIXTURES))
+@pytest.mark.parametrize("name", list(faithfulness.fixture_models()))
 def test_gpu_matches_the_original_outputs(name: str, fixtures_dir, exact_fp32) -> None:
     folder = fixtures_dir / name
     if not (folder / "meta.json").is_file():
         pytest.skip(f"no fixture {name} under {fixtures_dir}")
     fixture = faithfulness.load_fixture(folder)
-    model = faithfulness.FIXTURES[name].create(fixture).eval()
+    model = faithfulness.fixture_models()[name].create(fixture).eval()
     family = importlib.import_module(type(model).__module__)
     model.load_state_dict(family.checkpoint_filter_fn(fixture.checkpoint, model), strict=True)
     model.cuda()

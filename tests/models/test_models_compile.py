@@ -14,7 +14,6 @@ from vssm import scans
 from vssm.kernels.tolerances import assert_close_3way
 from vssm.layers.mamba_mixer import MambaMixer
 from vssm.layers.ssm_core import RouteNaming
-from vssm.layers.token_routes import token_routes
 
 TEST_VARIANTS = vssm.list_models("test_*")
 
@@ -24,7 +23,7 @@ def test_ssm_mixer_traces_as_one_graph(naming: RouteNaming) -> None:
     """Dynamo traces the SSM mixer whole (`fullgraph`): the route naming does not get in its way."""
     assert naming.name == naming.name.upper()  # the enum's own `name`, which Dynamo reads, is not shadowed
     mixer = MambaMixer(16, num_routes=2, naming=naming).eval()
-    routes = token_routes(scans.get("bidirectional"), 3, 4, torch.device("cpu"))
+    routes = scans.token_routes(scans.get("bidirectional"), 3, 4, torch.device("cpu"))
     x = torch.randn(2, 12, 16)
     with torch.no_grad():
         traced = torch.compile(mixer, backend="eager", fullgraph=True)(x, routes)

@@ -12,8 +12,7 @@ import torch
 from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
 
 import vssm
-from vssm import kernels
-from vssm.layers.token_routes import clear_token_routes_cache
+from vssm import kernels, scans
 
 ALL = vssm.list_models()
 TEST_VARIANTS = [name for name in ALL if name.startswith("test_")]
@@ -89,7 +88,7 @@ def test_trains_after_inference_mode(name: str) -> None:
     nothing behind that autograd refuses later, such as route tables cached as inference tensors."""
     model = timm.create_model(name)
     x = torch.randn(2, *_input_size(model, target=128))
-    clear_token_routes_cache()  # so that the inference-mode pass builds the tables it uses
+    scans.clear_route_cache()  # so that the inference-mode pass builds the tables it uses
     with torch.inference_mode():
         model.eval()(x)
     model.train()(x).mean().backward()

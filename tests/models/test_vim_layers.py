@@ -1,4 +1,5 @@
-"""The shared layers behind Vim: SSM core naming and batching, token routes, add + norm, patch embedding."""
+"""The shared layers behind Vim: SSM core naming and batching, the mixer over token routes, add + norm, patch
+embedding."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ from vssm.layers.add_norm import add_and_norm
 from vssm.layers.mamba_mixer import MambaMixer, RouteMerge
 from vssm.layers.ssm_core import RouteNaming, SSMConfig, SSMCore
 from vssm.layers.strided_patch_embed import StridedPatchEmbed
-from vssm.layers.token_routes import ClassTokenRouting, SequenceRoutes, token_routes
 
 
 def test_route_naming_gives_the_original_keys() -> None:
@@ -97,7 +97,7 @@ def test_single_route_mixer_is_stock_mamba() -> None:
     torch.manual_seed(1)
     mixer = MambaMixer(16, num_routes=1).double()
     x = torch.randn(2, 9, 16, dtype=torch.float64)
-    routes = token_routes(scans.Raster(), 3, 3, torch.device("cpu"))
+    routes = scans.token_routes(scans.Raster(), 3, 3, torch.device("cpu"))
     sd = {k: v for k, v in mixer.state_dict().items()}
     with torch.no_grad(), kernels.use_backend("reference"):
         ours = mixer(x, routes)
@@ -106,14 +106,35 @@ def test_single_route_mixer_is_stock_mamba() -> None:
     torch.testing.assert_close(ours, ref, rtol=1e-12, atol=1e-12)
 
 
-def test_gating_after_the_merge_equals_gating_each_route() -> None:
-    torch.manual_seed(2)
-    mixer = MambaMixer(16, num_routes=4, naming=RouteNaming.INDEXED).double()
-    routes = token_routes(scans.Cross(), 3, 4, torch.device("cpu"), class_token=True)
+class _PassThrough(torch.nn.Module):
+    """A route mixer that changes nothing: the mixer then gates every route along the route (mamba_ssm's order)."""
+
+    def forward(self, ys: torch.Tensor, num_tokens: int) -> torch.Tensor:
+        return ys
+
+
+@pytest.mark.parametrize("merge", list(RouteMerge))
+def test_gating_after_the_merge_equals_gating_each_route(merge: RouteMerge) -> None:
+    mixer = MambaMixer(16, num_routes=4, naming=RouteNaming.INDEXED, merge=merge).double()
+    per_route = MambaMixer(16, num_routes=4, naming=RouteNaming.INDEXED, merge=merge, route_mixer=_PassThrough())
+    per_route.double().load_state_dict(mixer.state_dict())
+    routes = scans.token_routes(scans.Cross(), 3, 4, torch.device("cpu"), class_token=True)
     x = torch.randn(2, 13, 16, dtype=torch.float64)
     with torch.no_grad(), kernels.use_backend("reference"):
-        torch.testing.assert_close(mixer(x, routes), mixer.merge(mixer.route_outputs(x, routes), routes),
-                                   rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(mixer(x, routes), per_route(x, routes), rtol=1e-12, atol=1e-12)
+
+
+def test_mean_merge_is_the_sum_over_the_routes_that_visit_each_token() -> None:
+    # atrous partitions the grid (each patch once); the class token is visited by all 4 routes.
+    routes = scans.token_routes(scans.Atrous(), 4, 4, torch.device("cpu"), class_token=True)
+    sums = MambaMixer(8, num_routes=4, naming=RouteNaming.INDEXED, merge=RouteMerge.SUM).double()
+    means = MambaMixer(8, num_routes=4, naming=RouteNaming.INDEXED, merge=RouteMerge.MEAN).double()
+    means.load_state_dict(sums.state_dict())
+    x = torch.randn(2, 17, 8, dtype=torch.float64)
+    with torch.no_grad(), kernels.use_backend("reference"):
+        summed, averaged = sums(x, routes), means(x, routes)
+    torch.testing.assert_close(averaged * routes.coverage.view(1, 17, 1).double(), summed, rtol=1e-12, atol=1e-12)
+    assert not torch.allclose(averaged, summed)
 
 
 @pytest.mark.parametrize(("d_conv", "bias", "steps"), [(4, True, 9), (4, True, 2), (3, False, 7), (1, True, 5)])
@@ -127,79 +148,11 @@ def test_causal_conv_is_a_left_padded_depthwise_conv(d_conv: int, bias: bool, st
         torch.testing.assert_close(mixer.causal_conv(x), expected, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("class_token", [False, True])
-@pytest.mark.parametrize("name", scans.list_orders())
-def test_mean_merge_inverts_gather_for_every_order(name: str, class_token: bool) -> None:
-    routes = token_routes(scans.get(name), 5, 6, torch.device("cpu"), class_token)
-    x = torch.randn(2, 3, 30 + class_token)
-    torch.testing.assert_close(routes.merge(routes.gather(x), mean=True), x)
-    torch.testing.assert_close(routes.merge(routes.gather(x), mean=False) / routes.coverage, x)
-
-
-def test_raster_routes_are_views() -> None:
-    routes = token_routes(scans.Raster(), 3, 4, torch.device("cpu"), class_token=True)
-    assert routes.identity and not token_routes(scans.Bidirectional(), 3, 4, torch.device("cpu")).identity
-    x = torch.randn(2, 5, 13)
-    gathered = routes.gather(x)
-    assert gathered.shape == (2, 1, 5, 13) and gathered.data_ptr() == x.data_ptr()
-    assert torch.equal(routes.merge(gathered), x)
-
-
-def test_vim_routes_flip_the_whole_sequence_at_odd_length() -> None:
-    routes = token_routes(scans.Bidirectional(), 7, 7, torch.device("cpu"), class_token=True)
-    seq = torch.arange(50.0).view(1, 1, 50)
-    gathered = routes.gather(seq)[0, :, 0]
-    assert torch.equal(gathered[0], seq[0, 0]) and torch.equal(gathered[1], seq[0, 0].flip(0))
-
-
-def test_two_dimensional_orders_visit_the_class_token_at_the_same_step() -> None:
-    routes = token_routes(scans.Cross(), 3, 5, torch.device("cpu"), class_token=True)  # 15 patches, token at 7
-    gathered = routes.gather(torch.arange(16.0).view(1, 1, 16))[0, :, 0]
-    assert (gathered[:, 7] == 7).all()
-    assert sorted(gathered[2].tolist()) == list(range(16))
-    with pytest.raises(ValueError, match="needs a 1-D order"):
-        token_routes(scans.Cross(), 3, 5, torch.device("cpu"), True, ClassTokenRouting.IN_SEQUENCE)
-
-
-def test_uneven_coverage_is_averaged_per_token() -> None:
-    # atrous partitions the grid (each patch once); the class token is visited by all 4 routes.
-    routes = token_routes(scans.Atrous(), 4, 4, torch.device("cpu"), class_token=True)
-    assert isinstance(routes.coverage, torch.Tensor)
-    assert routes.coverage[8] == 4 and (torch.cat([routes.coverage[:8], routes.coverage[9:]]) == 1).all()
-    sums = MambaMixer(8, num_routes=4, naming=RouteNaming.INDEXED, merge=RouteMerge.SUM)
-    assert sums.merge_mode is RouteMerge.SUM
-
-
 @pytest.mark.parametrize(("name", "class_token"), [("bidirectional", True), ("cross", False), ("atrous", True)])
-def test_routes_on_the_meta_device_are_the_cpu_routes_moved(name: str, class_token: bool) -> None:
-    cpu = token_routes(scans.get(name), 3, 5, torch.device("cpu"), class_token)
-    meta = token_routes(scans.get(name), 3, 5, torch.device("meta"), class_token)
-    assert meta.gather_index.is_meta and meta.merge_index.is_meta
-    assert meta.gather_index.shape == cpu.gather_index.shape and meta.merge_index.shape == cpu.merge_index.shape
-    assert (meta.length, meta.padded, meta.identity, meta.reversed, meta.adjoint) == (
-        cpu.length, cpu.padded, cpu.identity, cpu.reversed, cpu.adjoint)  # fmt: skip
-    assert isinstance(meta.coverage, int) == isinstance(cpu.coverage, int)
-    if not isinstance(meta.coverage, int):
-        assert meta.coverage.is_meta
-    mixer = MambaMixer(8, num_routes=meta.num_routes, naming=RouteNaming.INDEXED, device="meta")
-    assert mixer(torch.empty(2, meta.length, 8, device="meta"), meta).shape == (2, meta.length, 8)
-
-
-@pytest.mark.parametrize("class_token", [False, True])
-def test_routes_first_built_in_inference_mode_serve_training(class_token: bool) -> None:
-    order = scans.get("windowed", directions=["h", "v_flip", "w2"])
-    with torch.inference_mode():  # first use of this (order, grid): built here, cached for later calls
-        token_routes(order, 5, 7, torch.device("cpu"), class_token)
-    routes = token_routes(order, 5, 7, torch.device("cpu"), class_token)
-    assert not routes.gather_index.is_inference() and not routes.merge_index.is_inference()
-    x = torch.randn(2, 4, routes.length, requires_grad=True)
-    routes.merge(routes.gather(x)).sum().backward()
-    assert x.grad is not None
-
-
-def test_sequence_routes_need_every_token() -> None:
-    with pytest.raises(ValueError, match="cannot serve a plain model"):
-        SequenceRoutes.build(torch.tensor([[0, 1, -1]]), torch.tensor([[0, 1, -1]]), 4)
+def test_mixer_runs_on_meta_routes(name: str, class_token: bool) -> None:
+    routes = scans.token_routes(scans.get(name), 3, 5, torch.device("meta"), class_token)
+    mixer = MambaMixer(8, num_routes=routes.num_routes, naming=RouteNaming.INDEXED, device="meta")
+    assert mixer(torch.empty(2, routes.length, 8, device="meta"), routes).shape == (2, routes.length, 8)
 
 
 def test_add_and_norm_keeps_the_residual_in_float32() -> None:

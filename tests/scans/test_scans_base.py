@@ -118,23 +118,6 @@ def test_bad_grid_sizes_are_refused(height: object, width: object, error: type[E
         scans.Cross().route(height, width)
 
 
-def test_route_functional_matches_the_order_and_checks_its_inputs() -> None:
-    order = scans.Cross()
-    x = torch.randn(2, 3, 4, 6, dtype=torch.float64)
-    route = order.route(4, 6)
-    assert torch.equal(scans.route_gather(x.flatten(2), route), order.scan(x))
-    ys = torch.randn(2, 4, 3, 24, dtype=torch.float64)
-    torch.testing.assert_close(scans.route_scatter(ys, route, 24).view(2, 3, 4, 6), order.merge(ys, 4, 6))
-    with pytest.raises(TypeError, match="integer route"):
-        scans.route_gather(x.flatten(2), route.double())
-    with pytest.raises(ValueError, match="token 23 but the sequence has 20"):
-        scans.route_gather(x.flatten(2)[..., :20], route)
-    with pytest.raises(ValueError, match=r"\(B, C, L\)"):
-        scans.route_gather(x, route)
-    with pytest.raises(ValueError, match=r"\(B, 4, C, 24\)"):
-        scans.route_scatter(ys[:, :3], route, 24)
-
-
 def test_scan_and_merge_trace_under_torch_compile_without_graph_breaks() -> None:
     order = scans.Windowed(directions=("h", "w2", "v_flip", "w7"), pad_oversized_windows=True)
 

@@ -1,5 +1,6 @@
 """`scans.plot` writes a PNG with one panel per route."""
 
+import sys
 from pathlib import Path
 
 import matplotlib.image
@@ -27,3 +28,10 @@ def test_plot_refuses_other_formats_and_unknown_orders(tmp_path: Path) -> None:
         scans.plot("cross", 3, 4, tmp_path / "routes.svg")
     with pytest.raises(ValueError, match="unknown scan order"):
         scans.plot("spiral", 3, 4, tmp_path / "routes.png")
+
+
+def test_plot_without_matplotlib_names_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # what an install without the `plot` extra gives
+    with pytest.raises(ModuleNotFoundError, match=r"pip install 'vssm\[plot\]'"):
+        scans.plot("cross", 4, 4, tmp_path / "routes.png")
+    assert not (tmp_path / "routes.png").exists()

@@ -118,16 +118,6 @@ def test_unscan_is_merge_per_route(order: scans.ScanOrder, grid: tuple[int, int]
         assert torch.equal(per_route[:, k], order.merge(single, height, width))
 
 
-@pytest.mark.parametrize("order", ORDERS, ids=order_id)
-def test_inverse_maps_tokens_to_their_merge_steps(order: scans.ScanOrder) -> None:
-    height, width = 5, 9
-    merge_route, inverse = order.merge_route(height, width), order.inverse(height, width)
-    assert inverse.shape == (order.num_routes, height * width)
-    for k in range(order.num_routes):
-        visited = inverse[k] >= 0
-        assert torch.equal(merge_route[k, inverse[k, visited]], torch.arange(height * width)[visited])
-
-
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("order", ORDERS, ids=order_id)
 def test_scan_and_merge_keep_dtype_and_values(order: scans.ScanOrder, dtype: torch.dtype) -> None:

@@ -1,4 +1,4 @@
-"""The speed targets (vssm.analysis.targets, benchmarks/targets.py): the issues' table, a run on the test variants,
+"""The speed targets (tools/upkeep/targets.py, benchmarks/targets.py): the issues' table, a run on the test variants,
 alternating timing and the time split by kind of op."""
 
 from __future__ import annotations
@@ -13,20 +13,19 @@ import pytest
 import torch
 from torch import nn
 
-from vssm.analysis.benchmark import time_alternately
-from vssm.analysis.profile import OTHER, kind_of, time_split
-from vssm.analysis.targets import (
+from upkeep.profile import OTHER, kind_of, time_split
+from upkeep.targets import (
     ALLOCATOR_VARIABLES,
-    TARGETS,
     Metric,
     Network,
     Target,
     TargetResult,
     allocator,
+    family_targets,
     read_results,
     run_targets,
-    tiny_targets,
 )
+from vssm.analysis.benchmark import time_alternately
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "targets.py"
 
@@ -47,7 +46,7 @@ def test_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, Path]:
 
 
 def test_the_table_holds_every_issue_target() -> None:
-    targets = {(t.ours.name, t.baseline.name): t for t in TARGETS if t.threshold is not None}
+    targets = {(t.ours.name, t.baseline.name): t for t in family_targets() if t.threshold is not None}
     expected = {
         ("vim_small", "deit_small_patch16_224"): 0.5,
         ("vmamba_tiny", "swin_tiny_patch4_window7_224"): 0.5,
@@ -62,11 +61,11 @@ def test_the_table_holds_every_issue_target() -> None:
     (umamba,) = targets.values()
     assert (umamba.family, umamba.threshold, umamba.metric, umamba.batch, umamba.input_size) == (
         "umamba", 1.5, Metric.TIME, 1, (1, 256, 256))
-    assert {t.family for t in TARGETS} == {"vim", "vmamba", "localmamba", "mambavision", "umamba"}
+    assert {t.family for t in family_targets()} == {"vim", "vmamba", "localmamba", "mambavision", "umamba"}
 
 
 def test_the_plain_unet_is_the_same_plan_without_mamba() -> None:
-    bot = next(t for t in tiny_targets() if t.family == "umamba")
+    bot = next(t for t in family_targets(test_variants=True) if t.family == "umamba")
     ours, plain = bot.ours.build(bot.input_size), bot.baseline.build(bot.input_size)
     mamba = [name for name, _ in ours.named_parameters() if ".mamba" in name]
     assert mamba and not any(".mamba" in name for name, _ in plain.named_parameters())
@@ -80,7 +79,7 @@ def test_a_run_on_the_test_variants_writes_sane_rows(test_run: tuple[int, Path])
     code, out = test_run
     assert code == 0
     rows = list(csv.DictReader((out / "targets.csv").open()))
-    targets = tiny_targets()
+    targets = family_targets(test_variants=True)
     assert [(r["family"], r["model"], r["baseline"]) for r in rows] == [
         (t.family, t.ours.name, t.baseline.name) for t in targets]
     for row, target in zip(rows, targets):

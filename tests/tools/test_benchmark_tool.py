@@ -14,7 +14,7 @@ import torch
 from tool_modules import load_tool
 from torch import nn
 
-from vssm.analysis import zoo
+from vssm import zoo
 from vssm.analysis.benchmark import BenchSettings, Mode, measure, tensor_peak_mb
 from vssm.engine import add_amp_argument
 

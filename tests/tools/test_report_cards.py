@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from vssm.analysis import zoo
-from vssm.analysis.cards import APPENDED_KINDS, END, KINDS, refresh_card, refresh_cards, refresh_text, start_marker
+from upkeep.cards import APPENDED_KINDS, END, KINDS, refresh_card, refresh_cards, refresh_text, start_marker
+from vssm import zoo
 
 CARDS = Path(__file__).resolve().parents[2] / "model_cards"
 # The developers' guide: what the family is (the card's opening), its variants, loading the original weights and their

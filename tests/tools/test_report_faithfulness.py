@@ -1,4 +1,4 @@
-"""The report's faithfulness numbers (vssm.analysis.faithfulness): our models on the golden fixtures."""
+"""The report's faithfulness numbers (tools/upkeep/faithfulness.py): our models on the golden fixtures."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from pathlib import Path
 
 import torch
 
-from vssm.analysis.faithfulness import FIXTURES, fixtures_in, load_fixture, measure_fixture
+from upkeep.faithfulness import fixture_models, fixtures_in, load_fixture, measure_fixture
 
 FIXTURE_DIR = Path(__file__).resolve().parents[1] / "fixtures"
+FIXTURES = fixture_models()
 
 
 def test_every_fixture_with_a_checkpoint_is_measured() -> None:

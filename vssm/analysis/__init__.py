@@ -1,2 +1,3 @@
-"""Analysis behind the tools: FLOP counting (`flops`), the originals' counters and published counts
-(`published`), throughput (`benchmark`), the zoo's families and names (`zoo`), and the zoo report (`report`)."""
+"""What the tools run over a user's model: FLOP counting (`flops`, on `counting`; the originals' counters and how
+ours agrees with their published counts: `published`), throughput (`benchmark`), its plot (`plots`) and the tables
+the tools print (`tables`)."""

@@ -19,9 +19,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from vssm import zoo
 from vssm.analysis import published
 from vssm.analysis.counting import Category, Pricing, Tally, count, num_params
 from vssm.kernels.op import fvcore_handles
+from vssm.models._records import PublishedCount
 
 
 class Convention(str, enum.Enum):
@@ -306,7 +308,7 @@ class ModelFlops:
     name: str
     input_size: tuple[int, int, int]
     results: dict[Convention, FlopCount]
-    reference: published.PublishedCount | None
+    reference: PublishedCount | None
     agreement: str | None
     fvcore: int | None = None
 
@@ -329,8 +331,6 @@ def count_model(
 
     The published count is compared only at the model's default input size (where it was published).
     """
-    from vssm.analysis import zoo
-
     size = tuple(input_size or zoo.default_input_size(name))
     model = model if model is not None else zoo.create(name, size)  # type: ignore[arg-type]
     wanted = tuple(Convention(c) for c in conventions)
@@ -338,7 +338,7 @@ def count_model(
     if Convention.PUBLISHED in wanted and (backward or counter is None):
         wanted = tuple(c for c in wanted if c is not Convention.PUBLISHED)
     results = count_conventions(model, size, wanted, batch=batch, backward=backward)  # type: ignore[arg-type]
-    reference = published.PUBLISHED_COUNTS.get(name) if size == tuple(zoo.default_input_size(name)) else None
+    reference = published.published_count(name) if size == tuple(zoo.default_input_size(name)) else None
     ours = results.get(Convention.PUBLISHED)
     verdict = published.agreement(ours.total // batch, reference) if reference and ours and not backward else None
     fvcore = fvcore_macs(model, size, batch)[0] if with_fvcore else None  # type: ignore[arg-type]

@@ -1,4 +1,5 @@
-"""The originals' own FLOP counters, as rules over our counter, and the counts they published.
+"""The originals' own FLOP counters, as rules over our counter, and how ours agrees with the counts they published
+(each family's `PUBLISHED_COUNTS`, next to its models: `vssm.models._records`).
 
 Each family's repository counted FLOPs its own way:
 
@@ -30,11 +31,13 @@ from typing import Any
 
 from torch import nn
 
+from vssm import zoo
 from vssm.analysis.counting import Category, OpaqueMethod
 from vssm.layers.bi_attn import BiAttn
 from vssm.layers.mamba_mixer import MambaMixer
 from vssm.layers.mambavision_mixer import MambaVisionMixer
 from vssm.layers.ssm_core import SSMCore
+from vssm.models._records import PublishedCount
 
 
 @dataclass(frozen=True)
@@ -98,28 +101,18 @@ PUBLISHED_COUNTERS: dict[str, PublishedCounter] = {
 }
 
 
-@dataclass(frozen=True)
-class PublishedCount:
-    """A FLOP count the original authors published (in G, their unit: MACs), at the model's default input size.
+def published_count(name: str) -> PublishedCount | None:
+    """The FLOP count the authors published for a registered model (its family's `PUBLISHED_COUNTS`), or None."""
+    family = zoo.family_of(name)
+    if family == "timm":
+        return None
+    return getattr(zoo.family_module(family), "PUBLISHED_COUNTS", {}).get(name)
 
-    `printed` is the number as printed (README, paper, code comment); `derived` the original counter's rule worked
-    through the network layer by layer to more digits, where the authors printed a rounded number only; `exact` an
-    integer count printed in the original code. `source` names where each comes from (repository, commit, file).
-    Numbers are kept as text so that their published digits (trailing zeros included) are known.
-    """
 
-    printed: str
-    source: str
-    derived: str | None = None
-    exact: int | None = None
-    note: str = ""  # why ours differs, where it knowingly does
-
-    @property
-    def reference(self) -> str:
-        """The most precise published value, in G, as text."""
-        if self.exact is not None:
-            return f"{self.exact / 1e9:.9f}".rstrip("0")
-        return self.derived if self.derived is not None else self.printed
+def published_counts() -> dict[str, PublishedCount]:
+    """Every family's published counts, {registered name: count}."""
+    return {name: count for family in zoo.families()
+            for name, count in getattr(zoo.family_module(family), "PUBLISHED_COUNTS", {}).items()}
 
 
 def significant_digits(text: str) -> int:
@@ -129,51 +122,6 @@ def significant_digits(text: str) -> int:
 
 def round_to(value: float, digits: int) -> float:
     return float(f"{value:.{digits}g}")
-
-
-_AT_VMAMBA = "github.com/MzeroMiko/VMamba at 2ed52ea"
-_VMAMBA = (f"VMamba's README and assets/performance.md ({_AT_VMAMBA}); more digits: its fvcore counter "
-           "(classification/models/vmamba.py, VSSM.flops) worked through each layer")
-_VMAMBA_CODE = f"VMamba's analyze/tp.py, the comment on T[s1l8] (`tv2`, an exact integer; {_AT_VMAMBA})"
-_MV = ("MambaVision's README (github.com/NVlabs/MambaVision at 7860a50; ptflops, mambavision/throughput_measure.py); "
-       "more digits: ptflops' rule (conv and linear layers only; NVlabs/MambaVision#21, #97) worked through each layer")
-_VIM = f"VMamba's analyze/analyze_for_vim.py, the comment on Vim-S (an exact integer; {_AT_VMAMBA})"
-_LOCAL = ("LocalMamba's README (github.com/hunto/LocalMamba at 75e5d1f); more digits: its counters worked through each "
-          "layer (classification/lib/models/local_vim.py and local_vmamba.py, flops)")
-
-# Vim-T and Vim-B: nobody printed a count under analyze_for_vim's rule (the script prints Vim-S's only), so they are
-# not listed; their count under that rule is still in every table ("not published").
-PUBLISHED_COUNTS: dict[str, PublishedCount] = {
-    "vim_small": PublishedCount("5.301500928", _VIM, exact=5_301_500_928),
-    "vmamba_tiny": PublishedCount("4.9", _VMAMBA_CODE, exact=4_905_609_984),
-    "vmamba_tiny_s1l8": PublishedCount("4.9", _VMAMBA_CODE, exact=4_905_609_984),
-    "vmamba_tiny_s2l5": PublishedCount("4.9", _VMAMBA, derived="4.858"),
-    "vmamba_small": PublishedCount("8.7", _VMAMBA, derived="8.716"),
-    "vmamba_small_s2l15": PublishedCount("8.7", _VMAMBA, derived="8.716"),
-    "vmamba_base": PublishedCount("15.4", _VMAMBA, derived="15.359"),
-    "vmamba_base_s2l15": PublishedCount("15.4", _VMAMBA, derived="15.359"),
-    "vmamba_small_s1l20": PublishedCount("8.6", _VMAMBA, derived="8.612"),
-    "vmamba_base_s1l20": PublishedCount("15.2", _VMAMBA, derived="15.221"),
-    "vmamba_tiny_v0": PublishedCount("5.6", _VMAMBA, derived="5.627"),
-    "vmamba_small_v0": PublishedCount("11.2", _VMAMBA, derived="11.232"),
-    "vmamba_base_v0": PublishedCount("18.0", _VMAMBA, derived="18.020"),
-    "mambavision_tiny": PublishedCount("4.4", _MV, derived="4.46"),
-    "mambavision_tiny2": PublishedCount("5.1", _MV, derived="5.10"),
-    "mambavision_small": PublishedCount("7.5", _MV, derived="7.48"),
-    "mambavision_base": PublishedCount("15.0", _MV, derived="14.95"),
-    "mambavision_base_21k": PublishedCount("15.0", _MV, derived="14.95"),
-    "mambavision_large": PublishedCount("34.9", _MV, derived="34.84"),
-    "mambavision_large_21k": PublishedCount("34.9", _MV, derived="34.84"),
-    "mambavision_large2": PublishedCount("37.5", _MV, derived="37.50"),
-    "mambavision_large2_512_21k": PublishedCount("196.3", _MV, derived="195.91"),
-    "mambavision_large3_256_21k": PublishedCount("122.3", _MV, derived="122.11"),
-    "mambavision_large3_512_21k": PublishedCount("489.1", _MV, derived="488.44"),
-    "local_vim_tiny": PublishedCount("1.5", _LOCAL, derived="1.4818"),
-    "local_vim_small": PublishedCount("4.8", _LOCAL, derived="4.7713"),
-    "local_vssm_tiny": PublishedCount("5.7", _LOCAL, derived="5.7287",
-                                      note="the original projects x_proj/dt_proj on padded window routes"),
-    "local_vssm_small": PublishedCount("11.4", _LOCAL, derived="11.373"),
-}
 
 
 def counter_for(family: str, architecture: str | None = None) -> PublishedCounter | None:

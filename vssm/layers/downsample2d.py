@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vssm.layers.layout import Layout, layer_norm, linear, nchw_to, to_nchw
+from vssm.layers.layout import Layout, from_nchw_module, layer_norm, linear, to_nchw_module
 
 
 class ConvDownsample(nn.Sequential):
@@ -25,9 +25,9 @@ class ConvDownsample(nn.Sequential):
     ) -> None:
         factory = {"device": device, "dtype": dtype}
         super().__init__(
-            to_nchw(layout),
+            to_nchw_module(layout),
             nn.Conv2d(dim, out_dim, 3, stride=2, padding=1, **factory),
-            nchw_to(layout),
+            from_nchw_module(layout),
             layer_norm(layout, out_dim, **factory),
         )
 

@@ -73,11 +73,11 @@ def layer_norm(layout: Layout, channels: int, eps: float = LAYER_NORM_EPS, **fac
     return nn.LayerNorm(channels, eps=eps, **factory)
 
 
-def nchw_to(layout: Layout) -> nn.Module:
-    """A module taking (B, C, H, W) to `layout`."""
+def from_nchw_module(layout: Layout) -> nn.Module:
+    """`layout.from_nchw` as a module: (B, C, H, W) -> `layout`."""
     return nn.Identity() if layout is Layout.CHANNELS_FIRST else Permute(0, 2, 3, 1)
 
 
-def to_nchw(layout: Layout) -> nn.Module:
-    """A module taking `layout` to (B, C, H, W)."""
+def to_nchw_module(layout: Layout) -> nn.Module:
+    """`layout.to_nchw` as a module: `layout` -> (B, C, H, W)."""
     return nn.Identity() if layout is Layout.CHANNELS_FIRST else Permute(0, 3, 1, 2)

@@ -22,9 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vssm.scans import SequenceRoutes
+
 from .fx import fx_leaf
 from .ssm_core import RouteNaming, SSMConfig, SSMCore
-from .token_routes import SequenceRoutes
 
 
 class RouteMerge(enum.Enum):
@@ -121,18 +122,10 @@ class MambaMixer(SSMCore):
         xz = F.linear(x, self.in_proj.weight, self.in_proj.bias).transpose(1, 2)
         return xz[:, : self.d_inner], xz[:, self.d_inner :]
 
-    @fx_leaf  # the routes decide the gathers
-    def route_outputs(self, x: Tensor, routes: SequenceRoutes) -> Tensor:
-        """x: (B, L, D) -> y: (B, K, E, L') each route's SSM output gated by its silu(z), in the route's visit order
-        (for mixers that process each route before the merge)."""
-        self._check(x, routes)
-        x_in, z = self.project_in(x)
-        return self.ssm(self.causal_conv(routes.gather(x_in)), routes.gather(z))
-
-    def merge(self, ys: Tensor, routes: SequenceRoutes) -> Tensor:
-        """ys: (B, K, E, L') gated route outputs -> (B, L, D): routes merged back to token order, then out_proj."""
-        y = routes.merge(ys, mean=self.merge_mode is RouteMerge.MEAN)
-        return self.out_proj(y.transpose(1, 2))
+    def _scatter(self, ys: Tensor, routes: SequenceRoutes) -> Tensor:
+        """ys: (B, K, E, L') route outputs -> (B, E, L): written back to their tokens, summed or averaged over the
+        routes that wrote each token (`RouteMerge`)."""
+        return routes.scatter_mean(ys) if self.merge_mode is RouteMerge.MEAN else routes.scatter_sum(ys)
 
     @fx_leaf  # the routes decide the gathers and the merge
     def forward(self, x: Tensor, routes: SequenceRoutes) -> Tensor:
@@ -149,8 +142,8 @@ class MambaMixer(SSMCore):
             ys = self.ssm(self.causal_conv(routes.gather(x_in)), routes.gather(z))
             if self.route_mixer is not None:
                 ys = self.route_mixer(ys, routes.length)
-            return self.merge(ys, routes)
+            return self.out_proj(self._scatter(ys, routes).transpose(1, 2))
         ys = self.ssm(self.causal_conv(routes.gather(x_in)))
-        y = routes.merge(ys, mean=self.merge_mode is RouteMerge.MEAN)
+        y = self._scatter(ys, routes)
         # silu(z) first: its (B, L, E)-contiguous result sets the product's layout, so out_proj reads it without a copy.
         return self.out_proj(F.silu(z.transpose(1, 2)) * y.transpose(1, 2))

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from vssm import scans
 from vssm.layers.fx import fx_leaf
 from vssm.layers.ssm_core import RouteNaming, SSMConfig, SSMCore
-from vssm.layers.token_routes import SequenceRoutes, token_routes
+from vssm.scans import SequenceRoutes, token_routes
 
 
 class DtBias(enum.Enum):
@@ -123,6 +123,6 @@ class MambaVisionMixer(SSMCore):
             raise ValueError(f"MambaVisionMixer expects x of shape (B, L, C={self.d_model}), got {tuple(x.shape)}")
         routes = self._routes(x.shape[1], x.device)
         x_branch, z_branch = self.in_proj(x).transpose(1, 2).chunk(2, dim=1)  # (B, E, L) each
-        y = routes.merge(self.ssm(self._conv(routes.gather(x_branch), "conv1d_x")), mean=True)
-        z = routes.merge(self._conv(routes.gather(z_branch), "conv1d_z"), mean=True)
+        y = routes.scatter_mean(self.ssm(self._conv(routes.gather(x_branch), "conv1d_x")))
+        z = routes.scatter_mean(self._conv(routes.gather(z_branch), "conv1d_z"))
         return self.out_proj(torch.cat([y, z], dim=1).transpose(1, 2))

@@ -20,12 +20,11 @@ import torch
 from torch import Tensor, nn
 
 from vssm import scans
-from vssm.scans import ScanOrder
+from vssm.scans import ScanOrder, SequenceRoutes, token_routes
 
 from .fx import fx_leaf
 from .mamba_mixer import MambaMixer, RouteMerge
 from .ssm_core import RouteNaming, SSMConfig
-from .token_routes import SequenceRoutes, token_routes
 
 
 class MapTokens(enum.Enum):

@@ -13,6 +13,9 @@ Two ways to run the scan, equal up to rounding (tested forward and backward agai
   reads every route through its index table, writing each route's output back to token positions.
 * materialised: `order.scan` gathers K permuted copies, the op scans them, `order.merge` scatters and sums: the
   reference path, and the one used for orders that route addressing cannot express (see `routable`).
+
+The SSM itself (Mamba's initialisation, the projections, the scan call) is `vssm.layers.selective_ssm`, which the
+Mamba mixers share.
 """
 
 from __future__ import annotations
@@ -25,9 +28,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from vssm import kernels, scans
+from vssm import scans
+from vssm.kernels import compute_dtype
 from vssm.layers.fx import fx_leaf
 from vssm.layers.layout import Layout, layer_norm, linear
+from vssm.layers.selective_ssm import SSMWeights, init_ssm_parameters, selective_ssm
 
 
 @dataclass(frozen=True)
@@ -48,8 +53,8 @@ class SS2DOptions:
 class SS2DForm(enum.Enum):
     """The two SS2D forms of the released VMamba checkpoints (`forward_type` in the original code)."""
 
-    V05_NOZ = SS2DOptions(gate=False, conv_bias=False, fp32_scan_inputs=False)  # all v2 checkpoints
-    V0 = SS2DOptions(gate=True, conv_bias=True, fp32_scan_inputs=True)  # vanilla VMamba (and LocalVMamba)
+    V05_NOZ = SS2DOptions(gate=False, conv_bias=False, fp32_scan_inputs=False)  # forward_type="v05_noz": v2 release
+    V0 = SS2DOptions(gate=True, conv_bias=True, fp32_scan_inputs=True)  # forward_type="v0": vanilla (and LocalVMamba)
 
     @property
     def options(self) -> SS2DOptions:
@@ -74,11 +79,6 @@ def routable(order: scans.ScanOrder, height: int, width: int) -> bool:
     tables = order.tables(height, width)
     visits_all = bool(((tables.route >= 0).sum(dim=1) == height * width).all())
     return visits_all and tables.merge_route is tables.route
-
-
-def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    """float64 stays float64 (the reference runs); everything else computes the SSM parameters in float32."""
-    return torch.float64 if dtype == torch.float64 else torch.float32
 
 
 class SS2D(nn.Module):
@@ -161,16 +161,10 @@ class SS2D(nn.Module):
         # x_proj_weight[k] is initialised like a default nn.Linear(E, R + 2N): U(±1/sqrt(E)).
         bound = self.d_inner**-0.5
         self.x_proj_weight.uniform_(-bound, bound)
-        # delta projection: weight U(±R^-1/2); bias = softplus^-1(dt), dt log-uniform in [dt_min, dt_max].
-        std = self.dt_rank**-0.5
-        self.dt_projs_weight.uniform_(-std, std)
-        dt = torch.rand_like(self.dt_projs_bias, dtype=torch.float32)
-        dt = torch.exp(dt * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min)).clamp(min=floor)
-        self.dt_projs_bias.copy_(dt + torch.log(-torch.expm1(-dt)))
-        # S4D-real: A = -(1, 2, ..., N) for every channel; D = 1.
-        a = torch.arange(1, self.d_state + 1, dtype=torch.float32, device=self.A_logs.device)
-        self.A_logs.copy_(torch.log(a).expand_as(self.A_logs))
-        self.Ds.fill_(1.0)
+        init_ssm_parameters(
+            self.dt_projs_weight, self.dt_projs_bias, self.A_logs, self.Ds, dt_min=dt_min, dt_max=dt_max,
+            dt_init_floor=floor,
+        )
 
     # --------------------------------------------------------------------------------------------------- forward
 
@@ -204,60 +198,30 @@ class SS2D(nn.Module):
 
     def _ssm_routed(self, x: torch.Tensor) -> torch.Tensor:
         batch, inner, height, width = x.shape
-        routes, length = self.num_routes, height * width
-        tokens = x.reshape(batch, inner, length)
-        # The projections are pointwise in L, so they run once in token order for all K routes.
-        projected = self.x_proj_weight.shape[1]  # R + 2N
-        x_dbl = torch.matmul(self.x_proj_weight.reshape(-1, inner), tokens).view(batch, routes, projected, length)
-        delta, b, c = self._delta_bc(x_dbl)
-        # Every route reads the same u: the op takes it as (B, E, L) ("shared u"), no K-fold copy, no gather.
+        # Every route reads the same u in token order ("shared u"): no K-fold copy, no gather.
         route = self.order.route(height, width, x.device)
-        y = self._scan(tokens, delta, b, c, route).view(batch, routes, inner, length)
+        y = self._scan_routes(x.reshape(batch, inner, height * width), route)
         if self.route_mixer is not None:
             y = self.route_mixer(y)
         return y.sum(dim=1).view(batch, inner, height, width)
 
     def _ssm_materialised(self, x: torch.Tensor) -> torch.Tensor:
         batch, inner, height, width = x.shape
-        routes = self.num_routes
-        xs = self.order.scan(x)  # (B, K, E, L')
-        steps = xs.shape[-1]
-        x_dbl = torch.matmul(self.x_proj_weight, xs)  # (B, K, R + 2N, L')
-        delta, b, c = self._delta_bc(x_dbl)
-        y = self._scan(xs.reshape(batch, routes * inner, steps), delta, b, c, None)
-        y = y.view(batch, routes, inner, steps)
+        y = self._scan_routes(self.order.scan(x), None)  # (B, K, E, L')
         if self.route_mixer is None:
             return self.order.merge(y, height, width)
         y = self.order.unscan(y, height, width).flatten(3)  # (B, K, E, L)
         return self.route_mixer(y).sum(dim=1).view(batch, inner, height, width)
 
-    def _delta_bc(self, x_dbl: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """x_dbl: (B, K, R + 2N, L) -> delta (B, K·E, L) before bias/softplus, B and C (B, K, N, L)."""
-        batch, routes, _, length = x_dbl.shape
-        rank, state = self.dt_rank, self.d_state
-        dts, b, c = x_dbl.split([rank, state, state], dim=2)
-        delta = torch.matmul(self.dt_projs_weight, dts)  # (B, K, E, L)
-        return delta.reshape(batch, routes * self.d_inner, length), b.contiguous(), c.contiguous()
-
-    def _scan(
-        self, u: torch.Tensor, delta: torch.Tensor, b: torch.Tensor, c: torch.Tensor, route: torch.Tensor | None
-    ) -> torch.Tensor:
-        if self.form.options.fp32_scan_inputs:
-            dtype = _compute_dtype(u.dtype)
-            u, delta, b, c = u.to(dtype), delta.to(dtype), b.to(dtype), c.to(dtype)
-        param = _compute_dtype(u.dtype)
-        return kernels.selective_scan(
-            u,
-            delta,
-            -torch.exp(self.A_logs.to(param)),
-            b,
-            c,
-            self.Ds.to(param),
-            delta_bias=self.dt_projs_bias.reshape(-1).to(param),
-            delta_softplus=True,
-            out_float32=True,
-            route=route,
+    def _scan_routes(self, u: torch.Tensor, route: torch.Tensor | None) -> torch.Tensor:
+        """u: (B, E, L) in token order with `route`, else (B, K, E, L') the gathered routes -> every route's SSM
+        output (B, K, E, L or L'), float32 (float64 for float64 u)."""
+        # The v0 form scans float32 inputs (the original's force_fp32); v05_noz scans the activations' dtype.
+        dtype = compute_dtype(u.dtype) if self.form.options.fp32_scan_inputs else u.dtype
+        weights = SSMWeights(
+            self.x_proj_weight, self.dt_projs_weight, self.dt_projs_bias.reshape(-1), self.A_logs, self.Ds
         )
+        return selective_ssm(u, weights, dtype, route=route, out_float32=True)
 
     def extra_repr(self) -> str:
         return (

@@ -2,9 +2,8 @@
 
 `SSMCore` owns, for each route k, the parameters of mamba_ssm's `Mamba` that act on the inner width E:
 `x_proj` (E -> R + 2N), `dt_proj` (R -> E, with the dt bias), `A_log` (E, N) and `D` (E). Its `ssm` method takes
-the K routes' inputs (B, K, E, L) and runs all of them in ONE `kernels.selective_scan` call: the routes are K channel
-blocks of KD = K·E channels and their B/C are the scan's G = K groups, which gives the same numbers as K separate
-calls (each channel's recurrence only reads its own block).
+the K routes' inputs (B, K, E, L) and runs all of them in ONE selective scan (`vssm.layers.selective_ssm`, shared
+with VMamba's SS2D).
 
 Parameter names follow a `RouteNaming`, so checkpoints of the original models load without renames: Vim's bimamba
 v2 (`A_log`, `A_b_log`, `conv1d_b`, ...) or LocalMamba's indexed sets (`A_log_0`, `x_proj_3`, ...). Subclasses (the
@@ -20,14 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from vssm.kernels import selective_scan
-
-
-class DtInit(enum.Enum):
-    """How `dt_proj.weight` is initialised (mamba_ssm's `dt_init`)."""
-
-    RANDOM = "random"  # U(-s, s), s = dt_scale / sqrt(dt_rank)
-    CONSTANT = "constant"  # s everywhere
+from .selective_ssm import DtInit, SSMWeights, init_ssm_parameters, selective_ssm
 
 
 @dataclass(frozen=True)
@@ -98,11 +90,6 @@ class RouteNaming(enum.Enum):
         return "A_b_log" if base == "A_log" else f"{base}_b"
 
 
-def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    """The dtype the scan's A, D and delta_bias must have for inputs of `dtype` (float64 stays, else float32)."""
-    return torch.float64 if dtype == torch.float64 else torch.float32
-
-
 def _activation_dtype(u: Tensor) -> torch.dtype:
     """The one dtype of the scan's activations (u, delta, B, C, z): autocast's where it is on for u's device (the
     projections then come out in it while a conv with float32 weights promotes u to float32; mamba_ssm's kernels
@@ -150,33 +137,20 @@ class SSMCore(nn.Module):
         self.d_state = config.d_state
         self.dt_rank = config.rank(d_model)
         for k in range(num_routes):
+            # x_proj keeps nn.Linear's default init (mamba_ssm's); dt_proj's default draws stay before Mamba's init
+            # replaces them, as in mamba_ssm, so seeded models keep their numbers.
             x_proj = nn.Linear(self.d_inner, self.dt_rank + 2 * self.d_state, bias=False, **dd)
+            dt_proj = nn.Linear(self.dt_rank, self.d_inner, bias=True, **dd)
+            a_log = nn.Parameter(torch.empty(self.d_inner, self.d_state, **dd))
+            d = nn.Parameter(torch.empty(self.d_inner, **dd))
+            init_ssm_parameters(
+                dt_proj.weight, dt_proj.bias, a_log, d, dt_min=config.dt_min, dt_max=config.dt_max,
+                dt_init_floor=config.dt_init_floor, dt_scale=config.dt_scale, dt_init=config.dt_init,
+            )
             self.add_module(naming.attr_name("x_proj", k), x_proj)
-            self.add_module(naming.attr_name("dt_proj", k), self._dt_proj(**dd))
-            self.register_parameter(naming.attr_name("A_log", k), nn.Parameter(self._a_log(**dd)))
-            self.register_parameter(naming.attr_name("D", k), nn.Parameter(torch.ones(self.d_inner, **dd)))
-
-    # ------------------------------------------------------------------------------------------------ init
-
-    def _dt_proj(self, **dd: object) -> nn.Linear:
-        """dt_proj with Mamba's init: weight keeps the dt variance, softplus(bias) ~ log-uniform in [dt_min, dt_max]."""
-        cfg = self.config
-        proj = nn.Linear(self.dt_rank, self.d_inner, bias=True, **dd)
-        std = self.dt_rank**-0.5 * cfg.dt_scale
-        with torch.no_grad():
-            if cfg.dt_init is DtInit.CONSTANT:
-                proj.weight.fill_(std)
-            else:
-                proj.weight.uniform_(-std, std)
-            log_dt = torch.rand(self.d_inner, device=proj.bias.device) * (math.log(cfg.dt_max) - math.log(cfg.dt_min))
-            dt = torch.exp(log_dt + math.log(cfg.dt_min)).clamp(min=cfg.dt_init_floor)
-            proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # inverse softplus
-        return proj
-
-    def _a_log(self, device: object = None, dtype: torch.dtype | None = None) -> Tensor:
-        """S4D-real init: A = -(1, 2, ..., N) for every channel, stored as log."""
-        a = torch.arange(1, self.d_state + 1, dtype=torch.float32, device=device).repeat(self.d_inner, 1)
-        return torch.log(a).to(dtype or torch.get_default_dtype())
+            self.add_module(naming.attr_name("dt_proj", k), dt_proj)
+            self.register_parameter(naming.attr_name("A_log", k), a_log)
+            self.register_parameter(naming.attr_name("D", k), d)
 
     # ------------------------------------------------------------------------------------------------ access
 
@@ -210,29 +184,15 @@ class SSMCore(nn.Module):
         Returns:
             y: (B, K, E, L), in the activations' dtype (autocast's under autocast, else u's).
         """
-        batch, routes, channels, steps = u.shape
-        if (routes, channels) != (self.num_routes, self.d_inner):
+        if u.dim() != 4 or u.shape[1:3] != (self.num_routes, self.d_inner):
             raise ValueError(
                 f"SSMCore.ssm expects u of shape (B, K={self.num_routes}, E={self.d_inner}, L), got {tuple(u.shape)}"
             )
-        rank, state = self.dt_rank, self.d_state
-        x_dbl = torch.matmul(self._stack([p.weight for p in self.route_params("x_proj")]), u)  # (B, K, R + 2N, L)
-        dt, b, c = torch.split(x_dbl, [rank, state, state], dim=2)
-        dt_proj = self.route_params("dt_proj")
-        delta = torch.matmul(self._stack([p.weight for p in dt_proj]), dt)  # (B, K, E, L); bias added in the scan
-        dtype = _activation_dtype(u)
-        param_dtype = _compute_dtype(dtype)
-        a = -torch.exp(self._cat(self.route_params("A_log")).to(param_dtype))
-        flat = (batch, routes * channels, steps)
-        y = selective_scan(
-            u.reshape(flat).to(dtype),
-            delta.reshape(flat).to(dtype),
-            a,
-            b.to(dtype),
-            c.to(dtype),
-            D=self._cat(self.route_params("D")).to(param_dtype),
-            z=None if z is None else z.reshape(flat).to(dtype),
-            delta_bias=self.delta_bias().to(param_dtype),
-            delta_softplus=True,
+        weights = SSMWeights(
+            self._stack([p.weight for p in self.route_params("x_proj")]),
+            self._stack([p.weight for p in self.route_params("dt_proj")]),
+            self.delta_bias(),
+            self._cat(self.route_params("A_log")),
+            self._cat(self.route_params("D")),
         )
-        return y.view(batch, routes, channels, steps)
+        return selective_ssm(u, weights, _activation_dtype(u), z=z)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from vssm.layers.layout import Layout, layer_norm, nchw_to, to_nchw
+from vssm.layers.layout import Layout, from_nchw_module, layer_norm, to_nchw_module
 
 
 class ConvStem(nn.Sequential):
@@ -27,12 +27,12 @@ class ConvStem(nn.Sequential):
         half = embed_dim // 2
         super().__init__(
             nn.Conv2d(in_chans, half, 3, stride=2, padding=1, **factory),
-            nchw_to(layout),
+            from_nchw_module(layout),
             layer_norm(layout, half, **factory),
-            to_nchw(layout),
+            to_nchw_module(layout),
             nn.GELU(),
             nn.Conv2d(half, embed_dim, 3, stride=2, padding=1, **factory),
-            nchw_to(layout),
+            from_nchw_module(layout),
             layer_norm(layout, embed_dim, **factory),
         )
 
@@ -51,6 +51,6 @@ class PatchStem(nn.Sequential):
         factory = {"device": device, "dtype": dtype}
         super().__init__(
             nn.Conv2d(in_chans, embed_dim, 4, stride=4, **factory),
-            nchw_to(layout),
+            from_nchw_module(layout),
             layer_norm(layout, embed_dim, **factory),
         )

@@ -41,14 +41,14 @@ from vssm.layers.mamba_mixer import RouteMerge
 from vssm.layers.ss2d import SS2DForm
 from vssm.layers.ssm_core import RouteNaming
 from vssm.layers.token_pos_embed import resample_pos_embed_with_middle_token
-from vssm.layers.token_routes import ClassTokenRouting, SequenceRoutes
 from vssm.models import _localmamba_directions as tables
 from vssm.models._checkpoint import check_fits, checkpoint_family, model_name, rename_key, select_weights
 from vssm.models._contract import check_int, check_ints, init_linear_and_norms
+from vssm.models._records import GoldenFixture, PublishedCount, SpeedTarget
 from vssm.models._registry import build_model
 from vssm.models.vim import VisionMamba
 from vssm.models.vmamba import Downsample, Stem, VMamba
-from vssm.scans import VReverse
+from vssm.scans import ClassTokenRouting, SequenceRoutes, VReverse
 
 __all__ = ["LocalVMamba", "LocalVim", "check_windows", "checkpoint_filter_fn", "windowed_directions"]
 
@@ -432,60 +432,87 @@ default_cfgs = generate_default_cfgs({
     "test_local_vssm.untrained": _vssm_cfg(input_size=(3, 96, 96), pool_size=(3, 3), crop_pct=1.0),
 })
 
+# What the tools read (vssm.models._records). Headline: the family's smallest released network.
+HEADLINE_VARIANT = "local_vim_tiny"
+_README = ("LocalMamba's README (github.com/hunto/LocalMamba at 75e5d1f); more digits: its counters worked through "
+           "each layer (classification/lib/models/local_vim.py and local_vmamba.py, flops)")
+PUBLISHED_COUNTS = {
+    "local_vim_tiny": PublishedCount("1.5", _README, derived="1.4818"),
+    "local_vim_small": PublishedCount("4.8", _README, derived="4.7713"),
+    "local_vssm_tiny": PublishedCount("5.7", _README, derived="5.7287",
+                                      note="the original projects x_proj/dt_proj on padded window routes"),
+    "local_vssm_small": PublishedCount("11.4", _README, derived="11.373"),
+}
+# The fixtures' per-layer directions are the original's constructor argument, taken as the fixture gives them.
+GOLDEN_FIXTURES = {
+    "local_vim_test": GoldenFixture("test_local_vim", dict(img_size=160, embed_dim=64, depth=2), ("directions",)),
+    "local_vim_test_midcls": GoldenFixture("local_vim_tiny_midcls", dict(img_size=112, embed_dim=64, depth=2),
+                                           ("directions",)),
+    "local_vssm_test": GoldenFixture("test_local_vssm", from_original=("directions",)),
+}
+_DEIT_T, _SWIN_T = "deit_tiny_patch16_224", "swin_tiny_patch4_window7_224"
+SPEED_TARGETS = (
+    SpeedTarget("local_vim_tiny", _DEIT_T, 0.5),
+    SpeedTarget("local_vssm_tiny", _SWIN_T, 0.5),
+    SpeedTarget("local_vim_tiny_midcls", _DEIT_T, None),
+)
+TEST_SPEED_TARGETS = (SpeedTarget("test_local_vssm", "test_resnet", None, batch=2, input_size=(3, 64, 64)),)
 
-def _with(defaults: dict[str, Any], kwargs: dict[str, Any]) -> dict[str, Any]:
-    """The variant's arguments overridden by the caller's; a caller's `scan=` replaces the variant's directions."""
+
+def _with(model_args: dict[str, Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """`dict(model_args, **kwargs)`, timm's merge of the variant's arguments and the caller's, except that a caller's
+    `scan=` replaces the variant's directions (a caller's own `directions=` with it is still refused)."""
     if kwargs.get("scan") is not None:
-        defaults = {k: v for k, v in defaults.items() if k != "directions"}
-    return {**defaults, **kwargs}
+        model_args = {k: v for k, v in model_args.items() if k != "directions"}
+    return dict(model_args, **kwargs)
 
 
 @register_model
 def local_vim_tiny(pretrained: bool = False, **kwargs: Any) -> LocalVim:
     """LocalVim-T (7,994,152 params, 76.2 % top-1): D 192, depth 20, RoPE, mean pool, searched directions."""
-    defaults = dict(embed_dim=192, depth=20, directions=tables.LOCAL_VIM_TINY, drop_path_rate=0.1)
-    return _create_local_vim("local_vim_tiny", pretrained, **_with(defaults, kwargs))
+    model_args = dict(embed_dim=192, depth=20, directions=tables.LOCAL_VIM_TINY, drop_path_rate=0.1)
+    return _create_local_vim("local_vim_tiny", pretrained, **_with(model_args, kwargs))
 
 
 @register_model
 def local_vim_tiny_midcls(pretrained: bool = False, **kwargs: Any) -> LocalVim:
     """LocalVim-T with the middle class token (7,994,536 params, 77.8 %); the original's
     `local_vim_tiny_middle_cls_token`: no RoPE, class token at 98 of 197."""
-    defaults = dict(embed_dim=192, depth=20, directions=tables.LOCAL_VIM_TINY, class_token=True, drop_path_rate=0.1)
-    return _create_local_vim("local_vim_tiny_midcls", pretrained, **_with(defaults, kwargs))
+    model_args = dict(embed_dim=192, depth=20, directions=tables.LOCAL_VIM_TINY, class_token=True, drop_path_rate=0.1)
+    return _create_local_vim("local_vim_tiny_midcls", pretrained, **_with(model_args, kwargs))
 
 
 @register_model
 def local_vim_small(pretrained: bool = False, **kwargs: Any) -> LocalVim:
     """LocalVim-S (27,783,784 params, 81.1 %): D 384, depth 20, RoPE, LocalVim-T's searched directions."""
-    defaults = dict(embed_dim=384, depth=20, directions=tables.LOCAL_VIM_SMALL, drop_path_rate=0.1)
-    return _create_local_vim("local_vim_small", pretrained, **_with(defaults, kwargs))
+    model_args = dict(embed_dim=384, depth=20, directions=tables.LOCAL_VIM_SMALL, drop_path_rate=0.1)
+    return _create_local_vim("local_vim_small", pretrained, **_with(model_args, kwargs))
 
 
 @register_model
 def local_vssm_tiny(pretrained: bool = False, **kwargs: Any) -> LocalVMamba:
     """LocalVMamba-T (25,527,160 params, 82.7 %): depths 2-2-9-2, dims 96-768, searched directions."""
-    defaults = dict(depths=(2, 2, 9, 2), dims=96, directions=tables.LOCAL_VSSM_TINY, drop_path_rate=0.2)
-    return _create_local_vssm("local_vssm_tiny", pretrained, **_with(defaults, kwargs))
+    model_args = dict(depths=(2, 2, 9, 2), dims=96, directions=tables.LOCAL_VSSM_TINY, drop_path_rate=0.2)
+    return _create_local_vssm("local_vssm_tiny", pretrained, **_with(model_args, kwargs))
 
 
 @register_model
 def local_vssm_small(pretrained: bool = False, **kwargs: Any) -> LocalVMamba:
     """LocalVMamba-S (49,748,536 params, 83.7 %): depths 2-2-27-2, dims 96-768, searched directions."""
-    defaults = dict(depths=(2, 2, 27, 2), dims=96, directions=tables.LOCAL_VSSM_SMALL, drop_path_rate=0.2)
-    return _create_local_vssm("local_vssm_small", pretrained, **_with(defaults, kwargs))
+    model_args = dict(depths=(2, 2, 27, 2), dims=96, directions=tables.LOCAL_VSSM_SMALL, drop_path_rate=0.2)
+    return _create_local_vssm("local_vssm_small", pretrained, **_with(model_args, kwargs))
 
 
 @register_model
 def test_local_vim(pretrained: bool = False, **kwargs: Any) -> LocalVim:
     """A tiny LocalVim for tests: D 64, depth 4, 112 px (7 × 7 patches: w2 pads, w7 is one window), RoPE."""
-    defaults = dict(img_size=112, embed_dim=64, depth=4, directions=tables.TEST_LOCAL_VIM)
-    return _create_local_vim("test_local_vim", pretrained, **_with(defaults, kwargs))
+    model_args = dict(img_size=112, embed_dim=64, depth=4, directions=tables.TEST_LOCAL_VIM)
+    return _create_local_vim("test_local_vim", pretrained, **_with(model_args, kwargs))
 
 
 @register_model
 def test_local_vssm(pretrained: bool = False, **kwargs: Any) -> LocalVMamba:
     """A tiny LocalVMamba for tests (the golden fixture's shape, run at 64 px there): depths 1-1-2-1, dims 16-128;
     default input 96 px, where the last stage's w7 windows pad an oversized grid as the original does."""
-    defaults = dict(depths=(1, 1, 2, 1), dims=16, directions=tables.TEST_LOCAL_VSSM)
-    return _create_local_vssm("test_local_vssm", pretrained, **_with(defaults, kwargs))
+    model_args = dict(depths=(1, 1, 2, 1), dims=16, directions=tables.TEST_LOCAL_VSSM)
+    return _create_local_vssm("test_local_vssm", pretrained, **_with(model_args, kwargs))

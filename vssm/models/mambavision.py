@@ -53,6 +53,7 @@ from vssm.models._contract import (
     prune_stages,
     stage_group_matcher,
 )
+from vssm.models._records import GoldenFixture, PublishedCount, SpeedTarget
 from vssm.models._registry import build_model
 
 __all__ = ["DtBias", "MambaVision", "checkpoint_filter_fn", "describe_checkpoint"]
@@ -575,78 +576,108 @@ default_cfgs = generate_default_cfgs(
     }
 )
 
-
-def _build(name: str, pretrained: bool, kwargs: dict) -> MambaVision:
-    return _create_mambavision(name, pretrained, **dict(_VARIANTS[name], **kwargs))
+# What the tools read (vssm.models._records). Headline: MambaVision-T, the first row of the README's table.
+HEADLINE_VARIANT = "mambavision_tiny"
+_README = ("MambaVision's README (github.com/NVlabs/MambaVision at 7860a50; ptflops, "
+           "mambavision/throughput_measure.py); more digits: ptflops' rule (conv and linear layers only; "
+           "NVlabs/MambaVision#21, #97) worked through each layer")
+PUBLISHED_COUNTS = {
+    "mambavision_tiny": PublishedCount("4.4", _README, derived="4.46"),
+    "mambavision_tiny2": PublishedCount("5.1", _README, derived="5.10"),
+    "mambavision_small": PublishedCount("7.5", _README, derived="7.48"),
+    "mambavision_base": PublishedCount("15.0", _README, derived="14.95"),
+    "mambavision_base_21k": PublishedCount("15.0", _README, derived="14.95"),
+    "mambavision_large": PublishedCount("34.9", _README, derived="34.84"),
+    "mambavision_large_21k": PublishedCount("34.9", _README, derived="34.84"),
+    "mambavision_large2": PublishedCount("37.5", _README, derived="37.50"),
+    "mambavision_large2_512_21k": PublishedCount("196.3", _README, derived="195.91"),
+    "mambavision_large3_256_21k": PublishedCount("122.3", _README, derived="122.11"),
+    "mambavision_large3_512_21k": PublishedCount("489.1", _README, derived="488.44"),
+}
+GOLDEN_FIXTURES = {"mambavision_test": GoldenFixture("test_mambavision")}
+SPEED_TARGETS = (SpeedTarget("mambavision_tiny", "convnext_tiny", 0.7),)
+TEST_SPEED_TARGETS = (SpeedTarget("test_mambavision", "test_convnext", 0.7, batch=2, input_size=(3, 64, 64)),)
 
 
 @register_model
 def mambavision_tiny(pretrained: bool = False, **kwargs) -> MambaVision:
     """MambaVision-T (`mamba_vision_T`): 31.8M parameters, 82.3 top-1 at 224."""
-    return _build("mambavision_tiny", pretrained, kwargs)
+    model_args = _VARIANTS["mambavision_tiny"]
+    return _create_mambavision("mambavision_tiny", pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def mambavision_tiny2(pretrained: bool = False, **kwargs) -> MambaVision:
     """MambaVision-T2 (`mamba_vision_T2`): 35.1M parameters, 82.7 top-1 at 224."""
-    return _build("mambavision_tiny2", pretrained, kwargs)
+    model_args = _VARIANTS["mambavision_tiny2"]
+    return _create_mambavision("mambavision_tiny2", pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def mambavision_small(pretrained: bool = False, **kwargs) -> MambaVision:
     """MambaVision-S (`mamba_vision_S`): 50.1M parameters, 83.3 top-1 at 224."""
-    return _build("mambavision_small", pretrained, kwargs)
+    model_args = _VARIANTS["mambavision_small"]
+    return _create_mambavision("mambavision_small", pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def mambavision_base(pretrained: bool = False, **kwargs) -> MambaVision:
     """MambaVision-B (`mamba_vision_B`): 97.7M parameters, 84.2 top-1 at 224."""
-    return _build("mambavision_base", pretrained, kwargs)
+    model_args = _VARIANTS["mambavision_base"]
+    return _create_mambavision("mambavision_base", pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def mambavision_base_21k(pretrained: bool = False, **kwargs) -> MambaVision:
     """MambaVision-B-21K (`mamba_vision_B_21k`): 97.7M parameters, 84.9 top-1 at 224."""
-    return _build("mambavision_base_21k", pretrained, kwargs)
+    model_args = _VARIANTS["mambavision_base_21k"]
+    return _create_mambavision("mambavision_base_21k", pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def mambavision_large(pretrained: bool = False, **kwargs) -> MambaVision:
     """MambaVision-L (`mamba_vision_L`): 228.0M parameters, 85.0 top-1 at 224."""
-    return _build("mambavision_large", pretrained, kwargs)
+    model_args = _VARIANTS["mambavision_large"]
+    return _create_mambavision("mambavision_large", pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def mambavision_large_21k(pretrained: bool = False, **kwargs) -> MambaVision:
     """MambaVision-L-21K (`mamba_vision_L_21k`): 228.0M parameters, 86.1 top-1 at 224."""
-    return _build("mambavision_large_21k", pretrained, kwargs)
+    model_args = _VARIANTS["mambavision_large_21k"]
+    return _create_mambavision("mambavision_large_21k", pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def mambavision_large2(pretrained: bool = False, **kwargs) -> MambaVision:
     """MambaVision-L2 (`mamba_vision_L2`): 241.6M parameters, 85.3 top-1 at 224."""
-    return _build("mambavision_large2", pretrained, kwargs)
+    model_args = _VARIANTS["mambavision_large2"]
+    return _create_mambavision("mambavision_large2", pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def mambavision_large2_512_21k(pretrained: bool = False, **kwargs) -> MambaVision:
     """MambaVision-L2-512-21K (`mamba_vision_L2_512_21k`): 241.6M parameters, 87.3 top-1 at 512."""
-    return _build("mambavision_large2_512_21k", pretrained, kwargs)
+    model_args = _VARIANTS["mambavision_large2_512_21k"]
+    return _create_mambavision("mambavision_large2_512_21k", pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def mambavision_large3_256_21k(pretrained: bool = False, **kwargs) -> MambaVision:
     """MambaVision-L3-256-21K (`mamba_vision_L3_256_21k`): 739.6M parameters, 87.3 top-1 at 256."""
-    return _build("mambavision_large3_256_21k", pretrained, kwargs)
+    model_args = _VARIANTS["mambavision_large3_256_21k"]
+    return _create_mambavision("mambavision_large3_256_21k", pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def mambavision_large3_512_21k(pretrained: bool = False, **kwargs) -> MambaVision:
     """MambaVision-L3-512-21K (`mamba_vision_L3_512_21k`): 739.6M parameters, 88.1 top-1 at 512."""
-    return _build("mambavision_large3_512_21k", pretrained, kwargs)
+    model_args = _VARIANTS["mambavision_large3_512_21k"]
+    return _create_mambavision("mambavision_large3_512_21k", pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def test_mambavision(pretrained: bool = False, **kwargs) -> MambaVision:
     """A tiny MambaVision (dim 16, depths 1-1-2-2, windows 4/2, layer scale) for fast tests; the golden fixture's."""
-    return _build("test_mambavision", pretrained, kwargs)
+    model_args = _VARIANTS["test_mambavision"]
+    return _create_mambavision("test_mambavision", pretrained, **dict(model_args, **kwargs))

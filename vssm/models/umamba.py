@@ -31,22 +31,21 @@ import json
 import math
 import re
 from collections.abc import Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from timm.models import generate_default_cfgs, register_model
+from timm.models import checkpoint, generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
-from timm.models._manipulate import checkpoint
 from torch import Tensor, nn
 
 from vssm import scans
 from vssm.layers.fx import fx_leaf
 from vssm.layers.map_mamba import MapMamba, MapTokens
 from vssm.layers.residual_conv_block import ResidualConvBlock, conv_nd
-from vssm.layers.token_routes import is_sequence_order
-from vssm.scans import ScanOrder
+from vssm.scans import ScanOrder, is_sequence_order
 
 from ._checkpoint import check_fits, model_name, read_checkpoint, rename_key, select_weights
 from ._contract import (
@@ -59,6 +58,7 @@ from ._contract import (
     linear_head,
     map_head,
 )
+from ._records import GoldenFixture, Metric, SpeedTarget, TimedNetwork
 from ._registry import build_model
 from ._umamba_plan import UMambaPlan
 
@@ -726,32 +726,78 @@ default_cfgs = generate_default_cfgs({
 })
 
 
-def _with_plan(default: Mapping[str, Any], kwargs: dict[str, Any]) -> dict[str, Any]:
-    kwargs.setdefault("plan", dict(default))
-    return kwargs
+def _segmentation_network(plan: Mapping[str, Any], placement: MambaPlacement, plain: bool,
+                          input_size: tuple[int, int, int]) -> UMamba:
+    """The segmentation network (4 classes, no deep supervision) on `plan` for inputs of `input_size` (C, H, W), in
+    eval mode; with `plain`, every Mamba layer replaced by identity (the same plan's residual U-Net)."""
+    network = UMamba(plan, num_classes=4, in_chans=input_size[0], placement=placement).eval()
+    if plain:
+        layers = network.encoder.mamba_layers
+        network.encoder.mamba_layers = nn.ModuleList(nn.Identity() for _ in layers)
+        network.encoder.mamba_tokens = [None] * len(layers)
+    return network
+
+
+def _timed(label: str, plan: Mapping[str, Any], placement: MambaPlacement, plain: bool = False) -> TimedNetwork:
+    """`_segmentation_network` as a speed target's network, named `label` in the tables."""
+    return TimedNetwork(label, build=partial(_segmentation_network, plan, placement, plain))
+
+
+def _golden_network(placement: MambaPlacement, kwargs: Mapping[str, Any], input_shape: Sequence[int]) -> UMamba:
+    """Our UMamba for the original UMambaBot / UMambaEnc constructor's arguments (`kwargs`, GOLDEN.md) and an input
+    of `input_shape` (B, C, *spatial): the patch size is the original's `input_size`, else the input's."""
+    plan = UMambaPlan(features_per_stage=kwargs["features_per_stage"], kernel_sizes=kwargs["kernel_sizes"],
+                      strides=kwargs["strides"], n_conv_per_stage=kwargs["n_conv_per_stage"],
+                      n_conv_per_stage_decoder=kwargs["n_conv_per_stage_decoder"],
+                      patch_size=kwargs.get("input_size", input_shape[2:]))
+    return UMamba(plan, num_classes=kwargs["num_classes"], in_chans=kwargs["input_channels"], placement=placement,
+                  deep_supervision=kwargs["deep_supervision"])
+
+
+# What the tools read (vssm.models._records). Headline: Bot, the original's main network. No FLOP counts were
+# published. The golden fixtures and the speed targets are the segmentation network, not the registered encoder.
+HEADLINE_VARIANT = "umamba_bot_2d"
+GOLDEN_FIXTURES = {
+    "umamba_bot_2d_test": GoldenFixture("UMamba (bot)", build=partial(_golden_network, MambaPlacement.BOT)),
+    "umamba_enc_2d_test": GoldenFixture("UMamba (enc)", build=partial(_golden_network, MambaPlacement.ENC)),
+}
+_UNET_2D = _timed("plain U-Net (nnU-Net 2D plan, 256²)", _PLAN_2D, MambaPlacement.BOT, plain=True)
+SPEED_TARGETS = (
+    SpeedTarget(_timed("UMambaBot 2D (nnU-Net 2D plan, 256²)", _PLAN_2D, MambaPlacement.BOT), _UNET_2D, 1.5,
+                Metric.TIME, batch=1, input_size=(1, 256, 256)),
+    SpeedTarget(_timed("UMambaEnc 2D (nnU-Net 2D plan, 256²)", _PLAN_2D, MambaPlacement.ENC), _UNET_2D, None,
+                Metric.TIME, batch=1, input_size=(1, 256, 256)),
+)
+TEST_SPEED_TARGETS = (
+    SpeedTarget(_timed("UMambaBot 2D (test plan)", _PLAN_TEST_2D, MambaPlacement.BOT),
+                _timed("plain U-Net (test plan)", _PLAN_TEST_2D, MambaPlacement.BOT, plain=True), 1.5, Metric.TIME,
+                batch=1, input_size=(1, 64, 64)),
+)
 
 
 @register_model
 def umamba_bot_2d(pretrained: bool = False, **kwargs: Any) -> UMambaEncoder:
     """U-Mamba Bot encoder on nnU-Net's 2D plan for 256 × 256 patches (Mamba on the 4 × 4 bottleneck)."""
-    return _create_encoder("umamba_bot_2d", pretrained, placement=MambaPlacement.BOT, **_with_plan(_PLAN_2D, kwargs))
+    model_args = dict(placement=MambaPlacement.BOT, plan=dict(_PLAN_2D))
+    return _create_encoder("umamba_bot_2d", pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def umamba_enc_2d(pretrained: bool = False, **kwargs: Any) -> UMambaEncoder:
     """U-Mamba Enc encoder on nnU-Net's 2D plan for 256 × 256 patches (Mamba after stages 0, 2, 4, 6)."""
-    return _create_encoder("umamba_enc_2d", pretrained, placement=MambaPlacement.ENC, **_with_plan(_PLAN_2D, kwargs))
+    model_args = dict(placement=MambaPlacement.ENC, plan=dict(_PLAN_2D))
+    return _create_encoder("umamba_enc_2d", pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def test_umamba_bot_2d(pretrained: bool = False, **kwargs: Any) -> UMambaEncoder:
     """Tiny U-Mamba Bot encoder (the golden fixture's plan: 5 stages of 8..64 features, 64 × 64)."""
-    return _create_encoder("test_umamba_bot_2d", pretrained, placement=MambaPlacement.BOT,
-                           **_with_plan(_PLAN_TEST_2D, kwargs))
+    model_args = dict(placement=MambaPlacement.BOT, plan=dict(_PLAN_TEST_2D))
+    return _create_encoder("test_umamba_bot_2d", pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def test_umamba_enc_2d(pretrained: bool = False, **kwargs: Any) -> UMambaEncoder:
     """Tiny U-Mamba Enc encoder (the golden fixture's plan; stage 4 uses channel tokens)."""
-    return _create_encoder("test_umamba_enc_2d", pretrained, placement=MambaPlacement.ENC,
-                           **_with_plan(_PLAN_TEST_2D, kwargs))
+    model_args = dict(placement=MambaPlacement.ENC, plan=dict(_PLAN_TEST_2D))
+    return _create_encoder("test_umamba_enc_2d", pretrained, **dict(model_args, **kwargs))

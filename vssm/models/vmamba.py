@@ -26,8 +26,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from timm.models import generate_default_cfgs, register_model
-from timm.models._manipulate import adapt_input_conv
+from timm.models import adapt_input_conv, generate_default_cfgs, register_model
 from torch import nn
 
 from vssm import scans
@@ -55,6 +54,7 @@ from vssm.models._contract import (
     prune_stages,
     stage_group_matcher,
 )
+from vssm.models._records import GoldenFixture, PublishedCount, SpeedTarget, TimedNetwork
 from vssm.models._registry import build_model
 
 __all__ = ["Downsample", "Stem", "VMamba", "checkpoint_filter_fn", "describe_checkpoint"]
@@ -63,17 +63,17 @@ TOTAL_STRIDE = 32
 
 
 class Stem(enum.Enum):
-    """How the image becomes the stride-4 map."""
+    """How the image becomes the stride-4 map (the original's `patchembed_version`)."""
 
-    CONV = "conv"  # v2: two 3×3 stride-2 convs
-    PATCH = "patch"  # v1: one 4×4 stride-4 patch conv
+    CONV = "conv"  # patchembed_version="v2" (the v2 release): two 3×3 stride-2 convs
+    PATCH = "patch"  # patchembed_version="v1" (vanilla v0): one 4×4 stride-4 patch conv
 
 
 class Downsample(enum.Enum):
-    """How a stage's map is halved for the next stage."""
+    """How a stage's map is halved for the next stage (the original's `downsample_version`)."""
 
-    CONV = "conv"  # v3: 3×3 stride-2 conv
-    PATCH_MERGING = "patch_merging"  # v1: 2×2 patch merging
+    CONV = "conv"  # downsample_version="v3" (the v2 release): 3×3 stride-2 conv
+    PATCH_MERGING = "patch_merging"  # downsample_version="v1" (vanilla v0): 2×2 patch merging
 
 
 def _as_enum(cls: type[enum.Enum], value: object, arg: str) -> enum.Enum:
@@ -107,9 +107,9 @@ class VMamba(nn.Module):
         dt_rank: rank of the delta projection; None = ceil(C / 16).
         d_conv: SS2D depthwise conv kernel size.
         mlp_ratio: MLP hidden width / C; 0 = no MLP.
-        form: SS2D form (`SS2DForm.V05_NOZ` for v2, `SS2DForm.V0` for vanilla).
-        stem: `Stem.CONV` (v2) or `Stem.PATCH` (v1).
-        downsample: `Downsample.CONV` (v3) or `Downsample.PATCH_MERGING` (v1).
+        form: SS2D form (`SS2DForm.V05_NOZ` for the v2 release, `SS2DForm.V0` for vanilla v0).
+        stem: `Stem.CONV` (v2 release) or `Stem.PATCH` (vanilla v0).
+        downsample: `Downsample.CONV` (v2 release) or `Downsample.PATCH_MERGING` (vanilla v0).
         layout: `Layout.CHANNELS_FIRST` or `CHANNELS_LAST`; None = the original's (channel-last for v0 only).
         scan: a scan order (or its registered name) for every SS2D, or a `scans.Schedule` giving block i (counted
             over all stages) its order; an order's number of routes sets that block's parameter groups. VMamba's
@@ -495,84 +495,127 @@ default_cfgs = generate_default_cfgs(
     }
 )
 
-
-def _build(name: str, variant: str, pretrained: bool, kwargs: dict) -> VMamba:
-    return _create_vmamba(name, pretrained, **dict(_VARIANTS[variant], **kwargs))
+# What the tools read (vssm.models._records). Headline: VMamba-T[s1l8], whose published count is the most precise (an
+# integer in analyze/tp.py).
+HEADLINE_VARIANT = "vmamba_tiny"
+_REPO_AT = "github.com/MzeroMiko/VMamba at 2ed52ea"
+_README = (f"VMamba's README and assets/performance.md ({_REPO_AT}); more digits: its fvcore counter "
+           "(classification/models/vmamba.py, VSSM.flops) worked through each layer")
+_TP = f"VMamba's analyze/tp.py, the comment on T[s1l8] (`tv2`, an exact integer; {_REPO_AT})"
+PUBLISHED_COUNTS = {
+    "vmamba_tiny": PublishedCount("4.9", _TP, exact=4_905_609_984),
+    "vmamba_tiny_s1l8": PublishedCount("4.9", _TP, exact=4_905_609_984),
+    "vmamba_tiny_s2l5": PublishedCount("4.9", _README, derived="4.858"),
+    "vmamba_small": PublishedCount("8.7", _README, derived="8.716"),
+    "vmamba_small_s2l15": PublishedCount("8.7", _README, derived="8.716"),
+    "vmamba_base": PublishedCount("15.4", _README, derived="15.359"),
+    "vmamba_base_s2l15": PublishedCount("15.4", _README, derived="15.359"),
+    "vmamba_small_s1l20": PublishedCount("8.6", _README, derived="8.612"),
+    "vmamba_base_s1l20": PublishedCount("15.2", _README, derived="15.221"),
+    "vmamba_tiny_v0": PublishedCount("5.6", _README, derived="5.627"),
+    "vmamba_small_v0": PublishedCount("11.2", _README, derived="11.232"),
+    "vmamba_base_v0": PublishedCount("18.0", _README, derived="18.020"),
+}
+GOLDEN_FIXTURES = {
+    "vmamba_test_s1l8": GoldenFixture("test_vmamba"),
+    "vmamba_test_v0": GoldenFixture("vmamba_tiny_v0", dict(depths=(1, 1, 2, 1), dims=16)),
+}
+_SWIN_T = "swin_tiny_patch4_window7_224"
+SPEED_TARGETS = (
+    SpeedTarget("vmamba_tiny", _SWIN_T, 0.5),
+    SpeedTarget(TimedNetwork("vmamba_tiny (channels_last layout)", "vmamba_tiny", dict(layout="channels_last")),
+                _SWIN_T, None),
+    SpeedTarget("vmamba_tiny_v0", _SWIN_T, None),
+)
+TEST_SPEED_TARGETS = (SpeedTarget("test_vmamba", "test_resnet", 0.5, batch=2, input_size=(3, 64, 64)),)
 
 
 @register_model
 def vmamba_tiny(pretrained: bool = False, **kwargs) -> VMamba:
     """VMamba-T[s1l8], the README's tiny model: 30.2M parameters, 82.6 top-1."""
-    return _build("vmamba_tiny", "vmamba_tiny_s1l8", pretrained, kwargs)
+    model_args = _VARIANTS["vmamba_tiny_s1l8"]
+    return _create_vmamba("vmamba_tiny", pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def vmamba_small(pretrained: bool = False, **kwargs) -> VMamba:
     """VMamba-S[s2l15]: 50.1M parameters, 83.6 top-1."""
-    return _build("vmamba_small", "vmamba_small_s2l15", pretrained, kwargs)
+    model_args = _VARIANTS["vmamba_small_s2l15"]
+    return _create_vmamba("vmamba_small", pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def vmamba_base(pretrained: bool = False, **kwargs) -> VMamba:
     """VMamba-B[s2l15]: 88.6M parameters, 83.9 top-1."""
-    return _build("vmamba_base", "vmamba_base_s2l15", pretrained, kwargs)
+    model_args = _VARIANTS["vmamba_base_s2l15"]
+    return _create_vmamba("vmamba_base", pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def vmamba_tiny_s1l8(pretrained: bool = False, **kwargs) -> VMamba:
     """VMamba-T[s1l8] (`vmambav2v_tiny_224`)."""
-    return _build("vmamba_tiny_s1l8", "vmamba_tiny_s1l8", pretrained, kwargs)
+    model_args = _VARIANTS["vmamba_tiny_s1l8"]
+    return _create_vmamba("vmamba_tiny_s1l8", pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def vmamba_tiny_s2l5(pretrained: bool = False, **kwargs) -> VMamba:
     """VMamba-T[s2l5] (`vmambav2_tiny_224`, the detection configs' `tiny1`): 30.7M parameters, 82.5 top-1."""
-    return _build("vmamba_tiny_s2l5", "vmamba_tiny_s2l5", pretrained, kwargs)
+    model_args = _VARIANTS["vmamba_tiny_s2l5"]
+    return _create_vmamba("vmamba_tiny_s2l5", pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def vmamba_small_s2l15(pretrained: bool = False, **kwargs) -> VMamba:
     """VMamba-S[s2l15] (`vmambav2_small_224`), = `vmamba_small`."""
-    return _build("vmamba_small_s2l15", "vmamba_small_s2l15", pretrained, kwargs)
+    model_args = _VARIANTS["vmamba_small_s2l15"]
+    return _create_vmamba("vmamba_small_s2l15", pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def vmamba_base_s2l15(pretrained: bool = False, **kwargs) -> VMamba:
     """VMamba-B[s2l15] (`vmambav2_base_224`), = `vmamba_base`."""
-    return _build("vmamba_base_s2l15", "vmamba_base_s2l15", pretrained, kwargs)
+    model_args = _VARIANTS["vmamba_base_s2l15"]
+    return _create_vmamba("vmamba_base_s2l15", pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def vmamba_small_s1l20(pretrained: bool = False, **kwargs) -> VMamba:
     """VMamba-S[s1l20] (`vmambav2v_small_224`): 49.0M parameters, 83.3 top-1."""
-    return _build("vmamba_small_s1l20", "vmamba_small_s1l20", pretrained, kwargs)
+    model_args = _VARIANTS["vmamba_small_s1l20"]
+    return _create_vmamba("vmamba_small_s1l20", pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def vmamba_base_s1l20(pretrained: bool = False, **kwargs) -> VMamba:
     """VMamba-B[s1l20] (`vmambav2v_base_224`): 86.6M parameters, 83.8 top-1."""
-    return _build("vmamba_base_s1l20", "vmamba_base_s1l20", pretrained, kwargs)
+    model_args = _VARIANTS["vmamba_base_s1l20"]
+    return _create_vmamba("vmamba_base_s1l20", pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def vmamba_tiny_v0(pretrained: bool = False, **kwargs) -> VMamba:
     """Vanilla VMamba-T (`vmambav0_tiny_224`): 22.9M parameters, 82.2 top-1."""
-    return _build("vmamba_tiny_v0", "vmamba_tiny_v0", pretrained, kwargs)
+    model_args = _VARIANTS["vmamba_tiny_v0"]
+    return _create_vmamba("vmamba_tiny_v0", pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def vmamba_small_v0(pretrained: bool = False, **kwargs) -> VMamba:
     """Vanilla VMamba-S (`vmambav0_small_224`): 44.4M parameters, 83.5 top-1."""
-    return _build("vmamba_small_v0", "vmamba_small_v0", pretrained, kwargs)
+    model_args = _VARIANTS["vmamba_small_v0"]
+    return _create_vmamba("vmamba_small_v0", pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def vmamba_base_v0(pretrained: bool = False, **kwargs) -> VMamba:
     """Vanilla VMamba-B (`vmambav0_base_224`): 76.3M parameters, 83.7 top-1."""
-    return _build("vmamba_base_v0", "vmamba_base_v0", pretrained, kwargs)
+    model_args = _VARIANTS["vmamba_base_v0"]
+    return _create_vmamba("vmamba_base_v0", pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def test_vmamba(pretrained: bool = False, **kwargs) -> VMamba:
     """A tiny v2 model (T[s1l8] switches, depths 1-1-2-1, dims 16) for fast tests; the golden fixture's shape."""
-    return _build("test_vmamba", "test_vmamba", pretrained, kwargs)
+    model_args = _VARIANTS["test_vmamba"]
+    return _create_vmamba("test_vmamba", pretrained, **dict(model_args, **kwargs))

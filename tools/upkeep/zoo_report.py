@@ -8,14 +8,16 @@ from dataclasses import dataclass, replace
 
 import timm
 
-from vssm.analysis import published, zoo
+from upkeep.faithfulness import Faithfulness, faithfulness_markdown
+from upkeep.fastpath import FastPathCheck, check_fast_path, small_input_size
+from upkeep.targets import TargetResult, conditions, met_summary, results_table
+from vssm import zoo
+from vssm.analysis import published
 from vssm.analysis.benchmark import BenchSettings, Measurement, measure
 from vssm.analysis.counting import Category
-from vssm.analysis.faithfulness import Faithfulness, faithfulness_markdown
-from vssm.analysis.fastpath import FastPathCheck, check_fast_path, small_input_size
 from vssm.analysis.flops import CONVENTION_TEXT, Convention, count_conventions
 from vssm.analysis.tables import markdown_table
-from vssm.analysis.targets import TargetResult, conditions, met_summary, results_table
+from vssm.models._records import PublishedCount
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,7 @@ class Entry:
     full: int
     original: int | None
     counter: published.PublishedCounter | None
-    reference: published.PublishedCount | None
+    reference: PublishedCount | None
     agreement: str | None
     check: FastPathCheck | None = None
     speed: Measurement | None = None
@@ -47,7 +49,7 @@ def count_entry(name: str, cache: dict[tuple[str, tuple[int, int, int]], Entry] 
     model = zoo.create_uninitialised(name, size)
     key = (repr(model), size)
     family = zoo.family_of(name)
-    reference = published.PUBLISHED_COUNTS.get(name)
+    reference = published.published_count(name)
     if cache is not None and key in cache:
         twin = cache[key]
         agreement = published.agreement(twin.original, reference) if reference and twin.original else None
@@ -217,7 +219,7 @@ def targets_markdown(results: Sequence[TargetResult], source: str) -> str | None
 def card_tables(entries: list[Entry], machine: str, settings_text: str, targets: Sequence[TargetResult] = (),
                 targets_source: str = "benchmarks/targets.csv",
                 faithfulness: Sequence[Faithfulness] = ()) -> Callable[[str, str], str | None]:
-    """The `table(kind, family)` callback of `vssm.analysis.cards`; None for a kind or family it cannot fill."""
+    """The `table(kind, family)` callback of `upkeep.cards`; None for a kind or family it cannot fill."""
 
     def table(kind: str, family: str) -> str | None:
         if kind == "targets":

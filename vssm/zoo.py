@@ -1,8 +1,9 @@
 """The registered zoo as the tools see it: families, headline variants, model names and input sizes.
 
 A family is the `vssm.models` module that registers a model (`vim`, `vmamba`, `mambavision`, ...), so a family that
-lands later is picked up without touching this file. Its headline variant (the one `tools/report.py` shows by
-default) comes from `HEADLINE_VARIANTS`; a family missing there gets its smallest non-test variant.
+lands later is picked up without touching this file. What a family records about its variants (its headline variant,
+published FLOP counts, golden fixtures, speed targets: `vssm.models._records`) is read from its module
+(`family_module`); a family without a `HEADLINE_VARIANT` shows its smallest non-test variant.
 
 Bad names and sizes fail before any weights are allocated: an unknown name lists the closest registered ones, and
 an input smaller than the model's stride (read from a meta-device instance) is rejected.
@@ -12,7 +13,9 @@ from __future__ import annotations
 
 import difflib
 import functools
+import importlib
 from collections.abc import Iterable, Sequence
+from types import ModuleType
 from typing import Any
 
 import timm
@@ -20,16 +23,6 @@ from torch import nn
 
 from vssm.models import list_models
 
-# Why each: the variant whose published count is the most precise (Vim-S: 5.301500928 G in VMamba's
-# analyze/analyze_for_vim.py; VMamba-T[s1l8]: 4.905609984 G in VMamba's analyze/tp.py; MambaVision-T: the first row of
-# its README), or the family's smallest released network.
-HEADLINE_VARIANTS: dict[str, str] = {
-    "vim": "vim_small",
-    "vmamba": "vmamba_tiny",
-    "localmamba": "local_vim_tiny",
-    "mambavision": "mambavision_tiny",
-    "umamba": "umamba_bot_2d",
-}
 TEST_PREFIX = "test_"
 DEFAULT_INPUT_SIZE = (3, 224, 224)
 
@@ -38,6 +31,13 @@ def family_of(name: str) -> str:
     """The family of a registered vssm model (its `vssm.models` module), or 'timm' for any other timm model."""
     module = timm.models.model_entrypoint(name).__module__
     return module.rsplit(".", 1)[-1] if module.startswith("vssm.models.") else "timm"
+
+
+def family_module(family: str) -> ModuleType:
+    """A family's `vssm.models` module: its model classes, `default_cfgs` and records (`vssm.models._records`)."""
+    if family not in families():
+        raise ValueError(f"family: expected one of {sorted(families())}, got {family!r}")
+    return importlib.import_module(f"vssm.models.{family}")
 
 
 def families() -> dict[str, list[str]]:
@@ -65,7 +65,7 @@ def headline_variant(family: str) -> str:
     variants = families().get(family)
     if not variants:
         raise ValueError(f"family: expected one of {sorted(families())}, got {family!r}")
-    chosen = HEADLINE_VARIANTS.get(family)
+    chosen = getattr(family_module(family), "HEADLINE_VARIANT", None)
     return chosen if chosen in variants else min(variants, key=lambda n: (num_params(n), n))
 
 

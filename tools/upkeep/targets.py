@@ -1,21 +1,21 @@
 """The issues' CPU speed targets: each family's model against a baseline at the same settings, in one run.
 
-    results = run_targets(TARGETS, rounds=5)              # tiny_targets(): the same on the tiny test variants
+    results = run_targets(family_targets(), rounds=5)      # family_targets(test_variants=True): the tiny variants
     write_results(results, Path("benchmarks"), command)   # targets.md + targets.csv
 
 A `Target` pairs one of our networks with a baseline (a timm model of similar size, or for U-Mamba the same plan's
-plain residual U-Net) at one setting (batch, input size; float32 CPU inference). Targets with a threshold are the
-issues' acceptance criteria; those without are reference rows the model cards discuss. All networks of one setting
-are timed in turn, one forward each per round (`vssm.analysis.benchmark.measure_alternately`), so drifting machine
-load hits them alike; the medians give the ratio. Each network's per-image MACs (`macs` convention), where its
-forward spends its time and how many ops it dispatches (`vssm.analysis.profile`) are written with it, and every
+plain residual U-Net) at one setting (batch, input size; float32 CPU inference); each family declares its own in its
+model file (`SPEED_TARGETS`, `TEST_SPEED_TARGETS`: `vssm.models._records.SpeedTarget`). Targets with a threshold are
+the issues' acceptance criteria; those without are reference rows the model cards discuss. All networks of one
+setting are timed in turn, one forward each per round (`vssm.analysis.benchmark.measure_alternately`), so drifting
+machine load hits them alike; the medians give the ratio. Each network's per-image MACs (`macs` convention), where its
+forward spends its time and how many ops it dispatches (`upkeep.profile`) are written with it, and every
 row names the machine, the load average around the run, the selective-scan backend and the thread count.
 """
 
 from __future__ import annotations
 
 import csv
-import enum
 import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -25,29 +25,17 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import timm
 import torch
 from torch import nn
 from tqdm import tqdm
 
-from vssm.analysis import zoo
+from upkeep.profile import time_split
+from vssm import zoo
 from vssm.analysis.benchmark import BenchSettings, Measurement, measure_alternately
 from vssm.analysis.flops import Convention, count_flops
-from vssm.analysis.profile import time_split
 from vssm.analysis.tables import load_average, machine_description, markdown_table, write_csv
 from vssm.kernels.backends import select_backend
-from vssm.models.umamba import MambaPlacement, UMamba
-
-
-class Metric(str, enum.Enum):
-    """How ours is compared with the baseline."""
-
-    SPEED = "speed"  # ours images/s over the baseline's; the threshold is a minimum
-    TIME = "time"  # ours time per forward over the baseline's; the threshold is a maximum
-
-    @property
-    def meaning(self) -> str:
-        return "images/s ratio" if self is Metric.SPEED else "time ratio"
+from vssm.models._records import Metric, SpeedTarget, TimedNetwork
 
 
 @dataclass(frozen=True)
@@ -62,29 +50,18 @@ class Network:
         """A registered timm (or vssm) model, built for the input size by `zoo.create`."""
         return cls(label or model, partial(_timm_model, model, kwargs))
 
+    @classmethod
+    def of(cls, network: str | TimedNetwork) -> Network:
+        """A family record's network: a registered model's name, or a `TimedNetwork`."""
+        if isinstance(network, str):
+            return cls.timm(network)
+        if network.build is not None:
+            return cls(network.name, network.build)
+        return cls.timm(network.model or network.name, network.name, **network.kwargs)
+
 
 def _timm_model(model: str, kwargs: dict[str, Any], input_size: tuple[int, int, int]) -> nn.Module:
     return zoo.create(model, input_size, **kwargs)
-
-
-def _umamba(encoder: str, placement: MambaPlacement, plain: bool, input_size: tuple[int, int, int]) -> nn.Module:
-    """U-Mamba's segmentation network (4 classes, no deep supervision) on the plan of the registered `encoder`; with
-    `plain`, the same network with every Mamba layer replaced by identity (the same plan's residual U-Net)."""
-    plan = timm.create_model(encoder, device="meta").plan
-    network = UMamba(plan, num_classes=4, in_chans=input_size[0], placement=placement).eval()
-    if plain:
-        layers = network.encoder.mamba_layers
-        network.encoder.mamba_layers = nn.ModuleList(nn.Identity() for _ in layers)
-        network.encoder.mamba_tokens = [None] * len(layers)
-    return network
-
-
-def umamba_network(encoder: str, placement: MambaPlacement, label: str) -> Network:
-    return Network(label, partial(_umamba, encoder, placement, False))
-
-
-def plain_unet(encoder: str, label: str) -> Network:
-    return Network(label, partial(_umamba, encoder, MambaPlacement.BOT, True))
 
 
 @dataclass(frozen=True)
@@ -104,42 +81,17 @@ class Target:
         return self.batch, self.input_size
 
 
-DEIT_T, DEIT_S = Network.timm("deit_tiny_patch16_224"), Network.timm("deit_small_patch16_224")
-SWIN_T, CONVNEXT_T = Network.timm("swin_tiny_patch4_window7_224"), Network.timm("convnext_tiny")
-UNET_256 = plain_unet("umamba_bot_2d", "plain U-Net (nnU-Net 2D plan, 256²)")
-
-# The issues' targets (batch 8, 224², float32 unless stated), then the reference rows the model cards discuss.
-TARGETS: tuple[Target, ...] = (
-    Target("vim", Network.timm("vim_small"), DEIT_S, 0.5),
-    Target("vim", Network.timm("vim_tiny"), DEIT_T, None),
-    Target("vmamba", Network.timm("vmamba_tiny"), SWIN_T, 0.5),
-    Target("vmamba", Network.timm("vmamba_tiny", "vmamba_tiny (channels_last layout)", layout="channels_last"),
-           SWIN_T, None),
-    Target("vmamba", Network.timm("vmamba_tiny_v0"), SWIN_T, None),
-    Target("localmamba", Network.timm("local_vim_tiny"), DEIT_T, 0.5),
-    Target("localmamba", Network.timm("local_vssm_tiny"), SWIN_T, 0.5),
-    Target("localmamba", Network.timm("local_vim_tiny_midcls"), DEIT_T, None),
-    Target("mambavision", Network.timm("mambavision_tiny"), CONVNEXT_T, 0.7),
-    Target("umamba", umamba_network("umamba_bot_2d", MambaPlacement.BOT, "UMambaBot 2D (nnU-Net 2D plan, 256²)"),
-           UNET_256, 1.5, Metric.TIME, batch=1, input_size=(1, 256, 256)),
-    Target("umamba", umamba_network("umamba_enc_2d", MambaPlacement.ENC, "UMambaEnc 2D (nnU-Net 2D plan, 256²)"),
-           UNET_256, None, Metric.TIME, batch=1, input_size=(1, 256, 256)),
-)
+def family_targets(test_variants: bool = False) -> tuple[Target, ...]:
+    """Every family's speed targets (`SPEED_TARGETS`), families by name; with `test_variants` the same comparisons on
+    the tiny test variants (`TEST_SPEED_TARGETS`: seconds, not minutes)."""
+    attribute = "TEST_SPEED_TARGETS" if test_variants else "SPEED_TARGETS"
+    return tuple(_target(family, record) for family in zoo.families()
+                 for record in getattr(zoo.family_module(family), attribute, ()))
 
 
-def tiny_targets() -> tuple[Target, ...]:
-    """The same comparisons on the tiny test variants (for tests: seconds, not minutes)."""
-    vit, resnet, convnext = Network.timm("test_vit"), Network.timm("test_resnet"), Network.timm("test_convnext")
-    small = {"batch": 2, "input_size": (3, 64, 64)}
-    return (
-        Target("vim", Network.timm("test_vim"), vit, 0.5, **small),
-        Target("vmamba", Network.timm("test_vmamba"), resnet, 0.5, **small),
-        Target("localmamba", Network.timm("test_local_vssm"), resnet, None, **small),
-        Target("mambavision", Network.timm("test_mambavision"), convnext, 0.7, **small),
-        Target("umamba", umamba_network("test_umamba_bot_2d", MambaPlacement.BOT, "UMambaBot 2D (test plan)"),
-               plain_unet("test_umamba_bot_2d", "plain U-Net (test plan)"), 1.5, Metric.TIME, batch=1,
-               input_size=(1, 64, 64)),
-    )
+def _target(family: str, record: SpeedTarget) -> Target:
+    return Target(family, Network.of(record.ours), Network.of(record.baseline), record.threshold, record.metric,
+                  record.batch, record.input_size)
 
 
 @dataclass(frozen=True)
@@ -312,7 +264,7 @@ def conditions(results: Sequence[TargetResult]) -> str:
             f"random weights; median of {first.rounds} forwards per network, the networks of one batch and input size "
             f"timed in turn. Ratio: ours over the baseline, images/s (`speed`, target a minimum) or time per forward "
             f"(`time`, target a maximum). GMACs: the `macs` convention (vssm.analysis.flops). Ops: non-view ops "
-            f"dispatched per forward; time split: wall time per kind of op in one forward (vssm.analysis.profile).")
+            f"dispatched per forward; time split: wall time per kind of op in one forward (tools/upkeep/profile.py).")
 
 
 def met_summary(results: Iterable[TargetResult]) -> str:

@@ -6,7 +6,7 @@ A card (`model_cards/<family>.md`, written by hand) holds any number of generate
     ...replaced by tools/report.py on every run...
     <!-- /vssm:table -->
 
-Kinds (`vssm.analysis.zoo_report.card_tables` fills them):
+Kinds (`upkeep.zoo_report.card_tables` fills them):
 
 * `flops`: every variant's exact parameter and state-tensor counts and FLOPs under each convention, against the
   published counts;

@@ -3,7 +3,8 @@
     rows = measure_fixtures(Path("tests/fixtures"))      # one `Faithfulness` per fixture found
 
 Each fixture holds a small configuration's checkpoint in the original's format, an input, and the original code's
-float32 and float64 outputs. Here our model is built for that configuration (`FIXTURES`), the checkpoint loaded
+float32 and float64 outputs. Here our model is built for that configuration (the family's `GOLDEN_FIXTURES`, read by
+`fixture_models`), the checkpoint loaded
 strictly through the family's `checkpoint_filter_fn`, and the relative L2 errors measured: float32 with the automatic
 selective-scan backend, float64 with the reference backend, the logits and (hierarchical models) every
 pre-downsample stage map. The fixtures' acceptance rule: <= 1e-5 in float32 or <= 1e-9 in float64. The families'
@@ -14,8 +15,8 @@ from __future__ import annotations
 
 import importlib
 import json
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +24,9 @@ import timm
 import torch
 from torch import Tensor, nn
 
-from vssm import kernels
+from vssm import kernels, zoo
 from vssm.analysis.tables import markdown_table
-from vssm.models.umamba import MambaPlacement, UMamba, UMambaPlan
+from vssm.models._records import GoldenFixture
 
 RTOL_FP32 = 1e-5
 RTOL_FP64 = 1e-9
@@ -75,50 +76,27 @@ def rel_l2(ours: Tensor, reference: Tensor) -> float:
 
 @dataclass(frozen=True)
 class OurModel:
-    """How to build our model for a fixture's configuration: a registered name with kwargs that translate the
-    original constructor's arguments (GOLDEN.md), or a builder of its own."""
+    """A family's golden fixture as our model (`GoldenFixture`: a registered name with kwargs that translate the
+    original constructor's arguments, or a builder of its own)."""
 
     family: str
-    name: str
-    kwargs: dict[str, Any] = field(default_factory=dict)
-    directions_from_fixture: bool = False  # LocalMamba: the fixture's per-layer direction lists
-    build: Callable[[Fixture], nn.Module] | None = None
+    golden: GoldenFixture
+
+    @property
+    def name(self) -> str:
+        return self.golden.model
 
     def create(self, fixture: Fixture) -> nn.Module:
-        if self.build is not None:
-            return self.build(fixture)
-        kwargs = dict(self.kwargs)
-        if self.directions_from_fixture:
-            kwargs["directions"] = fixture.kwargs["directions"]
-        return timm.create_model(self.name, **kwargs)
+        if self.golden.build is not None:
+            return self.golden.build(fixture.kwargs, fixture.meta["input_shape"])
+        kwargs = {**self.golden.kwargs, **{arg: fixture.kwargs[arg] for arg in self.golden.from_original}}
+        return timm.create_model(self.golden.model, **kwargs)
 
 
-def _umamba(placement: MambaPlacement) -> Callable[[Fixture], nn.Module]:
-    def build(fixture: Fixture) -> nn.Module:
-        args = fixture.kwargs
-        plan = UMambaPlan(features_per_stage=args["features_per_stage"], kernel_sizes=args["kernel_sizes"],
-                          strides=args["strides"], n_conv_per_stage=args["n_conv_per_stage"],
-                          n_conv_per_stage_decoder=args["n_conv_per_stage_decoder"],
-                          patch_size=args.get("input_size", fixture.meta["input_shape"][2:]))
-        return UMamba(plan, num_classes=args["num_classes"], in_chans=args["input_channels"], placement=placement,
-                      deep_supervision=args["deep_supervision"])
-
-    return build
-
-
-FIXTURES: dict[str, OurModel] = {
-    "vim_test": OurModel("vim", "test_vim", {"img_size": 224, "embed_dim": 64, "depth": 2}),
-    "vmamba_test_s1l8": OurModel("vmamba", "test_vmamba"),
-    "vmamba_test_v0": OurModel("vmamba", "vmamba_tiny_v0", {"depths": (1, 1, 2, 1), "dims": 16}),
-    "local_vim_test": OurModel("localmamba", "test_local_vim", {"img_size": 160, "embed_dim": 64, "depth": 2},
-                               directions_from_fixture=True),
-    "local_vim_test_midcls": OurModel("localmamba", "local_vim_tiny_midcls",
-                                      {"img_size": 112, "embed_dim": 64, "depth": 2}, directions_from_fixture=True),
-    "local_vssm_test": OurModel("localmamba", "test_local_vssm", directions_from_fixture=True),
-    "mambavision_test": OurModel("mambavision", "test_mambavision"),
-    "umamba_bot_2d_test": OurModel("umamba", "UMamba (bot)", build=_umamba(MambaPlacement.BOT)),
-    "umamba_enc_2d_test": OurModel("umamba", "UMamba (enc)", build=_umamba(MambaPlacement.ENC)),
-}
+def fixture_models() -> dict[str, OurModel]:
+    """{fixture folder: our model} over every family's `GOLDEN_FIXTURES`, families by name."""
+    return {folder: OurModel(family, golden) for family in zoo.families()
+            for folder, golden in getattr(zoo.family_module(family), "GOLDEN_FIXTURES", {}).items()}
 
 
 @dataclass(frozen=True)
@@ -177,9 +155,9 @@ def measure_fixture(fixture: Fixture, ours: OurModel) -> Faithfulness:
 
 
 def fixtures_in(directory: Path, families: Iterable[str] | None = None) -> list[tuple[Path, OurModel]]:
-    """The known fixtures present under `directory` (of `families`, if given), in `FIXTURES` order."""
+    """The known fixtures present under `directory` (of `families`, if given), in `fixture_models` order."""
     wanted = None if families is None else set(families)
-    return [(directory / name, ours) for name, ours in FIXTURES.items()
+    return [(directory / name, ours) for name, ours in fixture_models().items()
             if (directory / name / "meta.json").is_file() and (wanted is None or ours.family in wanted)]
 
 

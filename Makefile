@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.vssm-installed
 TORCH_PIN := torch==2.14.1 torchvision==0.29.1
-EXTRAS ?= mm,nnunet,plot,dev
+EXTRAS ?= mm,nnunet,plot,export,dev
 PYTEST_ARGS ?=
 REPORT_DIR ?= runs/report
 

@@ -67,7 +67,10 @@ def selective_scan(
     meta = u.device.type == "meta"
     eager = not meta and not torch.compiler.is_compiling()
     if route is not None and eager:
-        check_route_values(route, shape.length)  # the opaque op checks again (cached) inside compiled graphs
+        # Not while tracing (torch.compile, torch.export): reading the route's values there is a data-dependent guard
+        # that breaks the graph; the opaque op checks again (cached) inside compiled graphs, and the models' routes
+        # are built and checked by vssm.scans before any trace.
+        check_route_values(route, shape.length)
     if B.dim() == 3:
         B, C = B.unsqueeze(1), C.unsqueeze(1)
     scan = ScanTensors(u, delta, A, B, C, D, z, delta_bias, route)

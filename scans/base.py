@@ -13,6 +13,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 from torch import Tensor
+from torch.utils._python_dispatch import _disable_current_modes
 
 from .functional import PAD, gather_routes, scatter_routes
 
@@ -27,13 +28,19 @@ _cache: OrderedDict[tuple[Hashable, ...], object] = OrderedDict()
 
 
 def cached_table(key: tuple[Hashable, ...], build: Callable[[], object]) -> object:
+    if torch.compiler.is_compiling() and key in _cache:
+        # Traced code must not reorder the cache: torch.compile would guard on the keys' order, which every eager
+        # call changes, and recompile.
+        return _cache[key]
     try:
         _cache.move_to_end(key)
         return _cache[key]
     except KeyError:
         # Cached tables outlive the call: built inside `torch.inference_mode` they would be inference tensors, which
         # autograd refuses to save (gather's index) when the same model later trains.
-        with torch.inference_mode(False):
+        # Tables are values, not part of a traced program: torch.export (non-strict) runs this under FakeTensorMode,
+        # where they would be fake tensors whose flags cannot be read (and the cache would keep them).
+        with torch.inference_mode(False), _disable_current_modes():
             value = build()
         _cache[key] = value
         if len(_cache) > _CACHE_ENTRIES:
@@ -72,12 +79,25 @@ def grid_size(height: object, width: object) -> tuple[int, int]:
 
 @dataclasses.dataclass(frozen=True)
 class RouteTables:
-    """The CPU tables of one order on one grid. route/merge_route: (K, L') int64 with `PAD`; lengths: own L'_k."""
+    """The CPU tables of one order on one grid. route/merge_route: (K, L') int64 with `PAD`; lengths: own L'_k;
+    visits: the number of tokens route k reads (its non-`PAD` steps)."""
 
     route: Tensor
     merge_route: Tensor
     lengths: tuple[int, ...]
     padded: bool
+    visits: tuple[int, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class DeviceTables:
+    """An order's tables for one grid on one device, (K, L') int64 each: `route`/`merge_route` with `PAD`, and
+    `gather_index`/`merge_index` with padding steps mapped to H·W (an extra zero slot)."""
+
+    route: Tensor
+    merge_route: Tensor
+    gather_index: Tensor
+    merge_index: Tensor
 
 
 class ScanOrder(ABC):
@@ -116,6 +136,7 @@ class ScanOrder(ABC):
 
     # ------------------------------------------------------------------------------------------------ tables
 
+    @torch.compiler.assume_constant_result  # Python values decide control flow under torch.compile: never traced
     def tables(self, height: int, width: int) -> RouteTables:
         """The cached CPU tables for an H × W grid."""
         height, width = grid_size(height, width)
@@ -127,31 +148,33 @@ class ScanOrder(ABC):
         routes = self.build_routes(height, width)
         lengths = tuple(len(r) for r in routes)
         # Decided in numpy: a torch comparison + any() on a fresh 256 x 256 table costs ~10 ms of thread start-up.
-        padded = len(set(lengths)) > 1 or any(bool((r < 0).any()) for r in routes)
+        # Also what decides control flow later (padded, routable): Python values, never a tensor read in forward.
+        visits = tuple(int((r >= 0).sum()) for r in routes)
+        padded = len(set(lengths)) > 1 or visits != lengths
         route = _stack(routes)
         merge_routes = self.build_merge_routes(height, width)
         merge_route = route if merge_routes is None else _stack(merge_routes)
-        return RouteTables(route, merge_route, lengths, padded)
+        return RouteTables(route, merge_route, lengths, padded, visits)
 
     def _on_device(self, table: str, height: int, width: int, device: DeviceLike) -> Tensor:
-        height, width = grid_size(height, width)
-        device = as_device(device)
+        # An attribute of the cached `DeviceTables`: torch.compile traces attribute reads of a constant object, but
+        # not the shape of a tensor returned by an `assume_constant_result` function itself.
+        return getattr(self._device_tables(*grid_size(height, width), as_device(device)), table)
 
-        def build() -> Tensor:
+    @torch.compiler.assume_constant_result  # the tables are built from the order's values, never traced
+    def _device_tables(self, height: int, width: int, device: torch.device) -> DeviceTables:
+        def build() -> DeviceTables:
             tables = self.tables(height, width)
-            if table == "route":
-                cpu = tables.route
-            elif table == "merge_route":
-                cpu = tables.merge_route
-            elif table == "gather_index":
-                cpu = torch.where(tables.route < 0, height * width, tables.route)
-            else:  # "merge_index"
-                cpu = torch.where(tables.merge_route < 0, height * width, tables.merge_route)
-            return cpu.to(device)
+            return DeviceTables(
+                tables.route.to(device),
+                tables.merge_route.to(device),
+                torch.where(tables.route < 0, height * width, tables.route).to(device),
+                torch.where(tables.merge_route < 0, height * width, tables.merge_route).to(device),
+            )
 
-        tensor = cached_table((self, height, width, device, table), build)
-        assert isinstance(tensor, Tensor)
-        return tensor
+        value = cached_table((self, height, width, device, "device_tables"), build)
+        assert isinstance(value, DeviceTables)
+        return value
 
     def route(self, height: int, width: int, device: DeviceLike = None) -> Tensor:
         """(K, L') int64 visit lists on `device` (cached: repeated calls return the same tensor); -1 = padding."""

@@ -48,6 +48,10 @@ class SequenceRoutes:
     length: int
     padded: bool
     coverage: int | Tensor
+    # K and L' (the tables' shape) as plain ints: compiled models read them from routes that `torch.compile` holds as
+    # constants (`_cached_routes` is `assume_constant_result`), whose properties it cannot call.
+    num_routes: int
+    steps: int
     identity: bool = False  # one route visiting the tokens in sequence order: gather and scatter are views
     # Set when every route reads the whole sequence forwards or backwards (raster, Vim's bidirectional): route k is
     # flipped iff reversed[k], and the scatter sums (flipped) slices, 4x faster than a scatter on CPU.
@@ -82,7 +86,8 @@ class SequenceRoutes:
                 reversed_ = tuple(bool(b) and not bool(f) for f, b in zip(forwards, backwards))
         identity = reversed_ == (False,)
         adjoint = torch.equal(route, merge_route)
-        return cls(sink_index(route, length), merge_index, length, padded, coverage, identity, reversed_, adjoint)
+        return cls(sink_index(route, length), merge_index, length, padded, coverage, route.shape[0], route.shape[1],
+                   identity, reversed_, adjoint)
 
     def to(self, device: torch.device) -> SequenceRoutes:
         """The same routes with their index tables (and a per-token coverage) on `device`."""
@@ -90,15 +95,6 @@ class SequenceRoutes:
         return dataclasses.replace(
             self, gather_index=self.gather_index.to(device), merge_index=self.merge_index.to(device), coverage=coverage
         )
-
-    @property
-    def num_routes(self) -> int:
-        return self.gather_index.shape[0]
-
-    @property
-    def steps(self) -> int:
-        """L', the common (padded) route length."""
-        return self.gather_index.shape[1]
 
     def gather(self, x: Tensor) -> Tensor:
         """x: (B, C, L) tokens in sequence order -> (B, K, C, L') each route's tokens in visit order (0 at pads)."""
@@ -157,6 +153,26 @@ def token_routes(
     device = as_device(device)
     if routing is not None:
         routing = ClassTokenRouting(routing)
+    routes = _cached_routes(order, height, width, device, class_token, routing)
+    if not torch.compiler.is_compiling():
+        return routes
+    # torch.compile holds `_cached_routes`' result as a constant whose methods it cannot call, but it traces a
+    # dataclass built from that constant's fields.
+    return SequenceRoutes(
+        routes.gather_index, routes.merge_index, routes.length, routes.padded, routes.coverage, routes.num_routes,
+        routes.steps, routes.identity, routes.reversed, routes.adjoint,
+    )
+
+
+@torch.compiler.assume_constant_result  # built from the tables' values, never from traced tensors
+def _cached_routes(
+    order: ScanOrder,
+    height: int,
+    width: int,
+    device: torch.device,
+    class_token: bool,
+    routing: ClassTokenRouting | None,
+) -> SequenceRoutes:
     key = (order, height, width, device, "sequence_routes", class_token, routing)
     routes = cached_table(key, lambda: _build(order, height, width, device, class_token, routing))
     assert isinstance(routes, SequenceRoutes)

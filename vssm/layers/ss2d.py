@@ -77,8 +77,7 @@ def routable(order: scans.ScanOrder, height: int, width: int) -> bool:
     H != W) run materialised.
     """
     tables = order.tables(height, width)
-    visits_all = bool(((tables.route >= 0).sum(dim=1) == height * width).all())
-    return visits_all and tables.merge_route is tables.route
+    return all(visits == height * width for visits in tables.visits) and tables.merge_route is tables.route
 
 
 class SS2D(nn.Module):
@@ -192,7 +191,9 @@ class SS2D(nn.Module):
         routed = self.route_addressing and routable(self.order, height, width)
         run = self._ssm_routed if routed else self._ssm_materialised
         samples = max(1, CPU_ROUTE_TENSOR_BYTES // (4 * self.num_routes * math.prod(x.shape[1:])))
-        if x.device.type != "cpu" or samples >= x.shape[0]:
+        # Compiled and exported graphs run whole: splitting a symbolic batch would fix it (the split is an eager
+        # allocator workaround; a traced graph plans its own buffers).
+        if x.device.type != "cpu" or torch.compiler.is_compiling() or samples >= x.shape[0]:
             return run(x)
         return torch.cat([run(part) for part in x.split(samples)])
 

@@ -7,6 +7,8 @@
 # OUT_DIR receives tests.xml, selective_scan_cuda.{csv,md}, triton_tiles.{csv,md}, host_overhead.{csv,md},
 # throughput_cuda.{csv,md,png} and profile_cuda.md (put it under runs/, which git ignores, or outside the checkout).
 # Each step runs even if an earlier one failed; the exit status is the number of failed steps.
+# Afterwards, on any machine (it needs no GPU), the cost model's error on this run's throughput rows and its refit:
+#   python benchmarks/gpu_model.py --measured OUT_DIR --output OUT_DIR
 set -u
 out=${1:?usage: run_gpu.sh OUT_DIR [MACHINE]}
 mkdir -p "$out"

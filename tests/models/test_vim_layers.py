@@ -3,16 +3,20 @@ embedding."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 import torch
 import torch.nn.functional as F
 from timm.layers import RmsNorm
+from torch import nn
 from vim_spec_reference import _branch
 
 from vssm import kernels, scans
+from vssm.analysis.roofline import Mode, profile, profile_model
 from vssm.kernels.backends import Backend, supports
 from vssm.layers.add_norm import add_and_norm
-from vssm.layers.mamba_mixer import MambaMixer, RouteMerge
+from vssm.layers.mamba_mixer import MambaMixer, RouteMerge, grouped_causal_conv, shifted_causal_conv
 from vssm.layers.ssm_core import RouteNaming, SSMConfig, SSMCore
 from vssm.layers.strided_patch_embed import StridedPatchEmbed
 
@@ -146,6 +150,51 @@ def test_causal_conv_is_a_left_padded_depthwise_conv(d_conv: int, bias: bool, st
                             for k, c in enumerate(convs)], dim=1)
     with torch.no_grad():
         torch.testing.assert_close(mixer.causal_conv(x), expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(("d_conv", "bias", "steps"), [(4, True, 9), (4, False, 2), (3, True, 7), (1, True, 5)])
+@pytest.mark.parametrize("grad", [False, True])
+def test_grouped_causal_conv_off_the_cpu_equals_the_cpu_shifted_multiply_adds(
+    d_conv: int, bias: bool, steps: int, grad: bool
+) -> None:
+    channels = 2 * torch.randint(3, 9, ()).item()
+    x = torch.randn(3, channels, steps, dtype=torch.float64, requires_grad=grad)
+    weight = torch.randn(channels, 1, d_conv, dtype=torch.float64, requires_grad=grad)
+    b = torch.randn(channels, dtype=torch.float64, requires_grad=grad) if bias else None
+    inputs = [t for t in (x, weight, b) if t is not None]
+    with torch.set_grad_enabled(grad):
+        shifted, grouped = shifted_causal_conv(x, weight, b), grouped_causal_conv(x, weight, b)
+    assert grouped.shape == x.shape
+    torch.testing.assert_close(grouped, shifted, rtol=1e-12, atol=1e-12)
+    if grad:
+        cotangent = torch.randn_like(x)
+        expected = torch.autograd.grad(shifted, inputs, cotangent)
+        for got, want in zip(torch.autograd.grad(grouped, inputs, cotangent), expected, strict=True):
+            torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("mode", [Mode.INFERENCE, Mode.TRAIN])
+def test_vim_mixer_off_the_cpu_runs_one_grouped_conv_and_the_cost_model_prices_it_below_the_shifted_one(
+    mode: Mode,
+) -> None:
+    profiled = profile_model("test_vim", mode, batch=4)
+    mixer_ops = [o.op for o in profiled.ops if o.module.startswith("MambaMixer")]
+    assert "aten.convolution" in mixer_ops and "aten.addcmul_" not in mixer_ops
+    # Vim-S's causal conv at batch 128 (K·E = 1536 channels, 197 steps), each function alone on the meta device
+    seconds = {fn: profile(_CausalConv(fn, 1536, 4), mode, batch=128, input_size=(1, 1536, 197)).predicted_s()
+               for fn in (shifted_causal_conv, grouped_causal_conv)}
+    assert seconds[grouped_causal_conv] < seconds[shifted_causal_conv] / 2
+
+
+class _CausalConv(nn.Module):
+    def __init__(self, conv: Callable, channels: int, d_conv: int) -> None:
+        super().__init__()
+        self.conv = conv
+        self.weight = nn.Parameter(torch.empty(channels, 1, d_conv, device="meta"))
+        self.bias = nn.Parameter(torch.empty(channels, device="meta"))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.silu(self.conv(x.flatten(1, 2), self.weight, self.bias))
 
 
 @pytest.mark.parametrize(("name", "class_token"), [("bidirectional", True), ("cross", False), ("atrous", True)])

@@ -85,8 +85,14 @@ class BiAttn(nn.Module):
         batch, routes, _, steps = y.shape
         ones = y.new_ones(1, channels)
         mean = torch.matmul(ones, y) / channels  # (B, K, 1, L')
-        per_slice = max(1, _SLICE_ELEMENTS // (channels * steps))
-        squares = torch.cat([square.sum(dim=1) for square in _slice_squares(y.flatten(0, 1), per_slice)])
+        # One pass off the CPU and when traced: the slices are the CPU's L2 and allocator at work; on CUDA they are a
+        # pow and a sum launch each (~7,000 per LocalVMamba-T forward at batch 128, 250 of its 337 ms predicted by
+        # `vssm.analysis.roofline`), and slicing a symbolic batch would fix it in a traced graph.
+        if y.device.type != "cpu" or torch.compiler.is_compiling():
+            squares = y.flatten(0, 1).square().sum(dim=1)
+        else:
+            per_slice = max(1, _SLICE_ELEMENTS // (channels * steps))
+            squares = torch.cat([square.sum(dim=1) for square in _slice_squares(y.flatten(0, 1), per_slice)])
         var = (squares.view(batch, routes, 1, steps) / channels - mean * mean).clamp_(min=0)
         rstd = torch.rsqrt(var + self.norm.eps)
         # sum_l y_l r_l as r (1 x L') @ y^T: a row times the transposed view runs 4x faster than y @ r^T.

@@ -29,9 +29,12 @@ RTOL_FP32 = 1e-5  # the golden fixtures' acceptance rule (tests/fixtures/GOLDEN.
 # (registered type, test variant, extra kwargs, input (C, H, W), channels, strides)
 FAMILIES = [
     ("VMambaBackbone", "test_vmamba", {}, (3, 64, 64), [16, 32, 64, 128], [4, 8, 16, 32]),
+    ("MSVMambaBackbone", "test_msvmamba", {}, (3, 64, 96), [16, 32, 64, 128], [4, 8, 16, 32]),
+    ("GroupMambaBackbone", "test_groupmamba", {}, (3, 64, 96), [16, 32, 48, 64], [4, 8, 16, 32]),
     ("VimBackbone", "test_vim", {"pyramid_norm_cfg": dict(type="BN")}, (3, 64, 96), [64] * 4, [4, 8, 16, 32]),
     ("MambaVisionBackbone", "test_mambavision", {}, (3, 64, 64), [16, 32, 64, 128], [4, 8, 16, 32]),
     ("UMambaBackbone", "test_umamba_bot_2d", {}, (1, 64, 64), [8, 16, 32, 64], [1, 2, 4, 8]),
+    ("PlainMambaBackbone", "test_plainmamba", {}, (3, 64, 96), [32] * 4, [16] * 4),
 ]
 
 
@@ -92,7 +95,8 @@ def test_outputs_and_flat_keys(kind: str, model: str, kwargs: dict, shape: tuple
     assert [n for n, p in backbone.named_parameters() if p.grad is None] == []
     keys = list(backbone.state_dict())
     assert not any(k.startswith(("_net", "model.", "net.")) for k in keys)  # the original wrappers' flat layout
-    assert any(k.startswith("outnorm0.") for k in keys) == (kind in ("VMambaBackbone", "MambaVisionBackbone"))
+    assert any(k.startswith("outnorm0.") for k in keys) == (kind in ("VMambaBackbone", "MSVMambaBackbone",
+                                                                 "GroupMambaBackbone", "MambaVisionBackbone"))
     assert any(k.startswith("fpn1.") for k in keys) == (kind == "VimBackbone")
 
 
@@ -112,6 +116,7 @@ def test_vim_features_are_the_mixer_outputs_of_the_blocks() -> None:
 
 @pytest.mark.parametrize(("kind", "fixture", "variant", "ckpt_key"), [
     ("VMambaBackbone", "vmamba_test_s1l8", "test_vmamba", "model"),
+    ("MSVMambaBackbone", "msvmamba_test", "test_msvmamba", "model"),
     ("MambaVisionBackbone", "mambavision_test", "test_mambavision", "state_dict"),
 ])
 def test_original_detector_checkpoint_loads_and_matches_the_original_dense_wrapper(

@@ -14,7 +14,7 @@ import pytest
 import timm
 import torch
 from golden import FIXTURES, assert_matches, load_golden
-from mambavision_golden_recipe import checksum, seeded_input, seeded_state_dict
+from seeded_recipe import checksum, seeded_input, seeded_state_dict
 
 import vssm  # noqa: F401  (registers the models)
 from vssm import kernels

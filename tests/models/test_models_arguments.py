@@ -64,6 +64,33 @@ OWN = {
     ],
     "test_umamba_bot_2d": [(dict(img_size=0), "img_size[0]: expected an int >= 1, got 0")],
     "test_umamba_enc_2d": [(dict(img_size=(64, -64)), "img_size[1]: expected an int >= 1, got -64")],
+    "test_msvmamba": [
+        (dict(depths=(1, 0, 2, 1)), "depths[1]: expected an int >= 1, got 0"),
+        (dict(dims=0), "dims: expected an int >= 1, got 0"),
+        (dict(d_state=0), "d_state: expected an int >= 1, got 0"),
+        (dict(expand=0.0), "expand: expected a finite number > 0, got 0.0"),
+    ],
+    "test_groupmamba": [
+        (dict(depths=(1, 0, 2, 1)), "depths[1]: expected an int >= 1, got 0"),
+        (dict(embed_dims=(16, 32, 0, 64)), "embed_dims[2]: expected an int >= 1, got 0"),
+        (dict(embed_dims=(16, 32, 50, 64)), "embed_dims[2]: expected a multiple of 4 (one channel group per route"),
+        (dict(mlp_ratios=(2, 2, 0, 2)), "mlp_ratios[2]: expected a finite number > 0, got 0"),
+        (dict(stem_hidden_dim=0), "stem_hidden_dim: expected an int >= 1, got 0"),
+        (dict(d_state=0), "d_state: expected an int >= 1, got 0"),
+        (dict(expand=0.0), "expand: expected a finite number > 0, got 0.0"),
+        (dict(norm_eps=0.0), "norm_eps: expected a finite number > 0, got 0.0"),
+    ],
+    "test_plainmamba": [
+        (dict(depth=0), "depth: expected an int >= 1, got 0"),
+        (dict(embed_dim=0), "embed_dim: expected an int >= 1, got 0"),
+        (dict(num_convs_patch_embed=-1), "num_convs_patch_embed: expected an int >= 0, got -1"),
+        (dict(layers_with_dwconv=(5,)), "layers_with_dwconv: expected layer indices in 0..3, got [5]"),
+        (dict(patch_size=15), "patch_size: PlainMamba's stem halves the input first, so an even size, got 15"),
+        (dict(d_conv=4), "PlainMamba's 2-D convolution needs an odd kernel size (same padding), got 4"),
+        (dict(pos_drop_rate=-0.1), "pos_drop_rate: expected a probability in [0, 1), got -0.1"),
+        (dict(norm_eps=0.0), "norm_eps: expected a finite number > 0, got 0.0"),
+        (dict(img_size=0), "img_size[0]: expected an int >= 1, got 0"),
+    ],
 }
 CASES = [(name, kwargs, message) for name in TEST_VARIANTS for kwargs, message in COMMON + OWN[name]]
 

@@ -19,7 +19,7 @@ import torch
 from safetensors.torch import save_file
 
 from vssm.checkpoints import load_classifier, read_checkpoint, select_weights
-from vssm.models import localmamba, mambavision, umamba, vim, vmamba
+from vssm.models import groupmamba, localmamba, mambavision, msvmamba, plainmamba, umamba, vim, vmamba
 from vssm.models._checkpoint import checkpoint_family
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -31,6 +31,9 @@ FILTERS = {
     "test_local_vssm": localmamba.checkpoint_filter_fn,
     "test_mambavision": mambavision.checkpoint_filter_fn,
     "test_umamba_bot_2d": umamba.checkpoint_filter_fn,
+    "test_msvmamba": msvmamba.checkpoint_filter_fn,
+    "test_plainmamba": plainmamba.checkpoint_filter_fn,
+    "test_groupmamba": groupmamba.checkpoint_filter_fn,
 }
 # (model key, EMA key) of the training-checkpoint formats: DeiT/Swin-style, timm-style (ours), LocalMamba's.
 LAYOUTS = [("model", "model_ema"), ("state_dict", "state_dict_ema"), ("model", "ema_model")]
@@ -223,9 +226,13 @@ ORIGINALS = {
     "mambavision_test": "MambaVision",
     "umamba_bot_2d_test": "U-Mamba",
     "umamba_enc_2d_test": "U-Mamba",
+    "msvmamba_test": "MSVMamba",
+    "plainmamba_test": "PlainMamba",
+    "groupmamba_test": "GroupMamba",
 }
 FAMILIES = {"test_vim": "Vim", "test_vmamba": "VMamba", "test_local_vim": "LocalVim", "test_local_vssm": "LocalVMamba",
-            "test_mambavision": "MambaVision", "test_umamba_bot_2d": "U-Mamba"}
+            "test_mambavision": "MambaVision", "test_umamba_bot_2d": "U-Mamba", "test_msvmamba": "MSVMamba",
+            "test_plainmamba": "PlainMamba", "test_groupmamba": "GroupMamba"}
 
 
 @pytest.fixture(scope="module")

@@ -10,12 +10,11 @@ import timm
 import torch
 from vmamba_official import ALIASES, RELEASED, official_shapes
 
-import vssm
 from vssm import scans
 from vssm.layers.layout import Layout
 from vssm.layers.ss2d import SS2D
 
-VARIANTS = [name for name in vssm.list_models("*vmamba*") if name != "test_vmamba"]
+VARIANTS = [name for name in timm.list_models(module="vmamba") if name != "test_vmamba"]
 FULL_SIZE = ("vmamba_tiny_s1l8", "vmamba_tiny_s2l5", "vmamba_tiny_v0")  # cheap enough on 2 cores (and distinct)
 TEST_DEPTHS = (1, 1, 2, 1)  # the other variants run with their own widths and switches at these depths
 

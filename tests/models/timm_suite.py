@@ -39,8 +39,8 @@ NOT_SCRIPTABLE = ("test_model_forward_torchscript", "test_model_forward_fx_torch
 
 # timm names its ViT-style families, whose features are tokens rather than a map (no `pool_size`, no
 # `global_pool=''` map), by name patterns (its NON_STD_FILTERS, recognised by 'vit_*'): their config test is
-# `test_model_default_cfgs_non_std` and `features_only` is not asked of them. Vim and LocalVim are vssm's.
-TOKEN_OUTPUT_FAMILIES = ("vim_*", "local_vim_*", "test_vim", "test_local_vim")
+# `test_model_default_cfgs_non_std` and `features_only` is not asked of them. Vim, LocalVim and PlainMamba are vssm's.
+TOKEN_OUTPUT_FAMILIES = ("vim_*", "local_vim_*", "test_vim", "test_local_vim", "plainmamba_*", "test_plainmamba")
 
 # What CI runs: the `test_*` variants and one released variant per family; the rest of the registry is marked slow.
 CI_VARIANTS = (
@@ -50,6 +50,9 @@ CI_VARIANTS = (
     "local_vssm_tiny",
     "mambavision_tiny",
     "umamba_bot_2d",
+    "groupmamba_tiny",
+    "plainmamba_l1",
+    "msvmamba_nano",
 )
 
 

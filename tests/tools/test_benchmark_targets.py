@@ -53,6 +53,9 @@ def test_the_table_holds_every_issue_target() -> None:
         ("local_vim_tiny", "deit_tiny_patch16_224"): 0.5,
         ("local_vssm_tiny", "swin_tiny_patch4_window7_224"): 0.5,
         ("mambavision_tiny", "convnext_tiny"): 0.7,
+        ("groupmamba_tiny", "swin_tiny_patch4_window7_224"): 0.5,
+        ("plainmamba_l1", "deit_small_patch16_224"): 0.5,
+        ("msvmamba_tiny", "swin_tiny_patch4_window7_224"): 0.5,
     }
     for pair, threshold in expected.items():
         target = targets.pop(pair)
@@ -61,7 +64,8 @@ def test_the_table_holds_every_issue_target() -> None:
     (umamba,) = targets.values()
     assert (umamba.family, umamba.threshold, umamba.metric, umamba.batch, umamba.input_size) == (
         "umamba", 1.5, Metric.TIME, 1, (1, 256, 256))
-    assert {t.family for t in family_targets()} == {"vim", "vmamba", "localmamba", "mambavision", "umamba"}
+    assert {t.family for t in family_targets()} == {"vim", "vmamba", "localmamba", "mambavision", "umamba",
+                                                   "groupmamba", "plainmamba", "msvmamba"}
 
 
 def test_the_plain_unet_is_the_same_plan_without_mamba() -> None:

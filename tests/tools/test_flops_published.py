@@ -29,6 +29,8 @@ PRINTED_TOLERANCE = 0.005
 # before padding, so where a grid is not a multiple of a window (stage 4's 7 x 7 with w2) it counts fewer
 # multiply-adds (vssm/analysis/published.py, vssm/models/localmamba.py).
 PADDED_PROJECTIONS = {"local_vssm_tiny": 0.005}
+# Where the authors printed fewer than 3 significant digits anywhere (MSVMamba-Nano: 0.88 G in its config's comment).
+PUBLISHED_DIGITS = {"msvmamba_nano": 2}
 
 
 def _published(name: str) -> int:
@@ -45,7 +47,7 @@ def _check(name: str) -> None:
         return
     verdict = agreement(ours, expected)
     assert verdict != "differs", f"{name}: ours {ours / 1e9:.6f} G, published {expected.reference} G"
-    assert verdict == "exact" or int(verdict.split()[0]) >= 3
+    assert verdict == "exact" or int(verdict.split()[0]) >= PUBLISHED_DIGITS.get(name, 3)
     if name not in PRINTED_DIFFERS:  # the printed value: ours rounded to its digits, or within the spec's 0.5 %
         printed, digits = float(expected.printed), significant_digits(expected.printed)
         assert round_to(ours / 1e9, digits) == printed or ours / 1e9 == pytest.approx(printed, rel=PRINTED_TOLERANCE)

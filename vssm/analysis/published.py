@@ -6,6 +6,10 @@ Each family's repository counted FLOPs its own way:
 * VMamba (and LocalVMamba): fvcore with a selective-scan handle, 9·B·L·(4E)·N + B·(4E)·L: exactly our `macs`
   (MzeroMiko/VMamba `classification/models/vmamba.py`, `VSSM.flops`; hunto/LocalMamba
   `classification/lib/models/local_vmamba.py`, `VSSM.flops`).
+* MSVMamba: VMamba's counter unchanged (YuHengsss/MSVMamba `classification/models/vmamba.py`, `VSSM.flops`);
+  fvcore's bilinear upsampling (4 per output element) and average pooling (1 per element) count as in `macs`.
+* GroupMamba: VMamba's fvcore selective-scan handle, carried in its `classification/models/csms6s.py`
+  (`flops_selective_scan_fn`, Amshaker/GroupMamba @ c1800ed; the repository calls no counter itself): our `macs`.
 * Vim: no count of its own; VMamba's `analyze/analyze_for_vim.py` counted it with fvcore, where the fused
   `mamba_inner_fn_no_out_proj` is one traced op whose handle gives 9·B·L·E·N + 2·B·L·E per direction (scan, D skip,
   z gate) and so hides the depthwise conv1d, x_proj and dt_proj inside it. Vim-S: 5.301500928 G (a comment there).
@@ -96,6 +100,8 @@ MAMBAVISION_PTFLOPS = PublishedCounter(
 PUBLISHED_COUNTERS: dict[str, PublishedCounter] = {
     "vim": VIM_BY_VMAMBA,
     "vmamba": VMAMBA_FVCORE,
+    "msvmamba": VMAMBA_FVCORE,
+    "groupmamba": VMAMBA_FVCORE,
     "localmamba.LocalVMamba": LOCALVMAMBA_FVCORE,
     "mambavision": MAMBAVISION_PTFLOPS,
 }

@@ -9,17 +9,21 @@ A config finds them with
 Registered in mmengine's root registries (mmdet's and mmseg's registries look there through their parent), so
 importing this package imports neither mmdet nor mmseg:
 
-* MODELS: `VimBackbone`, `VMambaBackbone`, `LocalVimBackbone`, `LocalVMambaBackbone`, `MambaVisionBackbone`,
-  `UMambaBackbone` (all `VSSMBackbone`s); `SimpleFPN` (ViTDet's neck, for a plain backbone's single map) and the
-  norm `LN2d` (ViTDet's, for `norm_cfg`): mmdet's pip package does not ship its `projects/ViTDet`.
+* MODELS: `VimBackbone`, `VMambaBackbone`, `LocalVimBackbone`, `LocalVMambaBackbone`, `MSVMambaBackbone`,
+  `GroupMambaBackbone`, `MambaVisionBackbone`, `PlainMambaBackbone`, `UMambaBackbone` (all `VSSMBackbone`s);
+  `SimpleFPN` (ViTDet's neck, for a plain backbone's single map) and the norm `LN2d` (ViTDet's, for `norm_cfg`):
+  mmdet's pip package does not ship its `projects/ViTDet`.
 * OPTIM_WRAPPER_CONSTRUCTORS: `VSSMLayerDecayOptimizerConstructor`.
 """
 
 from .backbone import VSSMBackbone
 from .families import (
+    GroupMambaBackbone,
     LocalVimBackbone,
     LocalVMambaBackbone,
     MambaVisionBackbone,
+    MSVMambaBackbone,
+    PlainMambaBackbone,
     UMambaBackbone,
     VimBackbone,
     VMambaBackbone,
@@ -29,10 +33,13 @@ from .layer_norm_2d import LN2d
 from .simple_fpn import SimpleFPN
 
 __all__ = [
+    "GroupMambaBackbone",
     "LN2d",
     "LocalVMambaBackbone",
     "LocalVimBackbone",
+    "MSVMambaBackbone",
     "MambaVisionBackbone",
+    "PlainMambaBackbone",
     "SimpleFPN",
     "UMambaBackbone",
     "VMambaBackbone",

@@ -24,17 +24,21 @@ from typing import Any
 import timm
 import torch
 from mmengine.registry import MODELS
+from timm.layers import LayerNorm2d
 from torch import Tensor, nn
 
 from vssm.layers.token_pos_embed import middle_index, remove_token
-from vssm.models import localmamba, mambavision, umamba, vim, vmamba
+from vssm.models import groupmamba, localmamba, mambavision, msvmamba, plainmamba, umamba, vim, vmamba
 
 from .backbone import VSSMBackbone
 
 __all__ = [
+    "GroupMambaBackbone",
     "LocalVMambaBackbone",
     "LocalVimBackbone",
+    "MSVMambaBackbone",
     "MambaVisionBackbone",
+    "PlainMambaBackbone",
     "UMambaBackbone",
     "VMambaBackbone",
     "VimBackbone",
@@ -118,6 +122,81 @@ class LocalVMambaBackbone(VSSMBackbone):
 
     models = ("local_vssm_*", "test_local_vssm")
     checkpoint_filter = staticmethod(localmamba.checkpoint_filter_fn)
+
+
+@MODELS.register_module()
+class MSVMambaBackbone(VSSMBackbone):
+    """MSVMamba (YuHengsss/MSVMamba) as its `MM_VSSM`: the stage maps before each downsample through `outnorm{i}`."""
+
+    models = ("msvmamba_*", "test_msvmamba")
+    checkpoint_filter = staticmethod(msvmamba.checkpoint_filter_fn)
+
+
+@MODELS.register_module()
+class GroupMambaBackbone(VSSMBackbone):
+    """GroupMamba (Amshaker/GroupMamba) for dense prediction: each stage's blocks' output before the stage's norm
+    (strides 4/8/16/32) through `outnorm{i}`. The authors released no detection / segmentation wrapper; this is the
+    VMamba-style one (`MM_VSSM`) over GroupMamba's stages."""
+
+    models = ("groupmamba_*", "test_groupmamba")
+    checkpoint_filter = staticmethod(groupmamba.checkpoint_filter_fn)
+
+
+# ---------------------------------------------------------------------------------------------------- PlainMamba
+
+
+def _plainmamba_checkpoint_filter(state_dict: dict[str, Tensor], net: plainmamba.PlainMamba) -> dict[str, Tensor]:
+    """`plainmamba.checkpoint_filter_fn`, without the final norm (`ln1.`, ours `norm.`) where the dense network
+    pruned it (no output at the last layer)."""
+    if isinstance(net.norm, nn.Identity):
+        state_dict = {k: v for k, v in state_dict.items() if not k.startswith(("ln1.", "norm."))}
+    return plainmamba.checkpoint_filter_fn(state_dict, net)
+
+
+@MODELS.register_module()
+class PlainMambaBackbone(VSSMBackbone):
+    """PlainMamba (ChenhongyiYang/PlainMamba) as its segmentation backbone `PlainMambaSeg`: the layer outputs at
+    `out_indices` (default four evenly spaced, the original configs' [5, 11, 17, 23] / [8, 17, 26, 35]), all at stride
+    16, through LayerNorms `norm_layer{i}` (eps 1e-6), except an output at the last layer, which gets the network's
+    final norm instead (the original's `ln1`). Any input size: the position embedding is resampled to the grid at
+    every forward, as the original does (leave `img_size` at the checkpoint's 224)."""
+
+    models = ("plainmamba_*", "test_plainmamba")
+    out_norm = True
+    out_norm_name = "norm_layer{}"
+    checkpoint_filter = staticmethod(_plainmamba_checkpoint_filter)
+
+    def __init__(self, model: str, *args: Any, **kwargs: Any) -> None:
+        super().__init__(model, *args, **kwargs)
+        if self.use_out_norm:  # the original's norm_cfg: LayerNorm eps 1e-6; none where the final norm applies
+            for i, channels in zip(self.out_indices, self.out_channels):
+                final = self._applies_final_norm(i)
+                setattr(self, self.out_norm_name.format(i), nn.Identity() if final else LayerNorm2d(channels, eps=1e-6))
+
+    def _applies_final_norm(self, index: int) -> bool:
+        return index == len(self._net.layers) - 1 and not isinstance(self._net.norm, nn.Identity)
+
+    def _check_out_indices(self, out_indices: Sequence[int] | None, count: int) -> tuple[int, ...]:
+        if out_indices is None:  # four evenly spaced layers, the original's [5, 11, 17, 23] at depth 24
+            out_indices = tuple(count * (k + 1) // 4 - 1 for k in range(4))
+        return super()._check_out_indices(out_indices, count)
+
+    @staticmethod
+    def prune_network(net: plainmamba.PlainMamba, indices: Sequence[int]) -> None:
+        """The classifier and the layers after the last output; the final norm unless the last layer is an output."""
+        net.prune_intermediate_layers(list(indices), prune_norm=max(indices) != len(net.layers) - 1, prune_head=True)
+
+    def network_features(self, x: Tensor, indices: Sequence[int]) -> list[Tensor]:
+        """The layer outputs (the residual stream) at `indices`, NCHW; the last layer's through the final norm."""
+        net = self._net
+        tokens, grid = net.embed(x)
+        _, taps = net.forward_layers(tokens, grid, indices, max(indices) + 1)
+        maps = []
+        for i, tap in zip(indices, taps):
+            if self._applies_final_norm(i):
+                tap = net.norm(tap)
+            maps.append(tap.transpose(1, 2).reshape(tap.shape[0], tap.shape[2], *grid))
+        return maps
 
 
 # ---------------------------------------------------------------------------------------------------- MambaVision

@@ -60,8 +60,11 @@ _FAMILY_KEYS = (
     ("LocalVim", re.compile(r"(^|\.)layers\.\d+\.mixer\.(A_log_\d+$|attn\.|route_mixer\.)")),
     ("Vim", re.compile(r"(^|\.)layers\.\d+\.mixer\.A_b_log$")),
     ("LocalVMamba", re.compile(r"(^|\.)layers\.\d+\.blocks\.\d+\.op\.(multi_scan\.attn|route_mixer)\.")),
+    ("MSVMamba", re.compile(r"(^|\.)layers\.\d+\.blocks\.\d+\.op\.conv2d_b1\.")),
     ("VMamba", re.compile(r"(^|\.)layers\.\d+\.blocks\.\d+\.(op|self_attention)\.")),
     ("MambaVision", re.compile(r"(^|\.)levels\.\d+\.blocks\.\d+\.")),
+    ("GroupMamba", re.compile(r"(^|\.)(block\d+\.\d+\.attn\.mamba_g\d\.|stages\.\d+\.blocks\.\d+\.attn\.vsss\.)")),
+    ("PlainMamba", re.compile(r"(^|\.)layers\.\d+\.mamba\.direction_Bs$")),
     ("U-Mamba", re.compile(r"(^|\.)(mamba_layer\.mamba\.|mamba_layers\.\d+\.mamba\.|stem\.\d+\.conv1\.)")),
 )
 

@@ -1,20 +1,24 @@
-"""Seed-derived weights and inputs of the `mambavision_tiny_seeded` golden fixture (tests/fixtures/.../README.md).
+"""Seed-derived weights and inputs of the released-size golden fixtures (tests/fixtures/*_seeded/README.md).
 
-A MambaVision-T state dict is 127 MB, too big to commit, so the fixture stores the original's key/shape list and
-this recipe instead; the original code was run on the weights the recipe makes. Every tensor comes from its own
-`torch.Generator` seeded with sha256(f"{seed}/{key}"), drawn with `torch.rand` (uniform: its float32 values are
-exact functions of the generator's integers, so they do not depend on the CPU's vector unit), then scaled:
+A released-size state dict is 27-127 MB, too big to commit, so each `*_seeded` fixture stores the original's key/shape
+list and this recipe instead; the original code was run on the weights the recipe makes. The recipe reads nothing but
+a key and its shape, so it serves every family. Every tensor comes from its own `torch.Generator` seeded with
+sha256(f"{seed}/{key}"), drawn with `torch.rand` (uniform: its float32 values are exact functions of the generator's
+integers, so they do not depend on the CPU's vector unit), then scaled by the first rule that matches:
 
-| tensor | value (u ~ U(0, 1), s = u·2 − 1 ~ U(−1, 1)) |
+| tensor (`name` = the key's last part) | value (u ~ U(0, 1), s = u·2 − 1 ~ U(−1, 1)) |
 |---|---|
-| conv / linear weight (dim ≥ 2) | s · √3 / √fan_in  (unit gain) |
-| BN / LN weight | 1 + 0.2·s;  bias, running_mean 0.2·s;  running_var exp(0.3·s) |
-| `dt_proj.bias` | Mamba's init: softplus⁻¹(dt), dt = exp(log 1e-3 + u·(log 0.1 − log 1e-3)) |
-| `A_log` | log(1..N) per row + 0.5·s |
-| `D` | 1 + 0.5·s |
-| `gamma*` | 1e-5 + 0.5·s |
-| other biases | 0.2·s |
 | `num_batches_tracked` | 0 |
+| `A_log*` (…, N) | log(1..N) along the last axis + 0.5·s |
+| `D`, `Ds` | 1 + 0.5·s |
+| `gamma*` | 1e-5 + 0.5·s |
+| `*scale` (a learnt scalar gain) | 1 + 0.2·s |
+| `dt_proj.bias`, `dt_projs_bias` | Mamba's init: softplus⁻¹(dt), dt = exp(log 1e-3 + u·(log 0.1 − log 1e-3)) |
+| `running_var` / `running_mean` | exp(0.3·s) / 0.2·s |
+| stacked projections `*_weight` (K, out, in) | s · √3 / √in  (unit gain per route) |
+| other tensors of dim ≥ 2 (conv / linear weight) | s · √3 / √fan_in, fan_in = the product of all axes but the first |
+| 1-D `weight` (norms) | 1 + 0.2·s |
+| anything else (biases) | 0.2·s |
 
 Inputs: `torch.rand` of a generator seeded with sha256(f"{seed}/input/{B}x{C}x{H}x{W}"), mapped to N(0, 1)-like
 values by √3·s.
@@ -44,15 +48,15 @@ def seeded_tensor(seed: int, key: str, shape: tuple[int, ...]) -> torch.Tensor:
     generator = _generator(f"{seed}/{key}")
     s = _signed(shape, generator)
     name = key.rsplit(".", 1)[-1]
-    stem_norm = key.startswith(("patch_embed.conv_down.1.", "patch_embed.conv_down.4."))
-    is_norm = stem_norm or any(part.startswith("norm") for part in key.split("."))
-    if name == "A_log":
-        return torch.log(torch.arange(1, shape[1] + 1, dtype=torch.float32)).expand(shape) + 0.5 * s
-    if name == "D":
+    if name.startswith("A_log"):
+        return torch.log(torch.arange(1, shape[-1] + 1, dtype=torch.float32)).expand(shape) + 0.5 * s
+    if name in ("D", "Ds"):
         return 1 + 0.5 * s
     if name.startswith("gamma"):
         return 1e-5 + 0.5 * s
-    if key.endswith("dt_proj.bias"):
+    if name.endswith("scale"):
+        return 1 + 0.2 * s
+    if key.endswith(("dt_proj.bias", "dt_projs_bias")):
         u = (s + 1) / 2
         dt = torch.exp(math.log(1e-3) + u * (math.log(0.1) - math.log(1e-3)))
         return dt + torch.log(-torch.expm1(-dt))
@@ -61,9 +65,9 @@ def seeded_tensor(seed: int, key: str, shape: tuple[int, ...]) -> torch.Tensor:
     if name == "running_mean":
         return 0.2 * s
     if len(shape) >= 2:
-        fan_in = math.prod(shape[1:])
+        fan_in = shape[-1] if name.endswith("_weight") else math.prod(shape[1:])
         return s * math.sqrt(3.0 / fan_in)
-    if is_norm and name == "weight":
+    if name == "weight":
         return 1 + 0.2 * s
     return 0.2 * s
 

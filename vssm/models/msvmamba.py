@@ -313,7 +313,7 @@ def msvmamba_micro(pretrained: bool = False, **kwargs) -> MSVMamba:
 
 @register_model
 def msvmamba_tiny(pretrained: bool = False, **kwargs) -> MSVMamba:
-    """MSVMamba-Tiny (`vssm_tiny_224_ms.yaml`): 33.08M parameters, 82.8 top-1."""
+    """MSVMamba-Tiny (`vssm_tiny_224_ms.yaml`): 33.05M parameters (the config's comment: 33.08M), 82.8 top-1."""
     return _create_msvmamba("msvmamba_tiny", pretrained, **dict(_VARIANTS["msvmamba_tiny"], **kwargs))
 
 

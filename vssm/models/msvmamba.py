@@ -15,13 +15,12 @@ output norm (what the original's detection and segmentation backbone normalises 
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Sequence
 
 import torch
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from timm.models import adapt_input_conv, generate_default_cfgs, register_model
+from timm.models import generate_default_cfgs, register_model
 from torch import nn
 
 from vssm import scans
@@ -31,7 +30,7 @@ from vssm.layers.msvmamba_block import MSVSSBlock
 from vssm.layers.msvmamba_ss2d import MultiScaleSS2D
 from vssm.layers.stage import Stage
 from vssm.layers.stem2d import PatchStem
-from vssm.models._checkpoint import check_variant_fits, model_name, read_checkpoint, select_weights
+from vssm.models._checkpoint import check_variant_fits, model_name, select_weights
 from vssm.models._contract import (
     check_float,
     check_global_pool,
@@ -144,26 +143,8 @@ class MSVMamba(VMamba):
         # included), LayerNorms 1/0; convs keep PyTorch's default; the SSM parameters keep Mamba's init.
         self.apply(init_linear_and_norms)
 
-    @torch.jit.ignore
-    def load_pretrained(self, checkpoint_path: str | os.PathLike) -> None:
-        """Load an official (or our) checkpoint file; timm calls this for `pretrained=True` (`custom_load`).
-
-        Reads the file weights-only (`read_checkpoint`), takes its model weights (`'model'`), converts them with
-        `checkpoint_filter_fn` and loads them strictly, adapting the first conv to `in_chans` and dropping the head
-        when `num_classes` differs.
-        """
-        state_dict = checkpoint_filter_fn(read_checkpoint(checkpoint_path), self)
-        first_conv = state_dict["patch_embed.0.weight"]
-        if first_conv.shape[1] != self.in_chans:
-            state_dict["patch_embed.0.weight"] = adapt_input_conv(self.in_chans, first_conv)
-        ours = self.state_dict()
-        head = ("classifier.head.weight", "classifier.head.bias")
-        for key in head:
-            if key in state_dict and (key not in ours or state_dict[key].shape != ours[key].shape):
-                del state_dict[key]
-        result = self.load_state_dict(state_dict, strict=False)
-        if result.unexpected_keys or set(result.missing_keys) - set(head):
-            raise ValueError(f"checkpoint {checkpoint_path}: did not load strictly: {result}")
+    def _convert_checkpoint(self, checkpoint: dict) -> dict[str, torch.Tensor]:
+        return checkpoint_filter_fn(checkpoint, self)
 
 
 # -------------------------------------------------------------------------------------------------- checkpoints

@@ -235,6 +235,11 @@ class VMamba(nn.Module):
         self.num_classes = num_classes
         self.classifier.head = linear_head(self, self.num_features, num_classes)
 
+    def _convert_checkpoint(self, checkpoint: dict) -> dict[str, torch.Tensor]:
+        """A read checkpoint -> this model's state dict (the family's `checkpoint_filter_fn`; derived families
+        override it and keep `load_pretrained`)."""
+        return checkpoint_filter_fn(checkpoint, self)
+
     @torch.jit.ignore
     def load_pretrained(self, checkpoint_path: str | os.PathLike) -> None:
         """Load an official (or our) checkpoint file; timm calls this for `pretrained=True` (`custom_load`).
@@ -243,7 +248,7 @@ class VMamba(nn.Module):
         converts them with `checkpoint_filter_fn` and loads them strictly, adapting the first conv to `in_chans` and
         dropping the head when `num_classes` differs.
         """
-        state_dict = checkpoint_filter_fn(read_checkpoint(checkpoint_path), self)
+        state_dict = self._convert_checkpoint(read_checkpoint(checkpoint_path))
         first_conv = state_dict["patch_embed.0.weight"]
         if first_conv.shape[1] != self.in_chans:
             state_dict["patch_embed.0.weight"] = adapt_input_conv(self.in_chans, first_conv)

@@ -10,7 +10,9 @@ For each model (each family's `HEADLINE_VARIANT`, every model of the committed H
 DeiT-S, Swin-T and ConvNeXt-T), inference and training step (bf16 autocast, batch 128, the model's default input
 size: 224² for the classifiers, as `tools/benchmark.py` timed them): bytes read + written and GFLOPs per image,
 kernel launches per step, the predicted time per step and images/s, the predicted ratio to Swin-T and DeiT-S, and
-the largest contributors by predicted time.
+the largest contributors by predicted time; and the same step compiled (`torch.compile`, estimated by
+`Profile.compiled`: inductor's fusion of the elementwise glue between the library kernels, see
+vssm/analysis/roofline.py): its launches, predicted time and ratio to Swin-T compiled.
 
 Calibration: the cost model's two constants (`roofline.H100_CALIBRATION`: the share of the roofs a kernel reaches,
 and the cost of a launch) are fitted here by least squares on the relative error over the H100 throughput rows
@@ -111,9 +113,11 @@ def _ms(profile: Profile, calibration: Calibration) -> float:
 def summary_rows(profiles: dict[tuple[str, str], Profile], calibration: Calibration,
                  measured: list[Measured]) -> list[dict]:
     current = {(r.model, r.mode): r for r in measured if r.file == FIT_FILE}
+    compiled = {key: p.compiled() for key, p in profiles.items()}
     rows = []
     for (name, mode), p in profiles.items():
         ms = _ms(p, calibration)
+        compiled_ms = _ms(compiled[name, mode], calibration)
         row = {
             "model": name, "mode": mode, "batch": p.batch, "input": "x".join(map(str, p.input_size)),
             "mb_per_image": round(p.bytes / p.batch / 1e6, 2), "gflops_per_image": round(p.flops / p.batch / 1e9, 3),
@@ -123,6 +127,10 @@ def summary_rows(profiles: dict[tuple[str, str], Profile], calibration: Calibrat
         for baseline in RATIO_TO:
             other = profiles.get((baseline, mode))
             row[f"predicted_ratio_to_{baseline}"] = round(_ms(other, calibration) / ms, 3) if other else None
+        row["compiled_launches"] = compiled[name, mode].launches
+        row["compiled_predicted_ms"] = round(compiled_ms, 3)
+        swin = compiled.get((RATIO_TO[0], mode))
+        row[f"compiled_ratio_to_{RATIO_TO[0]}"] = round(_ms(swin, calibration) / compiled_ms, 3) if swin else None
         seen = current.get((name, mode))
         row["measured_ms"] = seen.ms if seen else None
         row["error_pct"] = round(100 * (ms / seen.ms - 1), 1) if seen else None
@@ -151,7 +159,11 @@ def markdown(profiles: dict[tuple[str, str], Profile], rows: list[dict], calibra
         f"{gpu.bandwidth / 1e12:g} TB/s, FLOPs / peak) / efficiency + launches x launch cost ({gpu.name}: "
         f"{gpu.matmul_peak[next(iter(gpu.matmul_peak))] / 1e12:g} TFLOP/s bf16 matmuls, "
         f"{gpu.vector_peak / 1e12:g} TFLOP/s CUDA cores), bf16 autocast, models in eval mode as `tools/benchmark.py` "
-        f"times them (training step: forward, backward of the output's mean, SGD with momentum).",
+        f"times them (training step: forward, backward of the output's mean, SGD with momentum). "
+        f"The compiled columns estimate `torch.compile` (inductor, default mode) by `Profile.compiled`: each run of "
+        f"elementwise ops, reductions, norms and copies between two library kernels (matmuls, convolutions, "
+        f"attention, the scan) fused, reading its inputs and writing what later ops read once, one launch per "
+        f"dependent chain; an estimate with the eager constants, no measured compiled row checks it yet.",
         f"Constants used (`roofline.H100_CALIBRATION`): {_constants(calibration)}."
         + (f" This run's least-squares fit to the committed rows marked below: {_constants(fitted)}."
            if fitted else ""),
@@ -159,13 +171,15 @@ def markdown(profiles: dict[tuple[str, str], Profile], rows: list[dict], calibra
         f"version). Command: `{command}`", "",
         markdown_table(
             ["model", "mode", "MB / image", "GFLOPs / image", "launches", "roofline ms", "predicted ms",
-             "predicted img/s", *(f"ratio to {_short(b)}" for b in RATIO_TO), "measured ms", "error"],
+             "predicted img/s", *(f"ratio to {_short(b)}" for b in RATIO_TO), "compiled launches", "compiled ms",
+             f"compiled ratio to {_short(RATIO_TO[0])}", "measured ms", "error"],
             [[r["model"], r["mode"], f"{r['mb_per_image']:.1f}", f"{r['gflops_per_image']:.2f}", r["launches"],
               f"{r['roofline_ms']:.2f}", f"{r['predicted_ms']:.2f}", f"{r['predicted_images_per_s']:.0f}",
-              *(_ratio(r[f"predicted_ratio_to_{b}"]) for b in RATIO_TO),
+              *(_ratio(r[f"predicted_ratio_to_{b}"]) for b in RATIO_TO), r["compiled_launches"],
+              f"{r['compiled_predicted_ms']:.2f}", _ratio(r[f"compiled_ratio_to_{RATIO_TO[0]}"]),
               "-" if r["measured_ms"] is None else f"{r['measured_ms']:.1f}",
               "-" if r["error_pct"] is None else f"{r['error_pct']:+.0f} %"] for r in rows],
-            right=[False, False, *([True] * 11)]),
+            right=[False, False, *([True] * 14)]),
     ]
     if failures:
         lines += ["", "Not profiled: " + "; ".join(f"{name}: {why}" for name, why in failures.items())]

@@ -6,11 +6,13 @@ each kernel's chunk loop, compiled for an H100 (sm_90) by the ptxas that ships i
 
 For each of the zoo's scan shapes and each kernel (forward, backward) with `triton_config`'s tiles (or every tile
 of `--grid`), it compiles the kernel ahead of time, disassembles the cubin (cuobjdump) and counts the instructions of
-the innermost loop, per element of the loop's (CHUNK, N, BLOCK_D) tile. The issue-slot estimate divides the counts
-by what one H100 SM retires per clock (the CUDA programming guide's throughput table for compute capability 9.0)
-and compares the slowest pipe with the exponentials alone: it ranks designs and tiles on a machine with no GPU and
-is no substitute for timing (`bench_selective_scan.py`, `tune_triton.py`). Writes triton_static.md and .csv under
---output (default runs/triton_static/); only --update-repo writes the committed benchmarks/ files.
+the innermost loop, per element of the loop's (CHUNK, N, BLOCK_D) tile; at N = 1 also the d_state 1 kernels that the
+backend runs there (kernels/triton_scan_state1.py, rule "state 1"), per element of their (CHUNK, BLOCK_D) tile. The
+issue-slot estimate divides the counts by what one H100 SM retires per clock (the CUDA programming guide's
+throughput table for compute capability 9.0) and compares the slowest pipe with the exponentials alone: it ranks
+designs and tiles on a machine with no GPU and is no substitute for timing (`bench_selective_scan.py`,
+`tune_triton.py`). Writes triton_static.md and .csv under --output (default runs/triton_static/); only --update-repo
+writes the committed benchmarks/ files.
 """
 
 from __future__ import annotations
@@ -31,8 +33,9 @@ from tqdm import tqdm
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
-from vssm.kernels import triton_scan
-from vssm.kernels.triton_scan import TritonConfig, candidate_configs, triton_config
+from vssm.kernels import triton_scan, triton_scan_state1
+from vssm.kernels.triton_scan import TritonConfig, candidate_configs, save_every, triton_config
+from vssm.kernels.triton_scan_state1 import State1Config, state1_config
 
 COMMITTED = Path(__file__).resolve().parent
 OUTPUT = Path("runs") / "triton_static"
@@ -145,6 +148,20 @@ def kernel_mixes(channels: int, state: int, routes: int, cfg: TritonConfig) -> d
     return out
 
 
+def state1_mixes(channels: int, routes: int) -> tuple[State1Config, dict[str, tuple[LoopMix, int]]]:
+    """The d_state 1 kernels' (kernels/triton_scan_state1.py) forward and backward loop mixes with their rule's
+    tiles, each with the tile elements per warp instruction."""
+    cfg = state1_config(channels, routes, routes)
+    flags = dict(HAS_D=True, HAS_Z=True, HAS_BIAS=True, HAS_ROUTE=routes > 1, SOFTPLUS=True, BLOCK_D=cfg.block_d,
+                 PER_LANE=cfg.per_lane, LANES=cfg.lanes, SAVE_EVERY=save_every())
+    threads = 32 * cfg.num_warps
+    elements = cfg.chunk * cfg.block_d / threads
+    return cfg, {name: (compile_mix(fn, dict(flags, **extra), cfg.num_warps, elements), threads)
+                 for name, fn, extra in (("forward", triton_scan_state1._state1_fwd_kernel, {}),
+                                         ("backward", triton_scan_state1._state1_bwd_kernel,
+                                          {"BLOCKS_PER_PROGRAM": cfg.blocks_per_program}))}
+
+
 def floor_exps(kernel: str, state: int, has_z: bool = True) -> float:
     """Exponentials per (step, channel, state) element in the roofline's floor (`Roofline` of bench_selective_scan.py):
     the forward's decay, softplus and gate (the last two once per step and channel), the backward's one decay."""
@@ -167,13 +184,19 @@ def main(argv: list[str] | None = None) -> int:
             jobs.append((shape, channels, state, routes, cfg, cfg == rule))
     rows = []
     for shape, channels, state, routes, cfg, is_rule in tqdm(jobs, desc="compiling for sm_90"):
-        for kernel, (mix, threads) in kernel_mixes(channels, state, routes, cfg).items():
+        tiles = [(kernel, mix, threads, cfg.chunk, cfg.forward_block_d if kernel == "forward" else cfg.block_d,
+                  cfg.num_warps, "yes" if is_rule else "")
+                 for kernel, (mix, threads) in kernel_mixes(channels, state, routes, cfg).items()]
+        if state == 1 and is_rule:  # what the triton backend runs at N = 1
+            cfg1, mixes = state1_mixes(channels, routes)
+            tiles += [(kernel, mix, threads, cfg1.chunk, cfg1.block_d, cfg1.num_warps, "state 1")
+                      for kernel, (mix, threads) in mixes.items()]
+        for kernel, mix, threads, chunk, block_d, warps, mark in tiles:
             clocks = mix.clocks_per_element(threads)
             slowest = max(clocks, key=clocks.get)
             rows.append({
-                "shape": shape, "kernel": kernel, "chunk": cfg.chunk,
-                "block_d": cfg.forward_block_d if kernel == "forward" else cfg.block_d, "warps": cfg.num_warps,
-                "rule": "yes" if is_rule else "", "registers": mix.registers, "spill bytes": mix.spill_bytes,
+                "shape": shape, "kernel": kernel, "chunk": chunk, "block_d": block_d, "warps": warps,
+                "rule": mark, "registers": mix.registers, "spill bytes": mix.spill_bytes,
                 "instr/elt": round(mix.instructions, 2), "MUFU/elt": round(mix.mufu, 3),
                 "SHFL/elt": round(mix.shfl, 3), "LDS+STS/elt": round(mix.shared, 3),
                 "BAR/elt": round(mix.barriers, 3), "spill ops/elt": round(mix.spill_ops, 3), "bound": slowest,

@@ -5,7 +5,7 @@ Priority: `use_backend(...)` context manager > `VSSM_SCAN_BACKEND` environment v
 (float64 -> reference; CUDA -> triton; CPU -> cpu).
 
 The `cpu` row builds its C loop on first use (checking whether the backend can run does), the `triton` row imports
-kernels.triton_scan, and with it triton, only when the backend runs.
+kernels.triton_scan (kernels.triton_scan_state1 at d_state 1), and with it triton, only when the backend runs.
 """
 
 from __future__ import annotations
@@ -99,6 +99,28 @@ def _from_triton_scan(name: str) -> Callable:
     return call
 
 
+@functools.cache
+def _triton_scan_state1() -> ModuleType:
+    from . import triton_scan_state1
+
+    return triton_scan_state1
+
+
+def _triton_forward(scan: ScanTensors, delta_softplus: bool,
+                    out_float32: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    # d_state 1 (VMamba-T, MSVMamba) has its own first-order kernels, with the same saved-state layout
+    if scan.A.shape[1] == 1:
+        return _triton_scan_state1().selective_scan_state1_fwd(scan, delta_softplus, out_float32)
+    return _triton_scan().selective_scan_triton_fwd(scan, delta_softplus, out_float32)
+
+
+def _triton_backward(grad_out: torch.Tensor, scan: ScanTensors, saved: torch.Tensor,
+                     delta_softplus: bool) -> Sequence[torch.Tensor | None]:
+    if scan.A.shape[1] == 1:
+        return _triton_scan_state1().selective_scan_state1_bwd(grad_out, scan, saved, delta_softplus)
+    return _triton_scan().selective_scan_triton_bwd(grad_out, scan, saved, delta_softplus)
+
+
 Forward = Callable[[ScanTensors, bool, bool], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 Backward = Callable[[torch.Tensor, ScanTensors, torch.Tensor, bool], Sequence[torch.Tensor | None]]
 
@@ -135,8 +157,7 @@ IMPLEMENTATIONS: dict[Backend, Implementation] = {
     Backend.REFERENCE: Implementation(selective_scan_ref_fwd, selective_scan_ref_bwd, saved_shape=lambda shape: (0,),
                                       refusal=lambda device: None, float64=True),
     Backend.CPU: Implementation(cpu.selective_scan_cpu_fwd, cpu.selective_scan_cpu_bwd, cpu.saved_shape, cpu.refusal),
-    Backend.TRITON: Implementation(_from_triton_scan("selective_scan_triton_fwd"),
-                                   _from_triton_scan("selective_scan_triton_bwd"), _from_triton_scan("saved_shape"),
+    Backend.TRITON: Implementation(_triton_forward, _triton_backward, _from_triton_scan("saved_shape"),
                                    _triton_refusal, traced=True, gathers_scattered_routes=True),
 }
 

@@ -263,7 +263,7 @@ def selective_scan_cpu_bwd(grad_out: torch.Tensor, scan: ScanTensors, chunk_stat
     dB = dB.view(batch, groups, parts // groups, state, length).sum(2).to(B.dtype)
     dC = dC.view(batch, groups, parts // groups, state, length).sum(2).to(C.dtype)
     if shape.shared_u:
-        du = du.view(batch, shape.routes, shape.u_channels, length).sum(1)
+        du = du.view(batch, channels // shape.u_channels, shape.u_channels, length).sum(1)
     return (
         du.to(u.dtype),
         ddelta.to(delta.dtype),

@@ -38,7 +38,9 @@ def selective_scan(
     Args:
         u: (batch, KD, L), or (batch, KD/K, L) with a `route` of K rows: "shared u", every route reads the same u
             (route k's channel j reads u[:, j]), exactly as if the K-fold copy (batch, KD, L) were passed, without
-            making it; du then has u's shape (the routes' contributions summed).
+            making it; du then has u's shape (the routes' contributions summed). More generally u may have KD/S
+            channels for any S dividing K, channel d reading u[:, d % (KD/S)]: route k reads block k % (K/S) of u,
+            e.g. u = [x; x transposed] shared by the K = 4 cross routes in their base layouts (vssm.layers.ss2d).
         delta, z: (batch, KD, L), one of float32/float16/bfloat16/float64 (all of u's dtype); delta is pre-bias,
             pre-softplus.
         A: (KD, N) float32 (float64 allowed with float64 u).  D, delta_bias: (KD,) float32 (or float64).

@@ -14,8 +14,9 @@ sees the kernels. The reference and cpu backends run inside `vssm::selective_sca
 `backend` is the value of a `kernels.Backend`, resolved by `kernels.selective_scan` before the call, so a compiled
 graph keeps the backend it was traced with.
 
-With a route of K rows, u may be (batch, KD/K, L), read by every route ("shared u"); du then has u's shape (the K
-routes' contributions summed). KD is always delta's channel count.
+With a route of K rows, u may be (batch, KD/S, L) for S dividing K, channel d reading u[:, d % (KD/S)] ("shared
+u"; S = K: every route reads the same u); du then has u's shape (the contributions of the channels reading a row
+summed). KD is always delta's channel count.
 
 FLOPs (FlopCounterMode and fvcore): 9·batch·L'·KD·N for the scan (L' = scanned steps, = L without a route) plus
 batch·KD·L when D is given; the backward counts twice the forward (FlopCounterMode's convention for matmuls).

@@ -32,10 +32,11 @@ def route_blocks(channels: int, routes: int, groups: int) -> tuple[list[int], li
     return [j * routes // blocks for j in range(blocks)], [j * groups // blocks for j in range(blocks)]
 
 
-def expand_shared_u(u: torch.Tensor, routes: int) -> torch.Tensor:
-    """Shared u `(batch, E, L)` as the `(batch, K·E, L)` tensor it stands for: route k's channel j reads u[:, j]."""
+def expand_shared_u(u: torch.Tensor, copies: int) -> torch.Tensor:
+    """Shared u `(batch, U, L)` as the `(batch, copies·U, L)` tensor it stands for: channel d reads u[:, d % U]
+    (copies = K: route k's channel j reads u[:, j]; copies = K/2 with U = 2E: route k reads u's block k % 2)."""
     batch, channels, length = u.shape
-    return u.unsqueeze(1).expand(batch, routes, channels, length).reshape(batch, routes * channels, length)
+    return u.unsqueeze(1).expand(batch, copies, channels, length).reshape(batch, copies * channels, length)
 
 
 def gather_route(x: torch.Tensor, route: torch.Tensor) -> torch.Tensor:
@@ -124,8 +125,8 @@ def selective_scan_ref(
     u, delta, z: (batch, KD, L)   A: (KD, N)   B, C: (batch, G, N, L) or (batch, N, L)   D, delta_bias: (KD,)
     route: (K, L') int, -1 = padding step. Returns y: (batch, KD, L) in u's dtype (float32 if `out_float32`, float64
     stays float64) and, with `return_last_state`, last_state: (batch, KD, N) in the compute dtype.
-    With `route` it is literally gather -> scan -> scatter; u of (batch, KD/K, L) ("shared u") is first expanded to
-    the K-fold copy it stands for, which is the definition of that mode.
+    With `route` it is literally gather -> scan -> scatter; u of (batch, KD/S, L) ("shared u") is first expanded to
+    the S-fold copy it stands for, which is the definition of that mode.
     """
     out_dtype = compute_dtype(u.dtype) if out_float32 else u.dtype
     cdt = compute_dtype(u.dtype)
@@ -135,7 +136,7 @@ def selective_scan_ref(
     if route is not None:
         channels = delta.shape[1]
         if u.shape[1] != channels:
-            u = expand_shared_u(u, route.shape[0])
+            u = expand_shared_u(u, channels // u.shape[1])
         u, delta = gather_route(u, route), gather_route(delta, route)
         z = gather_route(z, route) if z is not None else None
         B, C = gather_route_bc(B, route, channels), gather_route_bc(C, route, channels)

@@ -150,13 +150,14 @@ def _take(x: torch.Tensor, index: StepIndex) -> torch.Tensor:
 
 
 def gather_channels(x: torch.Tensor, route: torch.Tensor, layout: RouteLayout, channels: int) -> torch.Tensor:
-    """x: (batch, channels, L), route k reading channel block k, or (batch, channels / K, L) read by every route
-    (shared u) -> (batch, channels, L') in route order, zero at padding steps."""
+    """x: (batch, channels, L), route k reading channel block k, or (batch, channels / S, L) for S dividing K, route k
+    reading its block k % (K / S) (shared u) -> (batch, channels, L') in route order, zero at padding steps."""
     routes, steps = route.shape
-    batch, _, length = x.shape
+    batch, read, length = x.shape
     per_route = channels // routes
-    blocks = x.view(batch, routes, per_route, length) if x.shape[1] == channels else \
-        x.unsqueeze(1).expand(batch, routes, per_route, length)
+    # a u shared by every route (read = per_route) stays an expanded view; one shared S < K times is copied
+    blocks = x.view(batch, 1, read // per_route, per_route, length).expand(
+        batch, channels // read, read // per_route, per_route, length).reshape(batch, routes, per_route, length)
     return _TakeSteps.apply(blocks, layout.to_route, layout.to_tokens).reshape(batch, channels, steps)
 
 

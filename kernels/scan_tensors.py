@@ -16,7 +16,8 @@ import torch
 class ScanShape(NamedTuple):
     """Sizes of one call. `length` is the number of tokens L, `steps` the scanned length (L, or L' with a route).
 
-    `u_channels` is KD, or KD / K when the K routes share one u ("shared u": route k's channel j reads u[:, j]).
+    `u_channels` is KD, or KD / S with S dividing K when the routes share u ("shared u": channel d reads
+    u[:, d % u_channels]; S = K: every route reads the same u, route k's channel j reads u[:, j]).
     """
 
     batch: int
@@ -36,7 +37,7 @@ class ScanShape(NamedTuple):
 class ScanTensors(NamedTuple):
     """The tensors of one scan, in the custom op's order; an absent optional input is None.
 
-    u: (batch, KD, L), or (batch, KD/K, L) shared by the K routes; delta, z: (batch, KD, L); A: (KD, N);
+    u: (batch, KD, L), or (batch, KD/S, L) shared by the routes (S dividing K); delta, z: (batch, KD, L); A: (KD, N);
     B, C: (batch, G, N, L) (the public entry also takes (batch, N, L)); D, delta_bias: (KD,); route: (K, L') int,
     -1 at padding steps. Gradients come in the same order, without the route's.
     """

@@ -94,13 +94,16 @@ def random_scan_inputs(
     squeeze_groups: bool = False,
     route: torch.Tensor | None = None,
     shared_u: bool = False,
+    u_copies: int | None = None,
     device: torch.device | str = "cpu",
     generator: torch.Generator | None = None,
 ) -> ScanInputs:
     """Fresh random inputs. With `route`, L is the number of tokens; `squeeze_groups` gives B, C as (batch, N, L);
-    `shared_u` (needs `route` of K rows) gives u as (batch, KD/K, L), read by every route."""
-    if shared_u and route is None:
-        raise ValueError("random_scan_inputs: shared_u needs a route")
+    `shared_u` (needs `route` of K rows) gives u as (batch, KD/K, L), read by every route; `u_copies` = S (dividing
+    K) gives u as (batch, KD/S, L), channel d reading u[:, d % (KD/S)]."""
+    if (shared_u or u_copies is not None) and route is None:
+        raise ValueError("random_scan_inputs: shared_u and u_copies need a route")
+    copies = u_copies or (route.shape[0] if shared_u else 1)
 
     def randn(*shape: int) -> torch.Tensor:
         return torch.randn(*shape, generator=generator, dtype=torch.float32).to(device)
@@ -111,7 +114,7 @@ def random_scan_inputs(
         delta = torch.rand(batch, channels, length, generator=generator).to(device) * 0.5 + 0.02
     b_shape = (batch, state, length) if squeeze_groups and groups == 1 else (batch, groups, state, length)
     inputs = ScanInputs(
-        u=randn(batch, channels // route.shape[0] if shared_u else channels, length),
+        u=randn(batch, channels // copies, length),
         delta=delta,
         A=-torch.exp(randn(channels, state)),
         B=randn(*b_shape),
@@ -260,8 +263,8 @@ def assert_nonfinite_matches_reference(
 def assert_shared_u_matches_expanded(
     backend: Backend | str, inputs: ScanInputs, device: torch.device | str = "cpu"
 ) -> None:
-    """`backend` fed a shared u (batch, KD/K, L) against the same backend fed the K-fold copy (batch, KD, L):
-    y, last_state and every gradient bitwise equal, du against the copy's gradient summed over the routes.
+    """`backend` fed a shared u (batch, KD/S, L) against the same backend fed the S-fold copy (batch, KD, L):
+    y, last_state and every gradient bitwise equal, du against the copy's gradient summed over the copies.
 
     Exact because the backends read the same values in the same order and reduce du over the routes the way this
     check does (float32 inputs; low precision rounds du per route in the copy, so compare those to float64 instead).
@@ -269,15 +272,15 @@ def assert_shared_u_matches_expanded(
     from . import selective_scan, use_backend
     from .reference import expand_shared_u
 
-    routes = inputs.route.shape[0]
     batch, u_channels, length = inputs.u.shape
-    copied = dataclasses.replace(inputs, u=expand_shared_u(inputs.u, routes).contiguous())
+    copies = inputs.delta.shape[1] // u_channels
+    copied = dataclasses.replace(inputs, u=expand_shared_u(inputs.u, copies).contiguous())
     grad = torch.randn(inputs.delta.shape, dtype=torch.float32).to(device)
     with use_backend(backend):
         shared = run_with_grads(selective_scan, inputs.to_device(device), grad)
         full = run_with_grads(selective_scan, copied.to_device(device), grad)
     full_grads = list(full[2])
-    full_grads[0] = full_grads[0].view(batch, routes, u_channels, length).sum(1)
+    full_grads[0] = full_grads[0].view(batch, copies, u_channels, length).sum(1)
     names = ["y", "last_state", *(f"d{n}" for n in GRAD_NAMES)]
     for name, a, b in zip(names, [shared[0], shared[1], *shared[2]], [full[0], full[1], *full_grads], strict=True):
         if (a is None) != (b is None) or (a is not None and not torch.equal(a, b)):

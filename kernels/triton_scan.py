@@ -620,6 +620,6 @@ def selective_scan_triton_bwd(grad_out: torch.Tensor, scan: ScanTensors, saved: 
     dB = dB_part.view(groups, per_group, batch, state, length).sum(1).transpose(0, 1).to(B.dtype)
     dC = dC_part.view(groups, per_group, batch, state, length).sum(1).transpose(0, 1).to(C.dtype)
     if shape.shared_u:
-        du = du.view(batch, routes, u_channels, length).sum(1).to(u.dtype)
+        du = du.view(batch, channels // u_channels, u_channels, length).sum(1).to(u.dtype)
     return (du, ddelta, dA.sum((0, 1)), dB.contiguous(), dC.contiguous(), dD.sum((0, 1)) if D is not None else None,
             dz, dbias.sum((0, 1)) if delta_bias is not None else None)

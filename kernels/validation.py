@@ -16,6 +16,13 @@ def _shape(t: torch.Tensor) -> tuple[int, ...]:
     return tuple(t.shape)
 
 
+def _shares_u(delta: tuple[int, ...], u: tuple[int, ...], routes: int) -> bool:
+    """Whether u of shape `u` is a shared u for delta of shape `delta`: KD = S x u's channels with S dividing K."""
+    if len(delta) != 3 or delta[0] != u[0] or delta[2] != u[2] or delta[1] % u[1]:
+        return False
+    return routes % (delta[1] // u[1]) == 0
+
+
 def _check_tensor(name: str, t: object, optional: bool = False) -> None:
     if t is None and optional:
         return
@@ -56,9 +63,9 @@ def check_inputs(scan: ScanTensors) -> ScanShape:
     if delta.dtype != u.dtype:
         raise TypeError(f"delta: expected dtype {u.dtype} (same as u), got {delta.dtype}")
     shared = (batch, routes * u_channels, length)
-    if _shape(delta) != _shape(u) and not (routes > 1 and _shape(delta) == shared):
-        shared_option = (f" or {shared} (u of KD/K channels, shared by the K = {routes} routes)"
-                         if routes > 1 else "")
+    if _shape(delta) != _shape(u) and not (routes > 1 and _shares_u(_shape(delta), _shape(u), routes)):
+        shared_option = (f" or {shared} (u of KD/K channels, shared by the K = {routes} routes; or of KD/S "
+                         f"channels, S dividing K)" if routes > 1 else "")
         raise ValueError(f"delta: expected shape {_shape(u)} (same as u){shared_option}, got {_shape(delta)}")
     channels = delta.shape[1]
     if z is not None:

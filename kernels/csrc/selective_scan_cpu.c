@@ -2,8 +2,9 @@
  * through the reference's loop), in float32 state and arithmetic.
  *
  * Layout: u, delta, z, out, du, ddelta, dz: (batch, KD, L); A: (KD, N); B, C: (batch, G, N, L); route: (K, L')
- * int64 with -1 = padding step. All contiguous float32. u may instead be shared by the K routes: (batch, KD/K, L),
- * channel d reading u row d % (KD/K) (u_channels = KD/K); du stays (batch, KD, L), the caller sums the routes.
+ * int64 with -1 = padding step. All contiguous float32. u may instead be shared by the routes: (batch, KD/S, L) for S
+ * dividing K, channel d reading u row d % u_channels (u_channels = KD/S); du stays (batch, KD, L), the caller sums
+ * the channels reading one row.
  *
  * Channels are processed in blocks of LANES consecutive channels that share one route and one B/C group; a block's
  * values live in `vf` vectors (GCC/Clang vector extensions), one lane per channel, so every step is a handful of

@@ -38,13 +38,18 @@ CASES = {
 }
 
 
-def shared_inputs(case: str, dtype: torch.dtype = torch.float32):
+def shared_inputs(case: str, dtype: torch.dtype = torch.float32, u_copies: int | None = None):
+    """The case's inputs with u shared by every route, or by `u_copies` = S of them (u of KD/S channels)."""
     routes, groups, inner, length, pad, state, has_D, has_z, has_bias, softplus = CASES[case]
     gen = torch.Generator().manual_seed(list(CASES).index(case))
     route = random_route(routes, length, pad, gen)
     return random_scan_inputs(2, routes * inner, length, state, groups, dtype=dtype, has_D=has_D, has_z=has_z,
                               has_delta_bias=has_bias, delta_softplus=softplus, route=route, shared_u=True,
-                              generator=gen)
+                              u_copies=u_copies, generator=gen)
+
+
+# u of KD/S channels shared S < K at a time (SS2D's cross routes in two base layouts: S = 2 of K = 4)
+PARTLY_SHARED = [("cross_groups_eq_k", 2), ("padded_groups_1_z", 2)]
 
 
 @pytest.mark.parametrize("backend", CPU_BACKENDS, ids=lambda b: b.value)
@@ -57,6 +62,29 @@ def test_shared_u_equals_expanded_copy(backend: Backend, case: str) -> None:
 @pytest.mark.parametrize("case", list(CASES))
 def test_shared_u_matches_float64_reference(backend: Backend, case: str) -> None:
     assert_matches_reference(backend, shared_inputs(case), torch.float32)
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS, ids=lambda b: b.value)
+@pytest.mark.parametrize(("case", "u_copies"), PARTLY_SHARED)
+def test_partly_shared_u_equals_expanded_copy(backend: Backend, case: str, u_copies: int) -> None:
+    inputs = shared_inputs(case, u_copies=u_copies)
+    assert inputs.u.shape[1] == inputs.delta.shape[1] // u_copies
+    assert_shared_u_matches_expanded(backend, inputs)
+    assert_matches_reference(backend, inputs, torch.float32)
+
+
+def test_partly_shared_u_reads_block_k_mod_k_over_s() -> None:
+    inputs = shared_inputs("cross_groups_eq_k", torch.float64, u_copies=2)  # K = 4, E = 24: u = [u0; u1]
+    copied = expand_shared_u(inputs.u, 2)
+    blocks = copied.view(2, 4, 24, 49)
+    for k in range(4):
+        assert torch.equal(blocks[:, k], inputs.u.view(2, 2, 24, 49)[:, k % 2])
+    with kernels.use_backend(Backend.REFERENCE):
+        shared = kernels.selective_scan(*inputs.tensors()[:5], inputs.D, inputs.z, inputs.delta_bias,
+                                        delta_softplus=True, route=inputs.route)
+        full = kernels.selective_scan(copied, *inputs.tensors()[1:5], inputs.D, inputs.z, inputs.delta_bias,
+                                      delta_softplus=True, route=inputs.route)
+    assert torch.equal(shared, full)
 
 
 @pytest.mark.parametrize("backend", CPU_BACKENDS, ids=lambda b: b.value)
@@ -111,8 +139,10 @@ def _call(u: torch.Tensor, delta: torch.Tensor, route: torch.Tensor | None, z: t
     [
         # a channel count that is neither KD nor KD/K: the message names u and delta, both shapes and the option
         (3, 2, r"delta: expected shape \(2, 3, 10\) \(same as u\) or \(2, 6, 10\) \(u of KD/K channels, shared by "
-               r"the K = 2 routes\), got \(2, 8, 10\)"),
-        (2, 2, r"delta: expected shape \(2, 2, 10\) \(same as u\) or \(2, 4, 10\) .*K = 2 routes\), got \(2, 8, 10\)"),
+               r"the K = 2 routes; or of KD/S channels, S dividing K\), got \(2, 8, 10\)"),
+        (2, 2, r"delta: expected shape \(2, 2, 10\) \(same as u\) or \(2, 4, 10\) .*S dividing K\), got \(2, 8, 10\)"),
+        # KD / u's channels = 8 (S) does not divide K = 2
+        (1, 2, r"delta: expected shape \(2, 1, 10\) \(same as u\) or \(2, 2, 10\) .*S dividing K\), got \(2, 8, 10\)"),
         # without a route, or with one route, u must have delta's shape and KD/K is not offered
         (4, None, r"^delta: expected shape \(2, 4, 10\) \(same as u\), got \(2, 8, 10\)$"),
         (4, 1, r"^delta: expected shape \(2, 4, 10\) \(same as u\), got \(2, 8, 10\)$"),

@@ -3,15 +3,13 @@ every 8, few programs, every saved span a sequence segment (`triton_config` unde
 
 Same three-way rule against the float64 reference as the other backends. The interpreter must be on before triton is
 first imported (its standard library is decorated then), and importing `kernels` imports triton, so without
-TRITON_INTERPRET=1 in the environment this file re-runs itself in a subprocess that has it. GPU-only behaviour
-(lowering, speed, non-determinism) cannot be reproduced by the interpreter; `gpu` tests cover CUDA tensors.
+TRITON_INTERPRET=1 in the environment this file re-runs itself in a subprocess that has it (triton_interpreter.py).
+GPU-only behaviour (lowering, speed, non-determinism) cannot be reproduced by the interpreter; `gpu` tests cover
+CUDA tensors.
 """
 
+import copy
 import dataclasses
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -30,30 +28,21 @@ from vssm.kernels.testing import (
     random_scan_inputs,
     with_value,
 )
+from vssm.kernels.tolerances import assert_all_close_3way
 
 triton = pytest.importorskip("triton")
 triton_scan = pytest.importorskip("vssm.kernels.triton_scan")
 
-
-def _interpreted() -> bool:
-    from triton.runtime.interpreter import InterpretedFunction
-
-    return isinstance(triton.language.standard.cdiv, InterpretedFunction)
-
-
-INTERPRETED = _interpreted()
-interpreter_only = pytest.mark.skipif(not INTERPRETED, reason="runs in the TRITON_INTERPRET=1 subprocess")
+from triton_interpreter import (  # noqa: E402  (tests/kernels/triton_interpreter.py imports triton)
+    assert_passes_under_interpreter,
+    interpreter_only,
+    outside_interpreter,
+)
 
 
-@pytest.mark.skipif(INTERPRETED, reason="already inside the interpreter run")
+@outside_interpreter
 def test_interpreter_suite_in_subprocess() -> None:
-    env = {**os.environ, "TRITON_INTERPRET": "1"}
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", str(Path(__file__)), "-q", "-p", "no:cacheprovider", "-m", "not gpu"],
-        capture_output=True, text=True, env=env, cwd=Path(__file__).parents[2], timeout=900,
-    )
-    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
-    assert " passed" in result.stdout, result.stdout[-2000:]
+    assert_passes_under_interpreter(__file__)
 
 
 CASES = {
@@ -135,6 +124,17 @@ def test_shared_u_equals_expanded_copy(case: str) -> None:
 @pytest.mark.usefixtures("route_reading")
 def test_shared_u_matches_float64_reference(case: str) -> None:
     assert_matches_reference(Backend.TRITON, _shared_u_inputs(case), torch.float32)
+
+
+@interpreter_only
+@pytest.mark.usefixtures("route_reading")
+def test_partly_shared_u_matches_expanded_copy_and_float64_reference() -> None:
+    # K = 4 routes, u of KD/2 channels (SS2D's two base layouts of the cross routes): route k reads u's block k % 2
+    gen = torch.Generator().manual_seed(11)
+    inputs = random_scan_inputs(1, 4 * 2, 9, 2, 4, route=random_route(4, 9, 2, gen), u_copies=2, generator=gen)
+    assert inputs.u.shape == (1, 4, 9)
+    assert_shared_u_matches_expanded(Backend.TRITON, inputs)
+    assert_matches_reference(Backend.TRITON, inputs, torch.float32)
 
 
 @interpreter_only
@@ -237,3 +237,39 @@ def test_empty_batch() -> None:
                                    inputs.delta_bias, delta_softplus=True)
         y.sum().backward()
     assert y.shape == (0, 4, 5) and torch.equal(inputs.A.grad, torch.zeros_like(inputs.A))
+
+
+def _ss2d_run(module, x: torch.Tensor, grad: torch.Tensor, backend: Backend, dtype: torch.dtype):
+    module = copy.deepcopy(module).to(dtype)
+    x = x.to(dtype).detach().requires_grad_(True)
+    with kernels.use_backend(backend):
+        in_bases = module._in_base_layouts(x)
+        out = module(x)
+        (out * grad.to(dtype)).sum().backward()
+    return in_bases, [out, x.grad, *(p.grad for p in module.parameters())]
+
+
+@interpreter_only
+@pytest.mark.parametrize(("order", "d_state"), [("cross", 1), ("cross", 2), ("windowed_pairs_padded", 2)])
+def test_ss2d_in_base_layouts_matches_float64_reference(order: str, d_state: int) -> None:
+    # SS2D on a backend that gathers jumping routes runs them in base layouts (vssm.layers.route_bases): cross in
+    # the raster and its transpose (d_state 1: VMamba-T's kernel); windows of 2 on a 3 x 5 grid (padding steps)
+    # paired with their flips, gathered
+    from vssm import scans
+    from vssm.layers.ss2d import SS2D, SS2DForm
+
+    scan = scans.Cross() if order == "cross" else scans.Windowed(directions=("h", "w2", "h_flip", "w2_flip"),
+                                                                  pad_oversized_windows=True)
+    torch.manual_seed(d_state if order == "cross" else 0)
+    form = SS2DForm.V05_NOZ if d_state == 1 else SS2DForm.V0
+    module = SS2D(4, d_state=d_state, expand=1.0, form=form, scan=scan)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    x, grad = torch.randn(1, 4, 3, 5), torch.randn(1, 4, 3, 5)
+    in_bases, triton_run = _ss2d_run(module, x, grad, Backend.TRITON, torch.float32)
+    routed, reference = _ss2d_run(module, x, grad, Backend.REFERENCE, torch.float32)
+    _, reference64 = _ss2d_run(module, x, grad, Backend.REFERENCE, torch.float64)
+    assert in_bases and not routed
+    names = ["out", "x", *(n for n, _ in module.named_parameters())]
+    assert_all_close_3way(triton_run, reference, reference64, names)

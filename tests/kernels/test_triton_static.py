@@ -61,3 +61,12 @@ def test_counts_the_rule_tiles_of_a_zoo_shape(tmp_path: Path) -> None:
     text = (tmp_path / "triton_static.md").read_text()
     assert "python benchmarks/triton_static.py --shapes" in text
     assert "| mambavision_t stage 3 (N 8) | forward |" in text
+
+
+def test_counts_the_state_1_kernels_the_backend_runs_at_n_1(tmp_path: Path) -> None:
+    _tool().main(["--shapes", "vmamba_t stage 1 (K 4, N 1)", "--out", str(tmp_path)])
+    rows = {(r["kernel"], r["rule"]): r for r in csv.DictReader((tmp_path / "triton_static.csv").open())}
+    assert set(rows) == {(kernel, rule) for kernel in ("forward", "backward") for rule in ("yes", "state 1")}
+    for kernel in ("forward", "backward"):
+        # kernels/triton_scan_state1.py: fewer instructions per element than the generic kernel's N = 1 tiles
+        assert 0 < float(rows[kernel, "state 1"]["instr/elt"]) < 0.9 * float(rows[kernel, "yes"]["instr/elt"])

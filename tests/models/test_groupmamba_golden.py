@@ -17,6 +17,8 @@ from golden import assert_matches, load_golden, rel_l2
 from seeded_golden import SeededGolden, forward_float64, load_seeded
 
 from vssm import kernels
+from vssm.layers import groupmamba_mixer
+from vssm.layers.groupmamba_mixer import GroupedSS2D
 from vssm.models.groupmamba import checkpoint_filter_fn
 
 FIXTURE = "groupmamba_test"
@@ -55,6 +57,21 @@ def test_matches_the_original_in_float64(route_addressing: bool) -> None:
     assert_matches(logits, golden.output_fp64, "logits (float64)")
     for i, (ours, ref) in enumerate(zip(stages, golden.features["stages_fp64"])):
         assert_matches(ours, ref, f"stage {i} (float64)")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+def test_base_layouts_match_the_original(dtype: torch.dtype, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the path a GPU takes (vssm.layers.route_bases): cross's column-major groups transposed into their base
+    monkeypatch.setattr(groupmamba_mixer, "in_base_layouts", lambda device, dtype: True)
+    ran = []
+    run_in_bases = GroupedSS2D._ssm_in_bases
+    monkeypatch.setattr(GroupedSS2D, "_ssm_in_bases", lambda *args: ran.append(1) or run_in_bases(*args))
+    model, golden = _model()
+    model.to(dtype)
+    with kernels.use_backend("reference" if dtype == torch.float64 else "cpu"), torch.no_grad():
+        logits = model(golden.input.to(dtype))
+    assert ran, "the base layouts did not run"
+    assert_matches(logits, golden.output_fp64 if dtype == torch.float64 else golden.output, f"logits ({dtype})")
 
 
 def test_features_only_returns_the_original_stage_maps() -> None:

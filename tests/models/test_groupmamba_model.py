@@ -4,6 +4,7 @@ the grouped scan follows `scan=` (one channel group per route) with both scan pa
 from __future__ import annotations
 
 import pickle
+import random
 import re
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import torch
 from golden import assert_matches, load_golden
 
 from vssm import kernels, scans
+from vssm.layers import groupmamba_mixer
 from vssm.models.groupmamba import checkpoint_filter_fn, describe_checkpoint
 
 FIXTURE = "groupmamba_test"
@@ -95,6 +97,27 @@ def test_scan_sets_the_groups_and_both_scan_paths_agree(scan: str | scans.ScanOr
     with kernels.use_backend("reference"), torch.no_grad():
         ours, reference = routed(x), gathered(x)
     assert torch.allclose(ours, reference, rtol=1e-10, atol=1e-12)
+
+
+def test_base_layouts_equal_route_addressing_forward_and_backward(monkeypatch: pytest.MonkeyPatch) -> None:
+    # cross on a 16 x 24 grid (H != W): the column-major groups transposed into their base and back
+    torch.manual_seed(random.randrange(2**31))
+    model = timm.create_model("test_groupmamba").double().train()
+    x = torch.randn(2, 3, 64, 96, dtype=torch.float64)
+    grad = torch.randn(2, model.num_classes, dtype=torch.float64)
+    results = []
+    for in_bases in (True, False):
+        monkeypatch.setattr(groupmamba_mixer, "in_base_layouts", lambda device, dtype, in_bases=in_bases: in_bases)
+        model.zero_grad()
+        inputs = x.clone().requires_grad_(True)
+        torch.manual_seed(0)  # the same drop-path draws
+        with kernels.use_backend("reference"):
+            out = model(inputs)
+            (out * grad).sum().backward()
+        results.append([out, inputs.grad, *(p.grad.clone() for p in model.parameters())])
+    names = ["logits", "x", *(n for n, _ in model.named_parameters())]
+    for a, b, name in zip(*results, names, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12, msg=f"base layouts vs route addressing: {name}")
 
 
 def test_another_order_changes_the_output() -> None:

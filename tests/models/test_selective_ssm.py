@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import math
+import random
 
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
 
-from vssm.layers.selective_ssm import DtInit, init_ssm_parameters
+from vssm.layers import selective_ssm as selective_ssm_module
+from vssm.layers.selective_ssm import DtInit, SSMWeights, init_ssm_parameters, selective_ssm
 
 
 @pytest.mark.parametrize("dt_init", list(DtInit), ids=lambda d: d.value)
@@ -34,3 +37,45 @@ def test_init_follows_mamba(dt_init: DtInit, routes: int | None) -> None:
         assert not torch.equal(bias[0], bias[1])  # every route draws its own
     torch.testing.assert_close(a_log, torch.log(torch.arange(1.0, state + 1)).expand_as(a_log), rtol=0, atol=0)
     assert torch.equal(d, torch.ones_like(d))
+
+
+class _ActivationCopies(TorchDispatchMode):
+    """Counts the copies (casts, clones, copy_) of (batch, ..., length) tensors: the scan's activations, not the
+    parameters (nor the weights the batched matmuls expand to the batch)."""
+
+    def __init__(self, batch: int, length: int) -> None:
+        super().__init__()
+        self.batch, self.length, self.count = batch, length, 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        copy = func._overloadpacket in (torch.ops.aten._to_copy, torch.ops.aten.clone, torch.ops.aten.copy_)
+        if copy and out.dim() and out.shape[0] == self.batch and out.shape[-1] == self.length:
+            self.count += 1
+        return out
+
+
+def test_scan_inputs_enter_the_scan_cast_and_contiguous_in_one_copy_each(monkeypatch: pytest.MonkeyPatch) -> None:
+    batch, routes, inner, state, rank, length = 5, 2, 6, 3, 2, random.randint(7, 11)
+    weights = SSMWeights(torch.randn(routes, rank + 2 * state, inner), torch.randn(routes, inner, rank),
+                         torch.randn(routes * inner), torch.randn(routes * inner, state), torch.randn(routes * inner))
+    # (B, K, E, L) views of (B, K, L, E) maps, as a channel-last model hands them over
+    u = torch.randn(batch, routes, length, inner).transpose(2, 3)
+    z = torch.randn(batch, routes, length, inner).transpose(2, 3)
+    seen = {}
+
+    def scan(u, delta, A, B, C, D, z=None, **kwargs):
+        seen.update(u=u, delta=delta, B=B, C=C, z=z)
+        return torch.zeros_like(u)
+
+    monkeypatch.setattr(selective_ssm_module.kernels, "selective_scan", scan)
+    with _ActivationCopies(batch, length) as copies:
+        selective_ssm(u, weights, torch.float64, z=z)
+    # u, delta, B, C, z: one copy each (the cast writes the layout the scan reads), not a copy and then a cast
+    assert copies.count == 5
+    assert all(t.is_contiguous() and t.dtype == torch.float64 for t in seen.values())
+    x_dbl = torch.matmul(weights.x_proj, u)
+    assert torch.equal(seen["u"], u.reshape(batch, routes * inner, length).double())
+    assert torch.equal(seen["z"], z.reshape(batch, routes * inner, length).double())
+    assert torch.equal(seen["B"], x_dbl[:, :, rank:rank + state].double())
+    assert torch.equal(seen["C"], x_dbl[:, :, rank + state:].double())

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import math
 import random
 import sys
 from pathlib import Path
@@ -17,17 +18,23 @@ from torch import nn
 from torch.utils.flop_counter import conv_backward_flop, conv_flop_count
 
 from vssm.analysis.roofline import (
+    FUSED,
     H100,
     H100_CALIBRATION,
     Calibration,
     CudaEmulation,
+    Fusion,
     Mode,
     OpCost,
     Profile,
+    fused_rms_norm,
     grouped_conv_backward_flops,
     profile,
     profile_model,
+    triton_scan_traffic,
 )
+from vssm.kernels.scan_tensors import ScanTensors
+from vssm.kernels.triton_scan_state1 import State1Config, state1_config
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu_model.py"
 
@@ -101,6 +108,40 @@ def test_attention_is_priced_as_the_fused_kernel_not_the_math_path():
     assert flash.flops > 0
 
 
+class _RmsNorm(nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.rms_norm(x.flatten(2).transpose(1, 2), (self.weight.shape[0],), self.weight, 1e-5)
+
+
+def test_rms_norm_is_priced_as_cudas_one_kernel_not_the_meta_composite():
+    channels, batch = random.randint(2, 9), random.randint(2, 5)
+    result = profile(_RmsNorm(channels).to("meta"), batch=batch, input_size=(channels, 3, 3), amp_dtype=None)
+    assert [o.op for o in result.ops] == ["cuda_emulation._fused_rms_norm"]
+    x = batch * 9 * channels * 4
+    assert result.ops[0].bytes == x + channels * 4 + x + batch * 9 * 4  # x, weight in; y, rstd out
+    train = profile(_RmsNorm(channels).to("meta"), Mode.TRAIN, batch=batch, input_size=(channels, 3, 3),
+                    amp_dtype=None)
+    backward = [o for o in train.ops if o.op == "cuda_emulation._fused_rms_norm_backward"]
+    assert len(backward) == 1 and backward[0].launches == 3
+    in_the_norm = {o.op for o in train.ops if o.module.startswith("_RmsNorm")}  # not the loss's mean
+    assert not in_the_norm & {"aten.pow", "aten.rsqrt", "aten.mean"}
+
+
+def test_the_emulated_rms_norm_is_torchs_in_value_and_gradient():
+    x = torch.randn(random.randint(2, 4), 5, 8, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(8, dtype=torch.float64, requires_grad=True)
+    grad = torch.randn(x.shape, dtype=torch.float64)
+    ours = fused_rms_norm(x, (8,), weight, 1e-5)
+    theirs = F.rms_norm(x, (8,), weight, 1e-5)
+    torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-12)
+    for a, b in zip(torch.autograd.grad(ours, (x, weight), grad), torch.autograd.grad(theirs, (x, weight), grad)):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
 def test_grouped_conv_backward_costs_what_its_forward_does_per_gradient():
     channels = random.choice([8, 16, 32])
     x = torch.empty(2, channels, 14, 14, device="meta")
@@ -117,12 +158,57 @@ def test_grouped_conv_backward_costs_what_its_forward_does_per_gradient():
 
 
 def test_scattered_routes_are_gathered_as_on_cuda_and_raster_routes_read_in_place():
+    # LocalVMamba's searched directions share no base layout: its jumping routes are gathered, as on CUDA
+    local = profile_model("test_local_vssm", batch=random.randint(2, 4))
+    assert any(o.op == "route gathers" for o in local.ops)
+    # VMamba's cross routes run in base layouts (vssm.layers.route_bases): neighbour walks, read in place
     cross = profile_model("test_vmamba", batch=random.randint(2, 4))
-    assert any(o.op == "route gathers" for o in cross.ops)
     assert any(o.op == "vssm.selective_scan" for o in cross.ops)
+    assert not any(o.op.startswith("route") for o in cross.ops)
+    # GroupMamba's groups, one cross route each: the column-major ones transposed into their base (permute_groups)
+    grouped = profile_model("test_groupmamba", batch=random.randint(2, 4))
+    assert any(o.op == "vssm.selective_scan" for o in grouped.ops)
+    assert not any(o.op.startswith("route") for o in grouped.ops)
     bidirectional = profile_model("test_vim", batch=random.randint(2, 4))
     assert any(o.op == "vssm.selective_scan" for o in bidirectional.ops)
     assert not any(o.op.startswith("route") for o in bidirectional.ops)
+
+
+def _scan_tensors(batch: int, routes: int, inner: int, length: int, state: int) -> ScanTensors:
+    """A routed bf16 scan call on meta tensors: K routes of `inner` channels, one B/C group per route."""
+    channels = routes * inner
+    streams = [torch.empty(batch, channels, length, dtype=torch.bfloat16, device="meta") for _ in range(2)]
+    B, C = (torch.empty(batch, routes, state, length, dtype=torch.bfloat16, device="meta") for _ in range(2))
+    A = torch.empty(channels, state, device="meta")
+    D, bias = (torch.empty(channels, device="meta") for _ in range(2))
+    route = torch.empty(routes, length, dtype=torch.int64, device="meta")
+    return ScanTensors(*streams, A, B, C, D, None, bias, route)
+
+
+def test_d_state_1_scans_are_priced_with_the_state1_kernels_tiles(monkeypatch: pytest.MonkeyPatch):
+    # kernels/triton_scan_state1.py: one launch each way (no sequence segments, which the generic kernel cuts for
+    # its 2 x 384 / 32 = 24 programs at L 8192), and 4-channel blocks, 8 per backward program, each adding its dB/dC
+    # to the program's partial rows: written 8 times and read back 7
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    batch, routes, inner, length = 2, 4, 96, 8192
+    scan = _scan_tensors(batch, routes, inner, length, 1)
+    assert state1_config(routes * inner, routes, routes) == State1Config(4, 128, 32, 1, 8)
+    programs, channels = routes * inner // 32, routes * inner
+    element, f32 = batch * channels * length, 4
+    forward = triton_scan_traffic(scan, forward=True, gathered=False)
+    inputs = 2 * 2 * element + 2 * 2 * batch * routes * length + 3 * channels * f32  # u, delta, B, C, A, D, bias
+    saved = batch * channels * (length // 64 - 1) * f32
+    y = 2 * element  # u and delta bf16: priced as a bf16 output
+    assert forward == [("vssm.selective_scan", inputs + y + saved + batch * channels * f32, 1)]
+    backward = {label: (read_written, launches)
+                for label, read_written, launches in triton_scan_traffic(scan, forward=False, gathered=False)}
+    partial_rows = programs * batch * length * f32
+    per_row = 3 * batch * channels * f32  # dA, dD, dbias
+    assert backward["vssm.selective_scan_backward"] == (
+        2 * element + inputs + saved + 2 * 2 * element + per_row + 2 * 15 * partial_rows, 1)
+    assert backward["scan dA/dD/dbias sums"] == (per_row, 3)
+    summed = batch * routes * length * f32
+    assert backward["scan dB/dC partial sums"] == (partial_rows + 3 * summed + 2 * batch * routes * length, 3)
 
 
 def test_profile_rejects_a_model_off_the_meta_device_and_a_bad_batch():
@@ -142,6 +228,63 @@ def test_prediction_and_contributors_add_up():
     assert contributors == sorted(contributors, key=lambda c: -c.seconds)
     assert result.predicted_s() == pytest.approx(result.roof_s / H100_CALIBRATION.efficiency
                                                  + result.launches * H100_CALIBRATION.launch_s)
+
+
+class _Glue(nn.Module):
+    """fc1 -> three elementwise ops -> fc2, with `residual`: the first op's output is added after fc2 too."""
+
+    def __init__(self, features: int, hidden: int, residual: bool) -> None:
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(features, hidden), nn.Linear(hidden, hidden)
+        self.residual = residual
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = torch.relu(self.fc1(x.flatten(1)))
+        b = F.gelu(a * 3.0) + 1.0
+        out = self.fc2(b)
+        return out + a if self.residual else out
+
+
+def test_compiled_fuses_the_glue_between_library_kernels_into_one_kernel_reading_and_writing_once():
+    batch, hidden = random.randint(2, 9), random.randint(3, 17)
+    size = (random.randint(1, 3), 2, 2)
+    eager = profile(_Glue(math.prod(size), hidden, residual=False).to("meta"), batch=batch, input_size=size,
+                    amp_dtype=None)
+    assert [o.op for o in eager.ops] == ["aten.addmm", "aten.relu", "aten.mul", "aten.gelu", "aten.add", "aten.addmm"]
+    compiled = eager.compiled()
+    assert [o.op for o in compiled.ops] == ["aten.addmm", FUSED, "aten.addmm"]
+    activation = batch * hidden * 4
+    # fc1's output read once, the input of fc2 written once; relu's, mul's and gelu's outputs never leave the kernel
+    assert compiled.ops[1].bytes == 2 * activation
+    assert compiled.ops[1].launches == 1
+    assert compiled.ops[1].flops == sum(o.flops for o in eager.ops[1:5])
+    assert compiled.launches == 3 < eager.launches == 6
+    assert compiled.predicted_s() < eager.predicted_s()
+
+
+def test_compiled_writes_what_an_op_after_the_fused_run_reads():
+    batch, hidden = random.randint(2, 9), random.randint(3, 17)
+    eager = profile(_Glue(8, hidden, residual=True).to("meta"), batch=batch, input_size=(2, 2, 2), amp_dtype=None)
+    compiled = eager.compiled()
+    assert [o.op for o in compiled.ops] == ["aten.addmm", FUSED, "aten.addmm", FUSED]
+    activation = batch * hidden * 4
+    # reads fc1's output; writes relu's output (the residual reads it after fc2) and fc2's input
+    assert compiled.ops[1].bytes == 3 * activation
+    # the last run: fc2's output and relu's output in, the step's output out
+    assert compiled.ops[3].bytes == 3 * activation
+
+
+def test_compiled_training_step_keeps_the_library_kernels_and_the_optimizer():
+    eager = profile_model("test_mambavision", Mode.TRAIN, batch=random.randint(2, 4))
+    assert not any("AccumulateGrad" in o.module for o in eager.ops)  # the recorder holds no gradient
+    compiled = eager.compiled()
+    library = [o for o in eager.ops if o.fusion is Fusion.EXTERN]
+    assert [o for o in compiled.ops if o.op != FUSED] == library
+    assert any(o.module == "SGD step" for o in library)
+    assert any(o.op == "vssm.selective_scan_backward" for o in library)
+    assert compiled.launches < eager.launches
+    assert compiled.bytes < eager.bytes
+    assert compiled.predicted_s() < eager.predicted_s()
 
 
 def test_fit_recovers_the_constants_that_made_the_times():
@@ -174,6 +317,9 @@ def test_gpu_model_script_on_the_test_variants(tmp_path):
     expected = {(name, mode) for name in zoo.test_variants() for mode in ("inference", "train")}
     assert {(r["model"], r["mode"]) for r in rows} == expected
     assert all(float(r["predicted_ms"]) > 0 and int(r["launches"]) > 0 for r in rows)
+    # a fused run moves at most what its ops moved and launches once: compiled is never slower than eager
+    assert all(0 < float(r["compiled_predicted_ms"]) <= float(r["predicted_ms"]) for r in rows)
+    assert all(0 < int(r["compiled_launches"]) <= int(r["launches"]) for r in rows)
     text = (tmp_path / "gpu_model_test_variants.md").read_text()
     assert "largest 3 contributors" in text
 

@@ -4,6 +4,7 @@
     profile = profile_model("vmamba_tiny", Mode.TRAIN, batch=128)
     profile.predicted_s()              # seconds per step on an H100 (bf16 autocast)
     profile.contributors(10)           # where the time goes: (module class, aten op) rows
+    profile.compiled().predicted_s()   # the same step under torch.compile (an estimate, see "Compiled" below)
 
 The model runs on the `meta` device (shapes only: seconds for any model, no memory) under a `TorchDispatchMode`
 that records, per aten op, the bytes it reads and writes (from shapes and dtypes; a broadcast operand counts its
@@ -24,13 +25,30 @@ What the meta device does not do on its own is emulated, so that the ops recorde
   once per step, as autocast's cache does); exp, log, softplus, pow, rsqrt and the norms cast bf16 inputs to float32;
   sum, cumsum, softmax and log_softmax compute in float32.
 * attention: `F.scaled_dot_product_attention` runs as the fused flash kernel (the memory-efficient one with a mask),
-  as on an H100, not as the math path the meta device would take.
+  as on an H100, not as the math path the meta device would take; likewise `F.rms_norm` as CUDA's one-kernel
+  `aten._fused_rms_norm` (its backward as layer norm's), not as the meta device's six ops.
 * the selective scan: priced as the Triton backend runs it on CUDA (`kernels/triton_scan.py`: one forward kernel,
   a backward kernel plus the sums of its per-program dB/dC partials), and, for a route whose steps mostly jump, the
   gathers into route order and the scatter back that `kernels.route_order` adds on CUDA.
 
 Training steps mirror `vssm.analysis.benchmark`: forward under autocast, backward of the output's float32 mean,
 SGD with momentum (foreach kernels).
+
+Compiled (`Profile.compiled`, an estimate of `torch.compile(model)` in inductor's default mode, not a measurement):
+every recorded op is either a library kernel inductor calls as it is (an op with a FLOP formula: matmuls,
+convolutions and their backward, the fused attentions; the scan's rows; the optimizer's foreach kernels, which
+compiling the model leaves out) or an op inductor generates code for (everything else: elementwise ops, casts,
+reductions, norms, copies, cat/stack, gathers). Each maximal run of generated ops between two library kernels, in
+the eager order, is fused: it reads each storage the run reads before it writes it, once, and writes each storage
+it writes that an op after the run reads (the step's last op's outputs too); what only the run reads is never
+materialised, and the norms' strided-input copies disappear. It launches one kernel per chain of the run (its ops
+linked by one writing what another reads: independent chains, such as a weight's cast next to an activation's
+norm, are separate kernels). Priced like any op, with the same constants. Optimistic where inductor splits a chain
+(reductions over different axes, more than one output shape) into several kernels; pessimistic where it fuses
+across a library kernel that the run does not depend on, fuses independent chains, or its
+partitioner recomputes an activation in the backward instead of saving it. As assumed here, inductor's default
+mode leaves the library kernels' epilogues unfused (no max-autotune templates) and launches every kernel from the
+host (no CUDA graphs).
 
 Not modelled: how far one kernel falls below the common efficiency (the scan at short sequences, cuDNN's choices),
 the host's time when it cannot keep the GPU busy, and copies a CUDA kernel makes inside an op other than the norms'
@@ -40,6 +58,7 @@ and softmax's of a strided input.
 from __future__ import annotations
 
 import contextlib
+import enum
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -104,10 +123,21 @@ class Calibration:
 H100_CALIBRATION = Calibration(efficiency=0.792, launch_s=18.7e-6)
 
 
+class Fusion(enum.Enum):
+    """What inductor does with a recorded op when the model is compiled (`Profile.compiled`)."""
+
+    EXTERN = "extern"  # a library or custom kernel inductor calls as it is: matmuls, convolutions, attention, the scan
+    FUSIBLE = "fusible"  # elementwise ops, reductions, norms, copies, casts, gathers: inductor generates them
+    INSIDE = "inside"  # a copy a CUDA kernel makes of a strided input (a generated kernel reads the strides)
+
+
 @dataclass(frozen=True)
 class OpCost:
     """One recorded op: where it ran (innermost module class, '' outside any), bytes read + written, FLOPs,
-    kernel launches, and its roofline seconds at full efficiency."""
+    kernel launches, and its roofline seconds at full efficiency.
+
+    For the compiled estimate: `fusion`, and the tensors it reads and writes as (storage id, bytes) pairs (a view
+    reads its base's storage; an in-place op reads and writes it)."""
 
     op: str
     module: str
@@ -115,6 +145,9 @@ class OpCost:
     flops: int
     launches: int
     roof_s: float
+    fusion: Fusion = Fusion.EXTERN
+    reads: tuple[tuple[int, int], ...] = ()
+    writes: tuple[tuple[int, int], ...] = ()
 
     def seconds(self, calibration: Calibration) -> float:
         return self.roof_s / calibration.efficiency + self.launches * calibration.launch_s
@@ -168,6 +201,32 @@ class Profile:
     def images_per_s(self, calibration: Calibration = H100_CALIBRATION) -> float:
         return self.batch / self.predicted_s(calibration)
 
+    def compiled(self) -> Profile:
+        """This step as `torch.compile` (inductor, default mode) would run it: an estimate, by the rule in the
+        module docstring ("Compiled"). Its ops are the library kernels, unchanged, and one op per fused group."""
+        last_read: dict[int, int] = {}
+        for index, o in enumerate(self.ops):
+            for key, _ in o.reads:
+                last_read[key] = index
+        ops: list[OpCost] = []
+        group: list[int] = []
+
+        def close() -> None:
+            if group:
+                fused = _fused(self.gpu, [self.ops[i] for i in group], group[-1], last_read, len(self.ops) - 1)
+                if fused is not None:
+                    ops.append(fused)
+                group.clear()
+
+        for index, o in enumerate(self.ops):
+            if o.fusion is Fusion.EXTERN:
+                close()
+                ops.append(o)
+            else:
+                group.append(index)
+        close()
+        return Profile(self.model, self.mode, self.batch, self.input_size, self.gpu, ops)
+
     def contributors(self, top: int = 10, calibration: Calibration = H100_CALIBRATION) -> list[Contributor]:
         """The `top` (module class, op) groups by predicted time, largest first."""
         groups: dict[tuple[str, str], list[OpCost]] = defaultdict(list)
@@ -180,6 +239,45 @@ class Profile:
             rows.append(Contributor(module, op, len(ops), sum(o.bytes for o in ops), sum(o.flops for o in ops),
                                     sum(o.launches for o in ops), seconds, seconds / total if total else 0.0))
         return sorted(rows, key=lambda r: -r.seconds)[:top]
+
+
+FUSED = "inductor kernel (fused ops)"
+
+
+def _fused(gpu: GPU, members: list[OpCost], end: int, last_read: dict[int, int], last_op: int) -> OpCost | None:
+    """The generated kernels of a run of fusible ops (`Profile.compiled`), as one row: they read each storage the run
+    reads before writing it, once, and write each storage it writes that an op after the run reads (or the step's
+    last op writes); one launch per chain of the run (ops linked by one writing what another reads); None for a run
+    that moves nothing (copies inside a kernel only)."""
+    read: dict[int, int] = {}
+    written: dict[int, int] = {}
+    writer: dict[int, int] = {}  # storage -> the member that wrote it last
+    chain = list(range(len(members)))  # union-find over the members: the chains of the run
+
+    def root(i: int) -> int:
+        while chain[i] != i:
+            chain[i] = chain[chain[i]]
+            i = chain[i]
+        return i
+
+    for index, o in enumerate(members):
+        for key, size in o.reads:
+            if key in written:
+                chain[root(index)] = root(writer[key])
+            else:
+                read[key] = max(read.get(key, 0), size)
+        for key, size in o.writes:
+            written[key] = max(written.get(key, 0), size)
+            writer[key] = index
+    kept = sum(size for key, size in written.items() if last_read.get(key, -1) > end or end == last_op)
+    moved = sum(read.values()) + kept
+    if not moved:
+        return None
+    flops = sum(o.flops for o in members)
+    launches = len({root(i) for i, o in enumerate(members) if o.reads or o.writes})
+    module = max(members, key=lambda o: o.bytes).module
+    return OpCost(FUSED, module, moved, flops, launches, gpu.seconds(moved, flops, False, torch.float32),
+                  Fusion.FUSIBLE)
 
 
 # ---------------------------------------------------------------------------------------------- autocast on meta
@@ -241,12 +339,75 @@ class CudaEmulation(TorchFunctionMode):
             args, kwargs = self._autocast(name, args, kwargs)
         if name == "scaled_dot_product_attention":
             return fused_attention(*args, **kwargs)
+        if name == "rms_norm":
+            return fused_rms_norm(*args, **kwargs)
         out = func(*args, **kwargs)
         source = args[0] if args else None
         if (name == "to" and isinstance(out, Tensor) and out.device.type == "meta" and isinstance(source, Tensor)
                 and source.device.type == "cpu" and not source.is_floating_point()):
             self.host_copies[out] = source
         return out
+
+
+def _rms_norm_shapes(x: Tensor, dims: int) -> tuple[list[int], torch.dtype]:
+    return [*x.shape[: x.dim() - dims], *([1] * dims)], torch.promote_types(x.dtype, torch.float32)
+
+
+@torch.library.custom_op("cuda_emulation::_fused_rms_norm", mutates_args=())
+def _fused_rms_norm(x: Tensor, weight: Tensor | None, dims: int, eps: float) -> tuple[Tensor, Tensor]:
+    """(y, rstd): CUDA's one-kernel RMSNorm (`aten._fused_rms_norm`), which `F.rms_norm` runs on CUDA tensors while
+    the meta device runs its six-op composite; seen by the recorder as one op."""
+    axes = tuple(range(-dims, 0))
+    rstd = torch.rsqrt(x.to(_rms_norm_shapes(x, dims)[1]).pow(2).mean(axes, keepdim=True) + eps)
+    y = (x * rstd).to(x.dtype)
+    return (y if weight is None else y * weight), rstd
+
+
+@_fused_rms_norm.register_fake
+def _(x: Tensor, weight: Tensor | None, dims: int, eps: float) -> tuple[Tensor, Tensor]:
+    shape, dtype = _rms_norm_shapes(x, dims)
+    return torch.empty_like(x), x.new_empty(shape, dtype=dtype)
+
+
+@torch.library.custom_op("cuda_emulation::_fused_rms_norm_backward", mutates_args=())
+def _fused_rms_norm_backward(grad: Tensor, x: Tensor, rstd: Tensor, weight: Tensor | None,
+                             dims: int) -> tuple[Tensor, Tensor]:
+    """(grad x, grad weight) of `_fused_rms_norm`, as CUDA's backward computes them (a weight of ones without one)."""
+    axes = tuple(range(-dims, 0))
+    normed = x * rstd
+    scaled = grad if weight is None else grad * weight
+    grad_x = rstd * (scaled - normed * (scaled * normed).mean(axes, keepdim=True))
+    grad_weight = (grad * normed).sum(tuple(range(x.dim() - dims)))
+    return grad_x.to(x.dtype), grad_weight
+
+
+@_fused_rms_norm_backward.register_fake
+def _(grad: Tensor, x: Tensor, rstd: Tensor, weight: Tensor | None, dims: int) -> tuple[Tensor, Tensor]:
+    return torch.empty_like(x), x.new_empty(x.shape[x.dim() - dims:], dtype=weight.dtype if weight is not None
+                                            else x.dtype)
+
+
+def _rms_norm_setup(ctx: Any, inputs: tuple, output: tuple) -> None:
+    x, weight, dims, _ = inputs
+    ctx.save_for_backward(x, output[1], weight)
+    ctx.dims = dims
+
+
+def _rms_norm_backward(ctx: Any, grad: Tensor, _grad_rstd: Tensor) -> tuple:
+    x, rstd, weight = ctx.saved_tensors
+    grad_x, grad_weight = _fused_rms_norm_backward(grad, x, rstd, weight, ctx.dims)
+    return grad_x, (grad_weight if weight is not None and ctx.needs_input_grad[1] else None), None, None
+
+
+_fused_rms_norm.register_autograd(_rms_norm_backward, setup_context=_rms_norm_setup)
+
+
+def fused_rms_norm(input: Tensor, normalized_shape: Any, weight: Tensor | None = None,
+                   eps: float | None = None) -> Tensor:
+    """`F.rms_norm` as the one kernel a CUDA run launches (`aten._fused_rms_norm`)."""
+    dims = 1 if isinstance(normalized_shape, int) else len(normalized_shape)
+    eps = torch.finfo(input.dtype).eps if eps is None else eps
+    return _fused_rms_norm(input, weight, dims, eps)[0]
 
 
 def fused_attention(query: Tensor, key: Tensor, value: Tensor, attn_mask: Tensor | None = None,
@@ -301,6 +462,7 @@ _LAUNCHES = {
     aten.native_batch_norm_backward: 2,
     aten._scaled_dot_product_flash_attention_backward: 3,
     aten._scaled_dot_product_efficient_attention_backward: 2,
+    torch.ops.cuda_emulation._fused_rms_norm_backward: 3,  # as the layer norm's: it runs the same CUDA kernels
 }
 # CUDA kernels that copy a strided input to a contiguous one first, inside the op (LayerNorm2d's permuted maps).
 _CONTIGUOUS_INPUTS = frozenset({aten.native_layer_norm, aten.native_layer_norm_backward, aten.native_group_norm,
@@ -325,6 +487,9 @@ class _Recorder(TorchDispatchMode):
         # tracker's own backward attribution follows gradient hooks and lands on identities and dropouts).
         self.made: list[tuple[Tensor, str]] = []
         self.node_modules: dict[int, str] | None = None
+        # every storage an op touched, so that no storage id is reused within the step (meta storages hold no
+        # memory); the storages, not the tensors: a held gradient would make AccumulateGrad copy it
+        self.touched: list[torch.UntypedStorage] = []
 
     def _forward_module(self) -> str:
         parents = [p for p in self.tracker.parents if p != "Global"]
@@ -346,9 +511,18 @@ class _Recorder(TorchDispatchMode):
             self.made.extend((t, module) for t in _distinct(out) if t.requires_grad or t.is_floating_point())
 
     def add(self, op: str, read_written: int, flops: int, launches: int, tensor_cores: bool = False,
-            dtype: torch.dtype = torch.float32) -> None:
-        self.ops.append(OpCost(op, self._module(), read_written, flops, launches,
-                               self.gpu.seconds(read_written, flops, tensor_cores, dtype)))
+            dtype: torch.dtype = torch.float32, fusion: Fusion = Fusion.EXTERN, reads: tuple = (),
+            writes: tuple = ()) -> None:
+        module = self._module()
+        if module == "SGD step":  # the optimizer is not part of the compiled model: its foreach kernels stay
+            fusion = Fusion.EXTERN
+        self.ops.append(OpCost(op, module, read_written, flops, launches,
+                               self.gpu.seconds(read_written, flops, tensor_cores, dtype), fusion, reads, writes))
+
+    def _storages(self, tensors: list[Tensor]) -> tuple[tuple[int, int], ...]:
+        storages = [t.untyped_storage() for t in tensors]
+        self.touched.extend(storages)
+        return tuple((storage._cdata, tensor_bytes(t)) for storage, t in zip(storages, tensors, strict=True))
 
     def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
         kwargs = kwargs or {}
@@ -358,10 +532,11 @@ class _Recorder(TorchDispatchMode):
         if func.is_view or packet in _FREE:
             return out
         name = str(packet)
-        if name in _SCAN_OPS:
-            self._scan(name, args, out)
-            return out
         inputs, outputs = _distinct((args, kwargs)), _distinct(out)
+        reads, writes = self._storages(inputs), self._storages(outputs)
+        if name in _SCAN_OPS:
+            self._scan(name, args, out, reads, writes)
+            return out
         read_written = sum(tensor_bytes(t) for t in inputs) + sum(tensor_bytes(t) for t in outputs
                                                                     if all(t is not i for i in inputs))
         launches = _LAUNCHES.get(packet, 1)
@@ -369,29 +544,33 @@ class _Recorder(TorchDispatchMode):
             launches = sum(args[-1])  # one kernel per gradient asked for (input, weight, bias)
         if name.startswith("aten._foreach_"):
             launches = math.ceil(len(tree_leaves(args[0])) / _FOREACH_TENSORS_PER_LAUNCH)
-        flops, tensor_cores = self._flops(packet, args, kwargs, out)
+        flops, tensor_cores, library = self._flops(packet, args, kwargs, out)
         dtype = inputs[0].dtype if inputs else torch.float32
         if packet in _CONTIGUOUS_INPUTS and not args[0].is_contiguous():
-            self.add(f"{name} (its input's contiguous copy)", 2 * tensor_bytes(args[0]), 0, 1)
-        self.add(name, read_written, flops, launches, tensor_cores, dtype)
+            self.add(f"{name} (its input's contiguous copy)", 2 * tensor_bytes(args[0]), 0, 1, fusion=Fusion.INSIDE)
+        fusion = Fusion.EXTERN if library or name.startswith("aten._foreach_") else Fusion.FUSIBLE
+        self.add(name, read_written, flops, launches, tensor_cores, dtype, fusion, reads, writes)
         return out
 
-    def _flops(self, packet: Any, args: tuple, kwargs: dict, out: Any) -> tuple[int, bool]:
+    def _flops(self, packet: Any, args: tuple, kwargs: dict, out: Any) -> tuple[int, bool, bool]:
+        """(FLOPs, on the tensor cores, a library kernel: an op with a FLOP formula, a matmul/conv/attention)."""
         if packet is aten.convolution_backward and args[-4] != 1:
-            return grouped_conv_backward_flops(*args), True
+            return grouped_conv_backward_flops(*args), True, True
         formula = EXTRA_FORMULAS.get(packet) or flop_registry.get(packet)
         if formula is not None:
-            return formula(*args, **kwargs, out_val=out), formula_category(packet) in MULTIPLY_ADD_CATEGORIES
+            return formula(*args, **kwargs, out_val=out), formula_category(packet) in MULTIPLY_ADD_CATEGORIES, True
         price = element_price(packet, args, kwargs, out)
-        return (price[1] if price else 0), False
+        return (price[1] if price else 0), False, False
 
-    def _scan(self, name: str, args: tuple, out: Any) -> None:
+    def _scan(self, name: str, args: tuple, out: Any, reads: tuple, writes: tuple) -> None:
         formula = flop_registry[getattr(torch.ops.vssm, name.split(".")[1])]
         flops = formula(*args, out_val=out)
         forward = name == _SCAN_OPS[0]
         scan = ScanTensors(*(args[:9] if forward else args[1:10]))
         for label, read_written, launches in triton_scan_traffic(scan, forward, self._scatters(scan)):
-            self.add(label, read_written, flops if label == name else 0, launches)
+            main = label == name
+            self.add(label, read_written, flops if main else 0, launches, reads=reads if main else (),
+                     writes=writes if main else ())
 
     def _scatters(self, scan: ScanTensors) -> bool:
         """Whether a CUDA run gathers this call's route: decided by the route's values, which the meta tensor has
@@ -418,18 +597,30 @@ def triton_scan_traffic(scan: ScanTensors, forward: bool, gathered: bool) -> lis
     per-program float32 dB/dC partials, which are then summed (sum, cast, transpose copy for each); a shared u's
     per-route float32 du is summed too. `gathered`: the inputs are first gathered into route order and y scattered
     back (forward), and the gradients gathered back (backward), one read and one write each.
+
+    At d_state 1 the calls run kernels/triton_scan_state1.py (`state1_config`'s tiles): no sequence segments (one
+    launch each way, dA/dD/dbias per batch row and channel), and each backward program adds its channel blocks' dB/dC
+    to its partial rows one block after the other: rows written `blocks_per_program` times and read back between.
+    Those adds are priced as memory traffic: a block comes back to a row after sweeping the whole sequence, and the
+    resident programs stream far more than the L2 in between (VMamba-T stage 1, batch 128: 3072 programs, each
+    sweep ~200 KB).
     """
-    from vssm.kernels import triton_scan  # imports triton; the cost model needs its tile rule, not a GPU
+    # imports triton; the cost model needs the tile rules, not a GPU
+    from vssm.kernels import triton_scan, triton_scan_state1
 
     shape = scan.sizes()
     u, delta, A, B, C, D, z, bias, _ = scan
-    cfg = triton_scan.triton_config(shape.channels, shape.routes, shape.groups, shape.state, batch=shape.batch,
-                                    steps=shape.steps)
-    segments = cfg.segments(shape.steps)
+    if shape.state == 1:
+        tiles = triton_scan_state1.state1_config(shape.channels, shape.routes, shape.groups)
+        segments, every, partial_passes = 1, triton_scan.save_every(), 2 * tiles.blocks_per_program - 1
+    else:
+        tiles = triton_scan.triton_config(shape.channels, shape.routes, shape.groups, shape.state,
+                                          batch=shape.batch, steps=shape.steps)
+        segments, every, partial_passes = tiles.segments(shape.steps), tiles.save_every, 1
     f32 = 4
     small = sum(tensor_bytes(t) for t in (A, D, bias) if t is not None)
     streams = [t for t in (u, delta, B, C, z) if t is not None]
-    saved = math.prod(triton_scan.saved_shape(shape, cfg.save_every)) * f32
+    saved = math.prod(triton_scan.saved_shape(shape, every)) * f32
     rows: list[tuple[str, int, int]] = []
     routed_stream = [delta, B, C, *([z] if z is not None else [])]
     gather_bytes = sum(2 * tensor_bytes(t) for t in routed_stream) + 2 * tensor_bytes(delta)  # u: KD channels
@@ -442,7 +633,7 @@ def triton_scan_traffic(scan: ScanTensors, forward: bool, gathered: bool) -> lis
         if gathered:
             rows.append(("route scatter", 2 * y, 1))
         return rows
-    programs = shape.channels // (cfg.block_d * cfg.blocks_per_program)
+    programs = shape.channels // (tiles.block_d * tiles.blocks_per_program)
     partials = programs * shape.batch * shape.state * shape.length * f32
     gradients = sum(tensor_bytes(t) for t in (delta, *([z] if z is not None else [])))
     du = delta.numel() * f32 if shape.shared_u else tensor_bytes(u)
@@ -450,7 +641,7 @@ def triton_scan_traffic(scan: ScanTensors, forward: bool, gathered: bool) -> lis
     if gathered:
         rows.append(("route scatter", 2 * tensor_bytes(delta), 1))
     rows.append(("vssm.selective_scan_backward", tensor_bytes(delta) + sum(tensor_bytes(t) for t in streams)
-                 + small + saved + gradients + du + per_segment + 2 * partials, 1 + (segments > 1)))
+                 + small + saved + gradients + du + per_segment + 2 * partial_passes * partials, 1 + (segments > 1)))
     for t in (B, C):
         summed = t.numel() * f32
         rows.append(("scan dB/dC partial sums", partials + summed + 2 * (summed + tensor_bytes(t))
@@ -543,16 +734,19 @@ def profile_model(name: str, mode: Mode | str = Mode.INFERENCE, *, batch: int = 
 
 
 __all__ = [
+    "FUSED",
     "GPU",
     "H100",
     "H100_CALIBRATION",
     "Calibration",
     "Contributor",
     "CudaEmulation",
+    "Fusion",
     "Mode",
     "OpCost",
     "Profile",
     "fused_attention",
+    "fused_rms_norm",
     "profile",
     "profile_model",
     "tensor_bytes",

@@ -80,6 +80,13 @@ def init_ssm_parameters(
     D.fill_(1.0)
 
 
+def _contiguous(t: Tensor, dtype: torch.dtype) -> Tensor:
+    """`t` in `dtype`, contiguous, in at most one copy (a cast and a layout change in one pass, not two)."""
+    if t.dtype == dtype:
+        return t.contiguous()  # `to` returns a tensor already in `dtype` as it is, whatever the memory format
+    return t.to(dtype, memory_format=torch.contiguous_format)
+
+
 def selective_ssm(
     u: Tensor,
     weights: SSMWeights,
@@ -94,7 +101,8 @@ def selective_ssm(
     Args:
         u: (B, K, E, L) the routes' inputs, each in its route's visit order; or, with `route`, (B, E, L) in token
             order, read by every route ("shared u": the projections, pointwise in L, then run once for all K routes
-            and the scan reads each route through its row of `route`, without K gathered copies).
+            and the scan reads each route through its row of `route`, without K gathered copies); or (B, S·E, L)
+            with S dividing K, S copies of the input (each in its own token order), route k reading copy k % S.
         weights: the K routes' parameters.
         dtype: the dtype u, delta, B, C and z enter the scan in (the scan's state is float32, float64 for float64);
             A, D and the delta bias are cast to `kernels.compute_dtype(dtype)`.
@@ -108,11 +116,19 @@ def selective_ssm(
     routes, projected, inner = weights.x_proj.shape
     state = weights.A_log.shape[-1]
     batch, length = u.shape[0], u.shape[-1]
-    if u.dim() == 3:
+    if u.dim() == 3 and u.shape[1] != inner:
+        # S copies of u (S dividing K), route k reading copy k % S: each copy's routes projected in one matmul
+        copies = u.shape[1] // inner
+        per_copy = routes // copies
+        weight = weights.x_proj.view(per_copy, copies, projected, inner).transpose(0, 1)
+        x_dbl = torch.matmul(weight.reshape(copies, per_copy * projected, inner), u.view(batch, copies, inner, length))
+        x_dbl = x_dbl.view(batch, copies, per_copy, projected, length).transpose(1, 2).reshape(
+            batch, routes, projected, length)
+    elif u.dim() == 3:
         x_dbl = torch.matmul(weights.x_proj.reshape(-1, inner), u).view(batch, routes, projected, length)
     else:
         x_dbl = torch.matmul(weights.x_proj, u)  # (B, K, R + 2N, L)
-        u = u.reshape(batch, routes * inner, length)
+        u = _contiguous(u, dtype).view(batch, routes * inner, length)
     dts, b, c = x_dbl.split([projected - 2 * state, state, state], dim=2)
     delta = torch.matmul(weights.dt_proj, dts).reshape(batch, routes * inner, length)
     param_dtype = kernels.compute_dtype(dtype)
@@ -120,10 +136,10 @@ def selective_ssm(
         u.to(dtype),
         delta.to(dtype),
         -torch.exp(weights.A_log.to(param_dtype)),
-        b.contiguous().to(dtype),
-        c.contiguous().to(dtype),
+        _contiguous(b, dtype),
+        _contiguous(c, dtype),
         weights.D.to(param_dtype),
-        z=None if z is None else z.reshape(batch, routes * inner, length).to(dtype),
+        z=None if z is None else _contiguous(z, dtype).view(batch, routes * inner, length),
         delta_bias=weights.delta_bias.to(param_dtype),
         delta_softplus=True,
         out_float32=out_float32,

@@ -7,10 +7,15 @@
 The K routes come from a `scans.ScanOrder` (VMamba's `cross` has K = 4); every per-route parameter has K groups:
 `x_proj_weight (K, R + 2N, E)`, `dt_projs_weight (K, E, R)`, `dt_projs_bias (K, E)`, `A_logs (K·E, N)`, `Ds (K·E)`.
 
-Two ways to run the scan, equal up to rounding (tested forward and backward against the float64 reference):
+Three ways to run the scan, equal up to rounding (tested forward and backward against the float64 reference):
 
-* route addressing (default): the projections run once in token order and `kernels.selective_scan(..., route=)`
-  reads every route through its index table, writing each route's output back to token positions.
+* route addressing (default on the CPU): the projections run once in token order and
+  `kernels.selective_scan(..., route=)` reads every route through its index table, writing each route's output back
+  to token positions.
+* base layouts (default off the CPU, and wherever the scan backend would gather jumping routes): u is permuted once
+  per base layout (`vssm.layers.route_bases`: VMamba's cross needs one transposed copy), the projections run there,
+  every route is a neighbour walk read in place, and the routes sharing a base are summed in it before the nb sums
+  are permuted back (no gathers of delta / u / B / C, no (B, K, E, L) scatter).
 * materialised: `order.scan` gathers K permuted copies, the op scans them, `order.merge` scatters and sums: the
   reference path, and the one used for orders that route addressing cannot express (see `routable`).
 
@@ -30,8 +35,10 @@ from torch import nn
 
 from vssm import scans
 from vssm.kernels import compute_dtype
+from vssm.kernels.backends import IMPLEMENTATIONS, select_backend
 from vssm.layers.fx import fx_leaf
 from vssm.layers.layout import Layout, layer_norm, linear
+from vssm.layers.route_bases import RouteBases, from_bases, route_bases, to_bases
 from vssm.layers.selective_ssm import SSMWeights, init_ssm_parameters, selective_ssm
 
 
@@ -93,8 +100,9 @@ class SS2D(nn.Module):
         scan: a scan order or its registered name; its number of routes K sets the parameter groups.
         layout: layout of the input and output maps (the parameters are the same in both).
         route_addressing: feed the scan op through `route=` (default) instead of K gathered copies.
-        route_mixer: optional module applied to the per-route outputs in token order, (B, K, E, L) -> (B, K, E, L),
-            before they are summed (e.g. a per-route channel gate); None = plain sum.
+        route_mixer: optional module applied to the per-route outputs, (B, K, E, L) -> (B, K, E, L), before they are
+            summed (e.g. a per-route channel gate); None = plain sum. It must not depend on the token order
+            (`BiAttn`): with base layouts it sees each route in its base's token order.
 
     Shapes: x (B, C, H, W) channel-first or (B, H, W, C) channel-last -> same.
     """
@@ -190,6 +198,9 @@ class SS2D(nn.Module):
         height, width = x.shape[-2:]
         routed = self.route_addressing and routable(self.order, height, width)
         run = self._ssm_routed if routed else self._ssm_materialised
+        bases = self._shared_bases(x) if routed and self._in_base_layouts(x) else None
+        if bases is not None:
+            run = functools.partial(self._ssm_in_bases, bases)
         samples = max(1, CPU_ROUTE_TENSOR_BYTES // (4 * self.num_routes * math.prod(x.shape[1:])))
         # Compiled and exported graphs run whole: splitting a symbolic batch would fix it (the split is an eager
         # allocator workaround; a traced graph plans its own buffers).
@@ -206,6 +217,32 @@ class SS2D(nn.Module):
             y = self.route_mixer(y)
         return y.sum(dim=1).view(batch, inner, height, width)
 
+    def _in_base_layouts(self, x: torch.Tensor) -> bool:
+        """Whether the routes run in base layouts: off the CPU (a CUDA run, the cost model's meta tensors) and on a
+        CPU backend that gathers jumping routes (the Triton interpreter). vmamba_tiny, batch 128, predicted by
+        benchmarks/gpu_model.py for an H100: the gathers, scatter and sum of route addressing (3.79 + 1.62 + 1.96 ms
+        of 32.43 ms per inference batch) become two copies of u, a pairwise sum and a transposed add (1.20 + 2.31 +
+        1.28 ms of 31.21 ms; 396 -> 368 MB per image); a training step 84.41 -> 80.29 ms.
+        The C scan reads jumping routes in place as fast as neighbour walks, so the CPU keeps route addressing.
+        Compiled graphs decide the same way as eager calls."""
+        return in_base_layouts(x.device, compute_dtype(x.dtype) if self.form.options.fp32_scan_inputs else x.dtype)
+
+    def _shared_bases(self, x: torch.Tensor) -> RouteBases | None:
+        """The base layouts of the routes on x's grid when routes share them (a direction and its flip), else None.
+        With a base per route (most of LocalVMamba's searched direction lists: three distinct walks in four) the
+        model predicts no gain: K copies of u and K permuted outputs to sum cost what the gathers cost
+        (local_vssm_tiny, inference: 94.6 ms in base layouts, 91.8 ms with route addressing)."""
+        bases = route_bases(self.order, *x.shape[-2:], x.device, keep_route_order=self.route_mixer is not None)
+        return bases if bases.num_bases < self.num_routes else None
+
+    def _ssm_in_bases(self, bases: RouteBases, x: torch.Tensor) -> torch.Tensor:
+        batch, inner, height, width = x.shape
+        y = self._scan_routes(to_bases(bases, x), bases.route, bases)  # (B, K, E, L), route order[i] in base i % nb
+        if self.route_mixer is not None:
+            y = self.route_mixer(y)
+        count = bases.num_bases
+        return from_bases(bases, y.view(batch, self.num_routes // count, count, inner, height * width))
+
     def _ssm_materialised(self, x: torch.Tensor) -> torch.Tensor:
         batch, inner, height, width = x.shape
         y = self._scan_routes(self.order.scan(x), None)  # (B, K, E, L')
@@ -214,14 +251,18 @@ class SS2D(nn.Module):
         y = self.order.unscan(y, height, width).flatten(3)  # (B, K, E, L)
         return self.route_mixer(y).sum(dim=1).view(batch, inner, height, width)
 
-    def _scan_routes(self, u: torch.Tensor, route: torch.Tensor | None) -> torch.Tensor:
-        """u: (B, E, L) in token order with `route`, else (B, K, E, L') the gathered routes -> every route's SSM
-        output (B, K, E, L or L'), float32 (float64 for float64 u)."""
+    def _scan_routes(self, u: torch.Tensor, route: torch.Tensor | None,
+                     bases: RouteBases | None = None) -> torch.Tensor:
+        """u: (B, E, L) in token order with `route`, (B, nb·E, L) the base layouts with `route` and `bases` (routes
+        in `bases.order`), else (B, K, E, L') the gathered routes -> every route's SSM output (B, K, E, L or L'),
+        float32 (float64 for float64 u)."""
         # The v0 form scans float32 inputs (the original's force_fp32); v05_noz scans the activations' dtype.
         dtype = compute_dtype(u.dtype) if self.form.options.fp32_scan_inputs else u.dtype
         weights = SSMWeights(
             self.x_proj_weight, self.dt_projs_weight, self.dt_projs_bias.reshape(-1), self.A_logs, self.Ds
         )
+        if bases is not None and bases.order != tuple(range(self.num_routes)):
+            weights = _reorder_routes(weights, bases.order)
         return selective_ssm(u, weights, dtype, route=route, out_float32=True)
 
     def extra_repr(self) -> str:
@@ -230,3 +271,28 @@ class SS2D(nn.Module):
             f"d_inner={self.d_inner}, dt_rank={self.dt_rank}, layout={self.layout.value}, "
             f"route_addressing={self.route_addressing}"
         )
+
+
+def in_base_layouts(device: torch.device, scan_dtype: torch.dtype) -> bool:
+    """Whether routes that share base layouts run in them (`SS2D._in_base_layouts`): off the CPU, and on a CPU
+    backend that gathers jumping routes."""
+    return device.type != "cpu" or _backend_gathers_routes(device, scan_dtype)
+
+
+@torch.compiler.assume_constant_result
+def _backend_gathers_routes(device: torch.device, dtype: torch.dtype) -> bool:
+    # Read once while torch.compile traces, as the scan op reads its backend (vssm.kernels.interface): the backend
+    # probe calls into C (os.stat) that Dynamo cannot trace.
+    return IMPLEMENTATIONS[select_backend(device, dtype)].gathers_scattered_routes
+
+
+def _reorder_routes(weights: SSMWeights, order: tuple[int, ...]) -> SSMWeights:
+    """The K routes' parameters with route `order[i]` in place i."""
+    index = list(order)
+    routes = len(order)
+
+    def per_route(t: torch.Tensor) -> torch.Tensor:
+        return t.view(routes, -1, *t.shape[1:])[index].reshape(t.shape)
+
+    return SSMWeights(weights.x_proj[index], weights.dt_proj[index], per_route(weights.delta_bias),
+                      per_route(weights.A_log), per_route(weights.D))

@@ -35,6 +35,8 @@ FAMILIES = [
     ("MambaVisionBackbone", "test_mambavision", {}, (3, 64, 64), [16, 32, 64, 128], [4, 8, 16, 32]),
     ("UMambaBackbone", "test_umamba_bot_2d", {}, (1, 64, 64), [8, 16, 32, 64], [1, 2, 4, 8]),
     ("PlainMambaBackbone", "test_plainmamba", {}, (3, 64, 96), [32] * 4, [16] * 4),
+    ("PlainMambaAdapter", "test_plainmamba", {"deform_num_heads": 4, "norm_cfg": dict(type="BN")}, (3, 64, 96),
+     [32] * 4, [4, 8, 16, 32]),
 ]
 
 

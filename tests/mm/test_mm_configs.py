@@ -50,11 +50,16 @@ PUBLISHED_PARAMS_M = {
     # PlainMamba's README prints 35/55/81M for its UperNets, cut to whole millions as its ImageNet counts are (35.46M
     # and 55.87M built here for L1 / L2, outside 1 % of the cut numbers); L3 agrees.
     "upernet_plainmamba-l3_8xb2-160k_ade20k-512x512": 81,
+    # Its detectors' counts are cut the same way (Mask R-CNN L1 / L2 / L3 31.21 / 53.20 / 79.78M, RetinaNet 19.20 /
+    # 40.69 / 67.03M built here, printed 31 / 53 / 79 and 19 / 40 / 67); those within 1 % of the cut numbers:
+    "mask-rcnn_plainmamba-adapter-l1_fpn_1x_coco": 31, "mask-rcnn_plainmamba-adapter-l2_fpn_1x_coco": 53,
+    "mask-rcnn_plainmamba-adapter-l3_fpn_1x_coco": 79, "retinanet_plainmamba-adapter-l3_fpn_1x_coco": 67,
 }  # fmt: skip
 
 
 def _detector(model_cfg: Config) -> bool:
-    return bool(model_cfg.get("roi_head"))
+    """Two-stage (RoI heads) or single-stage (a box head on the neck, RetinaNet)."""
+    return bool(model_cfg.get("roi_head") or model_cfg.get("bbox_head"))
 
 
 def _registry(cfg: Config):
@@ -125,9 +130,14 @@ REAL_BACKBONE = {"umamba-bot_1xb12-250k_synapse-256x256", "umamba-enc_1xb12-250k
                  "mask-rcnn_vmamba-t_fpn_1x_coco", "upernet_vim-t_4xb8-60k_ade20k-512x512"}
 # The side the training pipeline's sizes shrink to (default 64): LocalVim's searched 7 x 7 windows need 8 tokens a
 # side; U-Mamba's 7 stages a 2 x 2 bottleneck for its InstanceNorm (and its plan's patch becomes that size: Enc's
-# channel-token stages run at the patch size only).
-TRAIN_SIDE = {"LocalVimBackbone": 128, "UMambaBackbone": 128}
+# channel-token stages run at the patch size only); PlainMamba-Adapter's RetinaNet a stride-128 level of 2 x 2 (its
+# FPN's SyncBN needs more than one value a channel; the tiny COCO's one square image gives 1 x 1 up to 128 px).
+TRAIN_SIDE = {"LocalVimBackbone": 128, "UMambaBackbone": 128, "PlainMambaAdapter": 160}
 SIZE_KEYS = ("scale", "scales", "crop_size", "size")  # the image sizes of mmdet's / mmseg's transforms
+# Backbone settings that depend on the network's width and depth, for the family's test variant (PlainMamba-Adapter
+# over test_plainmamba, D 32, depth 4: heads of 8 channels, one layer per interaction block). Its out_indices pick
+# pyramid levels, not layers, and stay as the config has them.
+TEST_VARIANT_SETTINGS = {"PlainMambaAdapter": {"deform_num_heads": 4, "interaction_indexes": None}}
 
 
 # Per dataset type: its tiny stand-in, the split the configs train on (their own layout, so only `data_root` changes)
@@ -193,10 +203,12 @@ def _network_options(cfg: Config, real: bool) -> tuple[dict[str, object], int]:
     backbone_cfg = cfg.model.backbone.copy()
     backbone_cfg.init_cfg = None
     options: dict[str, object] = {"model.backbone.init_cfg": None}
+    settings = TEST_VARIANT_SETTINGS.get(backbone_cfg.type)
     if not real:
-        single_output = len(backbone_cfg.get("out_indices") or ()) == 1
-        for key in ("out_indices", "window_size"):  # the test variant's own blocks and windows
+        single_output = len(backbone_cfg.get("out_indices") or ()) == 1 and not settings
+        for key in ("window_size",) if settings else ("out_indices", "window_size"):  # the test variant's own
             backbone_cfg.pop(key, None)
+        backbone_cfg.update(settings or {})
         backbone_cfg.model = _test_variant(backbone_cfg)
     with torch.device("meta"):
         backbone = _registry(cfg).build(backbone_cfg)
@@ -206,6 +218,7 @@ def _network_options(cfg: Config, real: bool) -> tuple[dict[str, object], int]:
         if single_output:  # ViTDet-style: the last block alone
             out_indices, channels = out_indices[-1:], channels[-1:]
         options.update({"model.backbone.model": backbone_cfg.model, "model.backbone.out_indices": out_indices})
+        options.update({f"model.backbone.{key}": value for key, value in (settings or {}).items()})
         if "window_size" in cfg.model.backbone:
             options["model.backbone.window_size"] = backbone._net.window_size
     options.update(_wiring_options(cfg.model, channels))

@@ -22,6 +22,12 @@ Each family's repository counted FLOPs its own way:
   a ones vector). The original projects x_proj and dt_proj on the window routes *after* padding them to the longest
   (ours projects the tokens, then pads): where a stage's grid is not a multiple of a window (7 x 7 with `w2`) the
   original counts those padded projections and ours does not (LocalVMamba-T: 0.2 %).
+* PlainMamba: mmcv's `get_model_complexity_info` (module hooks) plus an analytic SSM term, 9·L·E·N + L·E per
+  direction for four directions (ChenhongyiYang/PlainMamba `tools/analysis_tools/get_flops.py --is-mamba`). The
+  hooks count conv multiply-adds with one per output element for a bias, linear multiply-adds without bias, norms 2
+  per element with affine parameters, ReLU 1 per element, and nothing functional; mmcls' `forward_dummy` stops at
+  the neck, so the classifier is not counted. Run on the original code (L1 / L2 / L3): 3,021,322,752 /
+  8,088,998,400 / 14,452,657,408, which the rule below reproduces exactly.
 * LocalVim (LocalMamba's analytic `flops()` in `classification/lib/models/local_vim.py`: x_proj, dt_proj and the
   conv once per layer, 5·L·E·N per direction) and U-Mamba (none published) have no rule here.
 
@@ -30,6 +36,7 @@ Rules are keyed by family, or by 'family.ModelClass' where a family holds networ
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +49,7 @@ from vssm.layers.mamba_mixer import MambaMixer
 from vssm.layers.mambavision_mixer import MambaVisionMixer
 from vssm.layers.ssm_core import SSMCore
 from vssm.models._records import PublishedCount
+from vssm.models.plainmamba import PlainMamba
 
 
 @dataclass(frozen=True)
@@ -97,6 +105,31 @@ MAMBAVISION_PTFLOPS = PublishedCounter(
     opaque=(OpaqueMethod(MambaVisionMixer, "_conv", Category.CONV, lambda module, args, kwargs, out: 0),),
 )
 
+
+def _norm_by_mmcv(module: nn.Module, args: tuple, kwargs: dict, out: Any) -> int:
+    affine = getattr(module, "affine", False) or getattr(module, "elementwise_affine", False)
+    return args[0].numel() * (2 if affine else 1)
+
+
+def _conv_by_mmcv(module: nn.Module, args: tuple, kwargs: dict, out: Any) -> int:
+    per_output = module.in_channels // module.groups * math.prod(module.kernel_size)
+    return out.numel() * (per_output + (module.bias is not None))
+
+
+PLAINMAMBA_MMCV = PublishedCounter(
+    name="mmcv's module hooks + get_flops.py's SSM term (PlainMamba)",
+    description="conv multiply-adds plus 1 per output element for a bias, linear multiply-adds, norms 2 per element "
+    "(affine), ReLU 1 per element, functional ops 0, the classifier not counted; plus the selective scan as "
+    "9·B·L·E·N + B·E·L per direction",
+    opaque=(
+        OpaqueMethod(nn.LayerNorm, "forward", Category.NORM, _norm_by_mmcv),
+        OpaqueMethod(nn.BatchNorm2d, "forward", Category.NORM, _norm_by_mmcv),
+        OpaqueMethod(nn.Conv2d, "forward", Category.CONV, _conv_by_mmcv),
+        OpaqueMethod(nn.ReLU, "forward", Category.ELEMENTWISE, lambda module, args, kwargs, out: out.numel()),
+        OpaqueMethod(PlainMamba, "forward_head", Category.MATMUL, lambda module, args, kwargs, out: 0),
+    ),
+)
+
 PUBLISHED_COUNTERS: dict[str, PublishedCounter] = {
     "vim": VIM_BY_VMAMBA,
     "vmamba": VMAMBA_FVCORE,
@@ -104,6 +137,7 @@ PUBLISHED_COUNTERS: dict[str, PublishedCounter] = {
     "groupmamba": VMAMBA_FVCORE,
     "localmamba.LocalVMamba": LOCALVMAMBA_FVCORE,
     "mambavision": MAMBAVISION_PTFLOPS,
+    "plainmamba": PLAINMAMBA_MMCV,
 }
 
 

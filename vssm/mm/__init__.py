@@ -11,6 +11,7 @@ importing this package imports neither mmdet nor mmseg:
 
 * MODELS: `VimBackbone`, `VMambaBackbone`, `LocalVimBackbone`, `LocalVMambaBackbone`, `MSVMambaBackbone`,
   `GroupMambaBackbone`, `MambaVisionBackbone`, `PlainMambaBackbone`, `UMambaBackbone` (all `VSSMBackbone`s);
+  `PlainMambaAdapter` (PlainMamba under the authors' ViT-Adapter, their detectors' backbone; a `VSSMBackbone`);
   `SimpleFPN` (ViTDet's neck, for a plain backbone's single map) and the norm `LN2d` (ViTDet's, for `norm_cfg`):
   mmdet's pip package does not ship its `projects/ViTDet`.
 * OPTIM_WRAPPER_CONSTRUCTORS: `VSSMLayerDecayOptimizerConstructor`.
@@ -30,6 +31,7 @@ from .families import (
 )
 from .layer_decay import VSSMLayerDecayOptimizerConstructor
 from .layer_norm_2d import LN2d
+from .plainmamba_adapter import PlainMambaAdapter
 from .simple_fpn import SimpleFPN
 
 __all__ = [
@@ -39,6 +41,7 @@ __all__ = [
     "LocalVimBackbone",
     "MSVMambaBackbone",
     "MambaVisionBackbone",
+    "PlainMambaAdapter",
     "PlainMambaBackbone",
     "SimpleFPN",
     "UMambaBackbone",

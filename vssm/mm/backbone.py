@@ -352,7 +352,8 @@ class VSSMBackbone(BaseModule):
         segmentor's, converted by the family's filter. Only the adapter's own modules (out norms, multi-scale adapter)
         may be absent from the checkpoint; any other mismatch raises ValueError."""
         weights = state_dict_of(read_checkpoint(resolve_checkpoint(source)), prefix)
-        adapter = {k: v for k, v in weights.items() if k.startswith(self._adapter_prefixes)}
+        adapter = {k: v for k, v in weights.items()
+                   if k.startswith(self._adapter_prefixes) and not k.startswith(self._pruned_prefixes)}
         network = {k: v for k, v in weights.items()
                    if not k.startswith(self._adapter_prefixes) and not k.startswith(self._pruned_prefixes)}
         self._point_network()

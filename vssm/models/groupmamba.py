@@ -597,7 +597,17 @@ default_cfgs = generate_default_cfgs(
 # What the tools read (vssm.models._records).
 HEADLINE_VARIANT = "groupmamba_tiny"
 GOLDEN_FIXTURES = {"groupmamba_test": GoldenFixture("test_groupmamba")}
-PUBLISHED_COUNTS: dict[str, PublishedCount] = {}
+# The paper's table (arXiv:2407.13772, CVPR 2025: 4.5 / 7.0 / 14 G). The repository calls no counter; `derived` is
+# its model code (Amshaker/GroupMamba @ c1800ed) under VMamba's fvcore counter, whose selective-scan handle its
+# csms6s.py carries. T and S are not what that code gives under any counter tried: fvcore without the scan handle
+# 4.689 / 7.259, with it 4.706 / 7.281, mmcv's module hooks 4.666 / 7.227.
+_PAPER = "GroupMamba paper, ImageNet-1k table (arXiv:2407.13772); more digits: the released model code under fvcore"
+_NOT_REPRODUCED = "the paper's value: not what the released code gives under fvcore or mmcv's hooks"
+PUBLISHED_COUNTS = {
+    "groupmamba_tiny": PublishedCount("4.5", _PAPER, derived="4.706", note=_NOT_REPRODUCED),
+    "groupmamba_small": PublishedCount("7.0", _PAPER, derived="7.281", note=_NOT_REPRODUCED),
+    "groupmamba_base": PublishedCount("14", _PAPER, derived="14.19"),
+}
 # Swin-T: the timm model of similar GMACs (the targets table shows both), the baseline VMamba-T is held to as well.
 SPEED_TARGETS = (SpeedTarget("groupmamba_tiny", "swin_tiny_patch4_window7_224", 0.5),)
 TEST_SPEED_TARGETS = (SpeedTarget("test_groupmamba", "test_resnet", 0.5, batch=2, input_size=(3, 64, 64)),)

@@ -212,13 +212,7 @@ class PlainMamba(nn.Module):
     @fx_leaf  # built for the grid
     def _routes(self, grid: tuple[int, int], device: torch.device) -> list[PlainRoutes]:
         """Each layer's routes on a `grid` (cached per order, grid and device)."""
-        height, width = grid
-
-        def build(order: scans.ScanOrder) -> PlainRoutes:  # on CPU: the check reads values (none on the meta device)
-            return PlainRoutes(*(t.to(device) for t in plain_routes(order.route(height, width), height, width)))
-
-        return [cached_table(("plainmamba", order, height, width, device), lambda order=order: build(order))
-                for order in self.layer_orders]
+        return [_cached_routes(order, *grid, device) for order in self.layer_orders]
 
     @fx_leaf  # resampled for the grid (pos_embed is an argument so that traced graphs own it)
     def _pos_embed(self, pos_embed: Tensor, grid: tuple[int, int]) -> Tensor:
@@ -245,16 +239,23 @@ class PlainMamba(nn.Module):
         return self.pos_drop(x + self._pos_embed(self.pos_embed, grid)), grid
 
     def forward_layers(
-        self, tokens: Tensor, grid: tuple[int, int], indices: Collection[int] = (), num_layers: int | None = None
+        self,
+        tokens: Tensor,
+        grid: tuple[int, int],
+        indices: Collection[int] = (),
+        num_layers: int | None = None,
+        start: int = 0,
     ) -> tuple[Tensor, list[Tensor]]:
-        """Run the layers on embedded tokens (the one layer loop of every entry point and of `vssm.mm`).
+        """Run layers `start` .. `num_layers` - 1 (default: all) on embedded tokens (the one layer loop of every entry
+        point and of `vssm.mm`, whose detection adapter runs the layers in ranges).
 
         Returns the tokens after the last layer run and the tokens (B, L, D) after the layers in `indices`.
         """
-        layers = self.layers if num_layers is None else self.layers[:num_layers]
+        stop = len(self.layers) if num_layers is None else num_layers
         routes = self._routes(grid, tokens.device)
         taps = []
-        for i, layer in enumerate(layers):
+        for i in range(start, stop):
+            layer = self.layers[i]
             if self.grad_checkpointing and not torch.jit.is_scripting():
                 tokens = checkpoint(layer, tokens, grid, routes[i], use_reentrant=False)
             else:
@@ -316,6 +317,16 @@ class PlainMamba(nn.Module):
         if prune_head:
             self.reset_classifier(0)
         return take_indices
+
+
+@torch.compiler.assume_constant_result  # built from the order's route table, never from traced tensors
+def _cached_routes(order: scans.ScanOrder, height: int, width: int, device: torch.device) -> PlainRoutes:
+    def build() -> PlainRoutes:  # on CPU: the check reads values (none on the meta device)
+        return PlainRoutes(*(t.to(device) for t in plain_routes(order.route(height, width), height, width)))
+
+    routes = cached_table(("plainmamba", order, height, width, device), build)
+    assert isinstance(routes, PlainRoutes)
+    return routes
 
 
 # ---------------------------------------------------------------------------------------------------- checkpoints
@@ -421,7 +432,21 @@ default_cfgs = generate_default_cfgs({
 })
 
 HEADLINE_VARIANT = "plainmamba_l1"
-PUBLISHED_COUNTS: dict[str, PublishedCount] = {}
+_COUNTED_AT = "github.com/ChenhongyiYang/PlainMamba at 0975a1d"
+
+
+def _published(printed: str, derived: str) -> PublishedCount:
+    # `derived`: the authors' counter (tools/analysis_tools/get_flops.py --is-mamba: mmcv's hooks + its SSM term) run
+    # on their model code at 224 x 224, every digit (vssm.analysis.published, PLAINMAMBA_MMCV).
+    return PublishedCount(printed, f"the PlainMamba paper's ImageNet-1k table (arXiv:2403.17695); more digits: its "
+                                   f"get_flops.py run on the original model code ({_COUNTED_AT})", derived=derived)
+
+
+PUBLISHED_COUNTS = {
+    "plainmamba_l1": _published("3.0", "3.021322752"),
+    "plainmamba_l2": _published("8.1", "8.0889984"),
+    "plainmamba_l3": _published("14.4", "14.452657408"),
+}
 GOLDEN_FIXTURES = {"plainmamba_test": GoldenFixture("test_plainmamba", dict(depth=2))}
 SPEED_TARGETS = (SpeedTarget("plainmamba_l1", "deit_small_patch16_224", 0.5),)
 TEST_SPEED_TARGETS = (SpeedTarget("test_plainmamba", "test_vit", 0.5, batch=2, input_size=(3, 64, 64)),)

@@ -4,27 +4,45 @@
 
 `selective_scan_onnx` translates a `vssm::selective_scan` node of an exported program (onnxscript, traced: the
 Python below runs once at export and emits ONNX nodes). It follows `kernels.reference` term by term: route
-addressing is a `GatherElements` through the route table with padding steps zeroed (pre-bias delta too, so their
-decay applies), the outputs are written back by `ScatterElements` with padding sent to a spare slot; delta_bias,
-softplus (threshold 20), D and the silu(z) gate are exact.
+addressing is a `GatherElements` through the route table, padding steps reading a zero column (pre-bias delta too,
+so their decay applies); the outputs come back through the route table's inverse (which step writes each token);
+delta_bias, softplus (threshold 20), D and the silu(z) gate are exact.
 
-The recurrence h[t] = exp(delta[t] A) h[t-1] + delta[t] u[t] B[t] is unrolled step by step in the graph: the decays
-and inputs of all steps are computed at once, then each step is one multiply-add and one reduction over N. Chosen by
-measurement against the chunked form (within a chunk of T steps h[t] = exp(S[t]) h[start] + sum_{s <= t}
-exp(S[t] - S[s]) delta[s] u[s] B[s], S the cumulative sum of delta·A: stable, fewer nodes, but T times the work):
-ONNX Runtime CPU, (8, 768, 197, N = 16), one run on the loaded 2-core container: step by step 439 ms, chunks of
-T = 4 1775 ms, T = 16 5065 ms (the C scan of `kernels`: 16-32 ms). A Scan/Loop body was not built.
-Requires the ONNX packages of the `export` extra (onnx, onnxscript, onnxruntime).
+The recurrence h[t] = exp(delta[t] A) h[t-1] + delta[t] u[t] B[t] is one ONNX `Scan` over the steps: h is its
+state, each iteration reads one step's delta, delta·u, B and C and makes the decay, the input, h and
+y[t] = C[t] h[t] (so no (batch, D, L, N) tensor exists). Chosen by measured ONNX Runtime 1.32 CPU time against the
+graph unrolled step by step (all steps' decays and inputs made at once, then per step a multiply-add and a
+reduction over N), which had beaten the chunked form (T times the work: Vim-S 439 ms step by step, 1775 ms in chunks
+of T = 4, 5065 ms with T = 16). `python benchmarks/bench_onnx_scan.py` shapes, batch 8, one run, ms, median of 3,
+2-core AMD EPYC shared (load 6.7-7.5); ORT with its default threads / `intra_op_num_threads=1`:
+
+    shape (channels, L, N)                 eager C scan   unrolled     Scan
+    vim_small (1536, 197, 16)                  32-45      668 / 279   219 / 134
+    vmamba_tiny stage 3 (1536, 196, 1)         12-17      240 / 136   124 / 70
+    mambavision_tiny stage 3 (160, 196, 8)     12-16       60 / 26     16 / 3.2
+    mambavision_tiny stage 4 (320, 49, 8)       8-12       19 / 11    1.6 / 1.4
+    local_vssm_tiny stage 3 (3072, 196, 16)       52     1549 / 847   472 / 244
+    vmamba_tiny stage 1 (384, 3136, 1)           156         -        584 / 347
+    local_vssm_tiny stage 1 (768, 3136, 16)      314         -       1991 / 1057
+
+(unrolled at L = 3136 not measured: its export takes minutes). The Scan also keeps the exported graph's size
+independent of L. One ONNX Runtime thread beat its default two on the loaded machine; its graph optimizations off
+made it slower (vim_small 243 ms). Requires the ONNX packages of the `export` extra (onnx, onnxscript, onnxruntime).
 """
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import onnx
 import torch
+from onnxscript import ir
 from onnxscript import opset18 as op
 
 from .reference import SOFTPLUS_THRESHOLD, route_blocks
+
+_bodies = itertools.count()  # numbers the Scan bodies: ONNX wants every value name unique across subgraphs
 
 
 def translation_table() -> dict[torch._ops.OpOverload, object]:
@@ -61,25 +79,65 @@ def _batch_shape(x, tail: list[int]):
     return op.Concat(op.Slice(op.Shape(x), _ints([0]), _ints([1])), _ints(tail), axis=0)
 
 
-def _gather_steps(x, index, pad, shape: list[int]):
-    """x: (batch, M, P, L) read at index (M, L') along L -> (batch, M, P, L'), zero where pad (M, L') is set."""
+def _steps_axis(x, index, shape: list[int]):
+    """x: (batch, M, P, S) read at index (M, S') along its last axis -> shape (batch, M, P, S'); index S reads zero
+    (a padded column: as fast in ONNX Runtime as masking the result, and the scatter's inverse needs it too)."""
     index = op.Expand(op.Unsqueeze(index, _ints([0, 2])), _batch_shape(x, shape))
-    gathered = op.GatherElements(x, index, axis=3)
-    return op.Where(op.Unsqueeze(pad, _ints([0, 2])), _float(0.0, x), gathered)
+    return op.GatherElements(op.Pad(x, _ints([0, 0, 0, 0, 0, 0, 0, 1])), index, axis=3)
 
 
-def _sequential(h, dt, du, A, B, C, steps: int):
-    """The recurrence step by step. h: (batch, M, P, N) zero state; dt, du: (batch, M, P, L') delta and delta·u;
-    A: (M, P, N); B, C: (batch, M, L', N). Returns y (batch, M, P, L') and the last state."""
-    decay = op.Exp(op.Mul(op.Unsqueeze(dt, _ints([4])), op.Unsqueeze(A, _ints([2]))))  # (batch, M, P, L', N)
-    x = op.Mul(op.Unsqueeze(du, _ints([4])), op.Unsqueeze(B, _ints([2])))
-    C = op.Unsqueeze(C, _ints([2]))  # (batch, M, 1, L', N)
-    ys = []
-    for t in range(steps):
-        index = op.Constant(value_int=t)
-        h = op.Add(op.Mul(op.Gather(decay, index, axis=3), h), op.Gather(x, index, axis=3))
-        ys.append(op.ReduceSum(op.Mul(h, op.Gather(C, index, axis=3)), _ints([3]), keepdims=1))  # (batch, M, P, 1)
-    return op.Concat(*ys, axis=3), h
+def _log1p(x):
+    """log(1 + x) to a few ulp for x >= 0 (or inf/NaN where x is), as log(w) x / (w - 1) with w = 1 + x rounded
+    (Goldberg's correction; x where w rounds to 1). ONNX has no Log1p, and ONNX Runtime 1.32's Softplus takes ~1.8x
+    the time of these nine elementwise operators (2.4M float32 on one loaded core: 84 ms against 47 ms)."""
+    one = _float(1.0, x)
+    w = op.Add(x, one)
+    return op.Where(op.Equal(w, one), x, op.Mul(op.Log(w), op.Div(x, op.Sub(w, one))))
+
+
+def _scan(dt, du, A, B, C, batch: ir.SymbolicDim | int, blocks: int, per_block: int, state: int, dtype: ir.DataType):
+    """The recurrence as one ONNX `Scan` over the steps. dt, du: (batch, M, P, L') delta and delta·u; A: (M, P, N);
+    B, C: (batch, M, N, L'). Returns y (batch, M, P, L') and the last state (batch, M, P, N)."""
+    h = op.ConstantOfShape(_batch_shape(dt, [blocks, state, per_block]), value=_zero(dtype))
+    # The steps stay the last axis (`scan_input_axes`, `scan_output_axes`): ONNX Runtime moves them itself.
+    dt, du = op.Unsqueeze(dt, _ints([2])), op.Unsqueeze(du, _ints([2]))  # (batch, M, 1, P, L')
+    B, C = op.Unsqueeze(B, _ints([3])), op.Unsqueeze(C, _ints([2]))  # (batch, M, N, 1, L'), (batch, M, 1, N, L')
+    body = _step(op.Transpose(A, perm=[0, 2, 1]), batch, blocks, per_block, state, dtype)
+    last = op.Scan(h, dt, du, B, C, body=body, num_scan_inputs=4, scan_input_axes=[4] * 4, scan_output_axes=[4])
+    # The exporter gives a node as many outputs as its schema names; Scan's are one variadic list (states, then
+    # the per-step outputs).
+    scan = last.producer()
+    scan.resize_outputs(2)
+    y = scan.outputs[1]  # (batch, M, 1, P, L')
+    y.dtype = dtype
+    return op.Squeeze(y, _ints([2])), op.Transpose(last, perm=[0, 1, 3, 2])
+
+
+def _step(A, batch: ir.SymbolicDim | int, blocks: int, per_block: int, state: int, dtype: ir.DataType) -> ir.Graph:
+    """The Scan body, one step: h (batch, M, N, P), delta and delta·u (batch, M, 1, P), B (batch, M, N, 1) and C
+    (batch, M, 1, N) -> the next h and y (batch, M, 1, P) = C h. A (M, N, P) is read from the enclosing graph.
+
+    The state is laid out (N, P), not (P, N), and the body's shapes are declared: ONNX Runtime 1.32 runs broadcasts
+    whose innermost run is N (16 or 1) instead of P (hundreds), without declared shapes, 2-8x slower (hand-built Scan
+    graphs, one thread, load 7.5-8.5: Vim-S's scan 161-171 against 75-78 ms, MambaVision-T stage 4's 6.4 against
+    0.7-0.8 ms).
+    """
+    prefix = f"selective_scan_step{next(_bodies)}"
+
+    def value(name: str, *dims: int):
+        return ir.Value(name=f"{prefix}_{name}", type=ir.TensorType(dtype), shape=ir.Shape([batch, blocks, *dims]))
+
+    h, dt, du = value("h", state, per_block), value("delta", 1, per_block), value("delta_u", 1, per_block)
+    B, C = value("B", state, 1), value("C", 1, state)
+    tape = ir.tape.Tape()
+    decay = tape.op("Exp", [tape.op("Mul", [dt, A])])
+    h_next = tape.op("Add", [tape.op("Mul", [decay, h]), tape.op("Mul", [du, B])])
+    y = tape.op("MatMul", [C, h_next])
+    for index, output in enumerate(output for node in tape.nodes for output in node.outputs):
+        output.name = f"{prefix}_{index}"  # names are unique across a model's graphs: its own namer counts from 0
+        output.dtype = dtype
+    h_next.shape, y.shape = h.shape, ir.Shape([batch, blocks, 1, per_block])
+    return ir.Graph([h, dt, du, B, C], [h_next, y], nodes=tape.nodes, name=prefix)
 
 
 def selective_scan_onnx(u, delta, A, B, C, D=None, z=None, delta_bias=None, route=None,
@@ -105,16 +163,15 @@ def selective_scan_onnx(u, delta, A, B, C, D=None, z=None, delta_bias=None, rout
         route_of, group_of = route_blocks(channels, routes, groups)
         blocks = len(route_of)
         route = op.Cast(route, to=7)  # int64
-        if u_channels != channels:  # shared u: route k's channel j reads u[:, j]
-            u = op.Reshape(op.Expand(op.Unsqueeze(u, _ints([1])), _batch_shape(u, [routes, u_channels, length])),
+        if u_channels != channels:  # shared u: channel d reads u[:, d % u_channels]
+            copies = channels // u_channels
+            u = op.Reshape(op.Expand(op.Unsqueeze(u, _ints([1])), _batch_shape(u, [copies, u_channels, length])),
                            _ints([0, channels, length]))
         rows = op.Gather(route, _ints(route_of), axis=0)  # (M, L')
-        pad = op.Less(rows, op.Constant(value_int=0))
-        index = op.Max(rows, op.Constant(value_int=0))
+        slot = op.Where(op.Less(rows, op.Constant(value_int=0)), op.Constant(value_int=length), rows)
 
-        def along_route(x, width: int):
-            return _gather_steps(op.Reshape(x, _ints([0, blocks, width, length])), index, pad,
-                                 [blocks, width, steps])
+        def along_route(x, width: int):  # padding steps read slot L: zero
+            return _steps_axis(op.Reshape(x, _ints([0, blocks, width, length])), slot, [blocks, width, steps])
 
         per_block = channels // blocks
         u, delta = along_route(u, per_block), along_route(delta, per_block)
@@ -129,22 +186,23 @@ def selective_scan_onnx(u, delta, A, B, C, D=None, z=None, delta_bias=None, rout
     if delta_bias is not None:
         delta = op.Add(delta, op.Reshape(op.Cast(delta_bias, to=compute), _ints([blocks, per_block, 1])))
     if delta_softplus:
-        delta = op.Where(op.Greater(delta, _float(SOFTPLUS_THRESHOLD, delta)), delta, op.Softplus(delta))
+        delta = op.Where(op.Greater(delta, _float(SOFTPLUS_THRESHOLD, delta)), delta, _log1p(op.Exp(delta)))
     A = op.Reshape(A, _ints([blocks, per_block, state]))
-    B, C = op.Transpose(B, perm=[0, 1, 3, 2]), op.Transpose(C, perm=[0, 1, 3, 2])  # (batch, M, L', N)
-    du = op.Mul(delta, u)
-    h = op.ConstantOfShape(_batch_shape(u, [blocks, per_block, state]), value=_zero(double))
-    y, h = _sequential(h, delta, du, A, B, C, steps)  # (batch, M, P, L'), the last state
+    dtype = ir.DataType.DOUBLE if double else ir.DataType.FLOAT
+    y, h = _scan(delta, op.Mul(delta, u), A, B, C, given.shape[0], blocks, per_block, state, dtype)
     if D is not None:
         y = op.Add(y, op.Mul(op.Reshape(op.Cast(D, to=compute), _ints([blocks, per_block, 1])), u))
     if z is not None:
         z = op.Reshape(op.Cast(z, to=compute), _ints([0, blocks, per_block, steps]))
         y = op.Mul(y, op.Mul(z, op.Sigmoid(z)))
     if route is not None:
-        slot = op.Where(pad, op.Constant(value_int=length), rows)
-        slot = op.Expand(op.Unsqueeze(slot, _ints([0, 2])), _batch_shape(y, [blocks, per_block, steps]))
-        out = op.ConstantOfShape(_batch_shape(y, [blocks, per_block, length + 1]), value=_zero(double))
-        y = op.Slice(op.ScatterElements(out, slot, y, axis=3), _ints([0]), _ints([length]), _ints([3]))
+        # The inverse of the route table, the step that writes each token ((M, L); step L' reads zero: no step, or
+        # only padding), read by a GatherElements: ONNX Runtime scatters (8, 4, 384, 196) in 24-33 ms (and a Slice),
+        # this reads it in 11-15 ms (one loaded core).
+        step_of = op.ScatterElements(_tensor(np.full((blocks, length + 1), steps)), slot,
+                                     _tensor(np.tile(np.arange(steps), (blocks, 1))), axis=1)
+        step_of = op.Slice(step_of, _ints([0]), _ints([length]), _ints([1]))
+        y = _steps_axis(y, step_of, [blocks, per_block, length])
     y = op.Reshape(y, _ints([0, channels, length]))
     if not (out_float32 or double):
         y = op.CastLike(y, given)
@@ -153,5 +211,5 @@ def selective_scan_onnx(u, delta, A, B, C, D=None, z=None, delta_bias=None, rout
     return y, last_state, saved
 
 
-def _zero(double: bool) -> onnx.TensorProto:
-    return onnx.numpy_helper.from_array(np.zeros(1, dtype=np.float64 if double else np.float32))
+def _zero(dtype: ir.DataType) -> onnx.TensorProto:
+    return onnx.numpy_helper.from_array(np.zeros(1, dtype=dtype.numpy()))

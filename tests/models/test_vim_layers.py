@@ -173,6 +173,25 @@ def test_grouped_causal_conv_off_the_cpu_equals_the_cpu_shifted_multiply_adds(
             torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
 
 
+def test_exported_vim_mixer_on_the_cpu_runs_one_grouped_conv() -> None:
+    # The CPU's shifted slices would export as slice_scatter (Transpose + ScatterND + Transpose in ONNX Runtime).
+    mixer = MambaMixer(8, num_routes=2, config=SSMConfig(d_conv=4)).eval()
+    x = torch.randn(2, 2, 16, 9)
+    program = torch.export.export(_MixerConv(mixer), (x,))
+    targets = {str(node.target) for node in program.graph.nodes if node.op == "call_function"}
+    assert any("conv" in t for t in targets) and not any("slice_scatter" in t or "addcmul" in t for t in targets)
+    torch.testing.assert_close(program.module()(x), mixer.causal_conv(x), rtol=1e-5, atol=1e-6)
+
+
+class _MixerConv(nn.Module):
+    def __init__(self, mixer: MambaMixer) -> None:
+        super().__init__()
+        self.mixer = mixer
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.mixer.causal_conv(x)
+
+
 @pytest.mark.parametrize("mode", [Mode.INFERENCE, Mode.TRAIN])
 def test_vim_mixer_off_the_cpu_runs_one_grouped_conv_and_the_cost_model_prices_it_below_the_shifted_one(
     mode: Mode,

@@ -2,22 +2,26 @@
 provider, the `export` extra), at batch 1 and 8, with the ratios to eager measured in the same run.
 
     python benchmarks/bench_export.py                      # the five headline models + deit_small / swin_tiny
-    python benchmarks/bench_export.py test_vim test_vmamba --batch 1 2 --rounds 3 --markdown export.md
+    python benchmarks/bench_export.py test_vim test_vmamba --batch 1 2 --rounds 3 --output /tmp/export
 
-The timm transformers are the reference for what ONNX Runtime gives a model without a scan. Each forward is timed
-`--rounds` times after one warm-up (compilation and session creation are not timed); the median is reported. The
-table names the machine and the load average: other work on the machine slows every column alike only when it is
-steady.
+Writes OUTPUT.md and OUTPUT.csv (default benchmarks/export.{md,csv}). The timm transformers are the reference for what
+ONNX Runtime gives a model without a scan. Each runner gets one untimed warm-up (compilation and session creation are
+not timed); then every round times one forward of each runner in turn, so that drifting load from other work hits
+the three columns alike, and the median of `--rounds` is reported. The table names the machine, the thread count and
+the load average before and after.
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+OUTPUT = Path(__file__).resolve().parent / "export"
 DEFAULT_MODELS = ("vim_small", "vmamba_tiny", "local_vssm_tiny", "mambavision_tiny", "umamba_bot_2d",
                   "deit_small_patch16_224", "swin_tiny_patch4_window7_224")
 
@@ -28,22 +32,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch", type=int, nargs="+", default=[1, 8], help="batch sizes (default 1 8)")
     parser.add_argument("--rounds", type=int, default=5, help="timed forwards per measurement (default 5)")
     parser.add_argument("--no-compile", action="store_true", help="leave out the torch.compile column")
-    parser.add_argument("--csv", type=Path, help="also write the table as CSV")
-    parser.add_argument("--markdown", type=Path, help="also write the table as markdown")
+    parser.add_argument("--output", type=Path, default=OUTPUT,
+                        help="writes OUTPUT.md and OUTPUT.csv (default benchmarks/export)")
     args = parser.parse_args(argv)
     if min(args.batch) < 1 or args.rounds < 1:
         parser.error("--batch and --rounds: expected positive integers")
     return args
 
 
-def _images_per_second(run, x, rounds: int) -> float:
-    run(x)  # warm-up: compilation, session start, first-touch allocations
-    times = []
-    for _ in range(rounds):
-        start = time.perf_counter()
+def _images_per_second(runners: dict[str, Callable], x, rounds: int) -> dict[str, float]:
+    """Images/s of each runner: one warm-up each (compilation, session start, first-touch allocations), then
+    `rounds` rounds of one timed forward per runner in turn; the median per runner."""
+    for run in runners.values():
         run(x)
-        times.append(time.perf_counter() - start)
-    return x.shape[0] / statistics.median(times)
+    times: dict[str, list[float]] = {key: [] for key in runners}
+    for _ in range(rounds):
+        for key, run in runners.items():
+            start = time.perf_counter()
+            run(x)
+            times[key].append(time.perf_counter() - start)
+    return {key: x.shape[0] / statistics.median(values) for key, values in times.items()}
 
 
 def measure(name: str, batch: int, rounds: int, with_compile: bool, workdir: Path) -> dict[str, str]:
@@ -56,14 +64,19 @@ def measure(name: str, batch: int, rounds: int, with_compile: bool, workdir: Pat
     size = zoo.default_input_size(name)
     model = zoo.create(name, size)
     x = torch.randn(batch, *size)
-    with torch.no_grad():
-        eager = _images_per_second(model, x, rounds)
-        compiled = _images_per_second(torch.compile(model), x, rounds) if with_compile else float("nan")
     path = workdir / f"{name}_b{batch}.onnx"
     export_onnx(model, (x,)).save(str(path))
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     feed = session.get_inputs()[0].name
-    ort = _images_per_second(lambda t: session.run(None, {feed: t.numpy()}), x, rounds)
+    runners = {"eager": model, "ORT": lambda t: session.run(None, {feed: t.numpy()})}
+    if with_compile:
+        # Without the reset, the second batch size of a model would recompile its frames with a dynamic batch
+        # (dynamo's automatic dynamic shapes after a shape change) and time that program instead of a static one.
+        torch._dynamo.reset()
+        runners["compile"] = torch.compile(model, fullgraph=True)
+    with torch.no_grad():
+        speed = _images_per_second(runners, x, rounds)
+    eager, ort, compiled = speed["eager"], speed["ORT"], speed.get("compile", float("nan"))
     return {"model": name, "batch": str(batch), "eager img/s": f"{eager:.2f}",
             "compile img/s": f"{compiled:.2f}", "compile / eager": f"{compiled / eager:.2f}",
             "ORT img/s": f"{ort:.2f}", "ORT / eager": f"{ort / eager:.2f}"}
@@ -79,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     from vssm.analysis.tables import busy_warning, load_average, machine_description, markdown_table, write_csv
 
     args = parse_args(argv)
+    load_before = load_average()
     warning = busy_warning(torch.get_num_threads())
     if warning:
         print(warning, file=sys.stderr)
@@ -94,13 +108,20 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(measure(name, batch, args.rounds, not args.no_compile, Path(workdir)))
     headers = list(rows[0])
     table = markdown_table(headers, [list(r.values()) for r in rows], right=[h != "model" for h in headers])
-    text = (f"{table}\n\nMachine: {machine_description('cpu')}; load average {load_average()} at the end; median of "
-            f"{args.rounds} forwards after a warm-up.\n")
+    load_after = load_average()
+    command = " ".join(["python benchmarks/bench_export.py", *(shlex.quote(a) for a in (argv or sys.argv[1:]))])
+    text = (f"# CPU images/s: torch eager, torch.compile and ONNX Runtime\n\nWritten by `{command}`. Random weights, "
+            f"float32, each model's default input size; median of {args.rounds} rounds after a warm-up, one forward "
+            f"of each runner in turn per round (so a ratio is measured in one run); torch.compile: inductor, "
+            f"`fullgraph=True`, static shapes; ONNX Runtime: CPU execution provider, its default threads.\n\n"
+            f"{table}\n\nMachine: {machine_description('cpu')}; {torch.get_num_threads()} torch threads; load average "
+            f"(1, 5, 15 min) {load_before} before, {load_after} after.\n")
     print(text)
-    if args.csv:
-        write_csv(args.csv, rows)
-    if args.markdown:
-        args.markdown.write_text(text)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    machine, load = machine_description("cpu"), f"{load_before} before, {load_after} after"
+    write_csv(args.output.with_suffix(".csv"), [row | {"machine": machine, "load": load} for row in rows])
+    args.output.with_suffix(".md").write_text(text)
+    print(f"wrote {args.output.with_suffix('.md')} and .csv", file=sys.stderr)
     return 0
 
 

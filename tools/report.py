@@ -11,7 +11,8 @@ count parameters and FLOPs of every variant (`macs`, `full`, and the family's or
 published count), and for the measured variants build the model, check its fast path against the reference path
 on a small input, and time CPU inference. Measure every golden fixture found under `--fixtures` against the
 original code's outputs (tools/upkeep/faithfulness.py) and read the speed targets' results (`--targets`, written
-by `python benchmarks/targets.py`, which `make report` runs first). Writes `<output>/zoo.md` (machine and load
+by `python benchmarks/targets.py`, which `make report` runs first) and the compile and export status
+(`--export-status`, written by `python benchmarks/export_status.py`). Writes `<output>/zoo.md` (machine and load
 named), `zoo.csv` and `zoo.png`, and copies of the model cards, `<output>/model_cards/*.md`, with the generated tables
 between their markers refreshed (tools/upkeep/cards.py); the output folder is runs/report/ unless named. Only
 `--update-repo` writes into the repository: reports/ and the cards of model_cards/ in place.
@@ -60,6 +61,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--machine", help="how to name the machine (default: detected)")
     parser.add_argument("--targets", type=Path, default=ROOT / "benchmarks" / "targets.csv",
                         help="speed-targets results to show (default benchmarks/targets.csv)")
+    parser.add_argument("--export-status", type=Path, default=ROOT / "benchmarks" / "export_status.csv",
+                        help="compile and export status for the cards (default benchmarks/export_status.csv, written "
+                             "by python benchmarks/export_status.py)")
     parser.add_argument("--fixtures", type=Path, default=ROOT / "tests" / "fixtures",
                         help="golden fixtures to measure our models on (default tests/fixtures)")
     args = parser.parse_args(argv)
@@ -177,6 +181,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> int:
 
     from upkeep import faithfulness
     from upkeep.cards import refresh_cards
+    from upkeep.exports import read_status, with_export_tables
     from upkeep.targets import read_results
     from upkeep.zoo_plot import plot_zoo
     from upkeep.zoo_report import card_tables, count_entry, measure_entry, targets_markdown
@@ -226,6 +231,10 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> int:
         targets = read_results(args.targets)
     except ValueError as exc:
         targets, failures["speed targets"] = [], str(exc)
+    try:
+        export_status = read_status(args.export_status)
+    except ValueError as exc:
+        export_status, failures["export status"] = [], str(exc)
 
     machine = machine_description("cpu", args.machine)
     command = " ".join(["python tools/report.py", *(shlex.quote(a) for a in (argv or sys.argv[1:]))])
@@ -247,7 +256,8 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> int:
     } for e in rows])
     cards = cards_to_refresh(args)
     if cards is not None:
-        tables = card_tables(rows, machine, settings_text, targets, shown(args.targets), golden)
+        tables = with_export_tables(card_tables(rows, machine, settings_text, targets, shown(args.targets), golden),
+                                    export_status, zoo.families(), shown(args.export_status))
         for update in refresh_cards(cards, tables, set(zoo.families())):
             if update.changed or update.skipped:
                 print(f"{shown(update.path)}: refreshed {', '.join(update.refreshed) or 'nothing'}"

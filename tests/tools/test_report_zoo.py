@@ -19,6 +19,7 @@ from upkeep.targets import TargetResult, write_results
 from upkeep.zoo_plot import zoo_figure
 from vssm import zoo
 from vssm.analysis.published import published_counts
+from vssm.analysis.tables import write_csv
 
 report_tool = load_tool("report")
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -47,12 +48,18 @@ def test_report_on_the_test_variants_writes_the_table_and_refreshes_cards(tmp_pa
     family = "vmamba"
     hand = (f"# Card\n\nHand-written.\n\n{start_marker('targets')}\nold targets\n{END}\n\nMiddle text.\n\n"
             f"{start_marker('faithfulness')}\n{END}\n\n{start_marker('flops_by_kind')}\n{END}\n\n"
-            f"{start_marker('flops')}\n{END}\n\nEnd text.\n")
+            f"{start_marker('flops')}\n{END}\n\n{start_marker('export')}\nold export\n{END}\n\nEnd text.\n")
+    status_row = {"family": "vmamba", "model": "vmamba_tiny", "input": "3x224x224", "compile": "ok", "export": "ok",
+                  "export_max_abs": "1.00e-06", "onnx": "failed", "onnx_max_abs": "", "onnx_max_rel": "",
+                  "status": "failed", "error": "onnx: RuntimeError: broken", "machine": "status machine",
+                  "date": "2026-01-01 00:00 UTC", "command": "python benchmarks/export_status.py --family vmamba"}
+    write_csv(tmp_path / "export_status.csv", [status_row])
     (cards / f"{family}.md").write_text(hand)
     (cards / "vim.md").write_text("# Vim card\n")
     code = report_tool.main(["--test-variants", "--repeats", "1", "--warmup", "0", "--output", str(out),
                              "--cards", str(cards), "--machine", "test machine", "--targets",
-                             str(tmp_path / "targets.csv"), "--fixtures", str(fixtures)])
+                             str(tmp_path / "targets.csv"), "--fixtures", str(fixtures), "--export-status",
+                             str(tmp_path / "export_status.csv")])
     assert code == 0
     text = (out / "zoo.md").read_text()
     assert "Machine: test machine" in text and "## Against the published counts" in text
@@ -80,9 +87,13 @@ def test_report_on_the_test_variants_writes_the_table_and_refreshes_cards(tmp_pa
     by_kind = card.split(start_marker("flops_by_kind"))[1].split(END)[0]
     assert re.search(r"\| model +\| +input \|.* scan \|.* total \|", by_kind) and "| test_vmamba " in by_kind
     assert "1 of 1 targets met" in card
+    export = card.split(start_marker("export"))[1].split(END)[0]
+    assert "old export" not in export and "failed (onnx: RuntimeError: broken)" in export and "status machine" in export
+    assert all(f"| {name} " in export for name in zoo.families()["vmamba"]) and "| vmamba_small " in export
     vim_card = (out / "model_cards" / "vim.md").read_text()  # a card without blocks gets the generated section
     assert vim_card.startswith("# Vim card\n") and "Machine: test machine" in vim_card
     assert "targets machine" in vim_card and "No golden" not in vim_card
+    assert "| vim_small " in vim_card.split(start_marker("export"))[1] and "not run" in vim_card
 
 
 def test_report_rejects_unknown_models(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
@@ -105,12 +116,16 @@ def test_broken_inputs_are_reported_and_the_rest_still_written(tmp_path: Path) -
     (fixtures / "vmamba_test_s1l8" / "state_dict.pt").write_bytes(b"not a checkpoint")
     old_targets = tmp_path / "old_targets.csv"
     old_targets.write_text("family,model,ratio\nvim,vim_small,0.5\n")
+    old_status = tmp_path / "old_status.csv"
+    old_status.write_text("model,ok\nvim_small,yes\n")
     code = report_tool.main(["test_vmamba", "--repeats", "1", "--warmup", "0", "--output", str(tmp_path), "--no-cards",
-                             "--targets", str(old_targets), "--fixtures", str(fixtures)])
+                             "--targets", str(old_targets), "--fixtures", str(fixtures), "--export-status",
+                             str(old_status)])
     assert code == 1
     text = (tmp_path / "zoo.md").read_text()
     assert "- vmamba_test_s1l8: golden fixture: " in text and "| test_vmamba " in text
     assert "- speed targets: " in text and "missing baseline, metric" in text
+    assert "- export status: " in text and "missing family, input" in text
     assert f"No results at `{old_targets}`" in text and "No golden fixtures" in text
 
 

@@ -14,7 +14,9 @@ Kinds (`upkeep.zoo_report.card_tables` fills them):
 * `targets`: the family's rows of the speed-targets run (`benchmarks/targets.csv`: ratio, target, met, machine,
   load);
 * `faithfulness`: the family's golden-fixture errors against the original code;
-* `speed`: the measured variants' CPU throughput and fast-path check, with the machine named.
+* `speed`: the measured variants' CPU throughput and fast-path check, with the machine named;
+* `export`: every variant's torch.compile / torch.export / ONNX Runtime status and error against eager
+  (`benchmarks/export_status.csv`, filled by `upkeep.exports`).
 
 A block whose table cannot be made in a run (no results for that family) is left as it is. A card without markers
 gets a generated section appended once, at its end; text outside the markers is never touched.
@@ -27,8 +29,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-KINDS = ("flops", "flops_by_kind", "targets", "faithfulness", "speed")
-APPENDED_KINDS = ("flops", "targets", "faithfulness", "speed")  # the section a card without blocks gets
+KINDS = ("flops", "flops_by_kind", "targets", "faithfulness", "speed", "export")
+APPENDED_KINDS = ("flops", "targets", "faithfulness", "speed", "export")  # the section a card without blocks gets
 END = "<!-- /vssm:table -->"
 _BLOCK = re.compile(
     r"(?P<start><!-- vssm:table:(?P<kind>[a-z_]+)(?::(?P<family>[a-z0-9_]+))? -->\n)(?P<body>.*?)(?P<end>"

@@ -11,11 +11,13 @@ from upkeep.faithfulness import fixture_models, fixtures_in, load_fixture, measu
 
 FIXTURE_DIR = Path(__file__).resolve().parents[1] / "fixtures"
 FIXTURES = fixture_models()
+# Fixtures of mm backbones: the report runs without the OpenMMLab stack, tests/mm checks them against the original.
+MM_FIXTURES = {"plainmamba_adapter_test"}
 
 
 def test_every_fixture_with_a_checkpoint_is_measured() -> None:
     with_checkpoint = {d.name for d in FIXTURE_DIR.iterdir() if (d / "state_dict.pt").is_file()}
-    assert set(FIXTURES) == with_checkpoint
+    assert set(FIXTURES) == with_checkpoint - MM_FIXTURES
     assert [folder.name for folder, _ in fixtures_in(FIXTURE_DIR, {"vmamba"})] == ["vmamba_test_s1l8",
                                                                                   "vmamba_test_v0"]
 

@@ -601,7 +601,8 @@ GOLDEN_FIXTURES = {"groupmamba_test": GoldenFixture("test_groupmamba")}
 # its model code (Amshaker/GroupMamba @ c1800ed) under VMamba's fvcore counter, whose selective-scan handle its
 # csms6s.py carries. T and S are not what that code gives under any counter tried: fvcore without the scan handle
 # 4.689 / 7.259, with it 4.706 / 7.281, mmcv's module hooks 4.666 / 7.227.
-_PAPER = "GroupMamba paper, ImageNet-1k table (arXiv:2407.13772); more digits: the released model code under fvcore"
+_PAPER = ("GroupMamba paper, ImageNet-1k table (arXiv:2407.13772); more digits: the released model code "
+          "(github.com/Amshaker/GroupMamba at c1800ed) under VMamba's fvcore counter")
 _NOT_REPRODUCED = "the paper's value: not what the released code gives under fvcore or mmcv's hooks"
 PUBLISHED_COUNTS = {
     "groupmamba_tiny": PublishedCount("4.5", _PAPER, derived="4.706", note=_NOT_REPRODUCED),

@@ -195,17 +195,19 @@ def test_d_state_1_scans_are_priced_with_the_state1_kernels_tiles(monkeypatch: p
     assert state1_config(routes * inner, routes, routes) == State1Config(4, 128, 32, 1, 8)
     programs, channels = routes * inner // 32, routes * inner
     element, f32 = batch * channels * length, 4
-    forward = triton_scan_traffic(scan, forward=True, gathered=False)
+    y = torch.empty(batch, channels, length, device="meta")  # out_float32, as SS2D asks
+    forward = triton_scan_traffic(scan, forward=True, gathered=False, output=y)
     inputs = 2 * 2 * element + 2 * 2 * batch * routes * length + 3 * channels * f32  # u, delta, B, C, A, D, bias
     saved = batch * channels * (length // 64 - 1) * f32
-    y = 2 * element  # u and delta bf16: priced as a bf16 output
-    assert forward == [("vssm.selective_scan", inputs + y + saved + batch * channels * f32, 1)]
-    backward = {label: (read_written, launches)
-                for label, read_written, launches in triton_scan_traffic(scan, forward=False, gathered=False)}
+    assert forward == [("vssm.selective_scan", inputs + f32 * element + saved + batch * channels * f32, 1)]
+    assert triton_scan_traffic(scan, forward=True, gathered=False, output=y.bfloat16())[0][1] == (
+        inputs + 2 * element + saved + batch * channels * f32)
+    backward = {label: (read_written, launches) for label, read_written, launches
+                in triton_scan_traffic(scan, forward=False, gathered=False, output=y)}
     partial_rows = programs * batch * length * f32
     per_row = 3 * batch * channels * f32  # dA, dD, dbias
     assert backward["vssm.selective_scan_backward"] == (
-        2 * element + inputs + saved + 2 * 2 * element + per_row + 2 * 15 * partial_rows, 1)
+        f32 * element + inputs + saved + 2 * 2 * element + per_row + 2 * 15 * partial_rows, 1)
     assert backward["scan dA/dD/dbias sums"] == (per_row, 3)
     summed = batch * routes * length * f32
     assert backward["scan dB/dC partial sums"] == (partial_rows + 3 * summed + 2 * batch * routes * length, 3)

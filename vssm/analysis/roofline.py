@@ -567,7 +567,8 @@ class _Recorder(TorchDispatchMode):
         flops = formula(*args, out_val=out)
         forward = name == _SCAN_OPS[0]
         scan = ScanTensors(*(args[:9] if forward else args[1:10]))
-        for label, read_written, launches in triton_scan_traffic(scan, forward, self._scatters(scan)):
+        output = out[0] if forward else args[0]  # y, or the backward's grad_out: float32 when the call asks for it
+        for label, read_written, launches in triton_scan_traffic(scan, forward, self._scatters(scan), output):
             main = label == name
             self.add(label, read_written, flops if main else 0, launches, reads=reads if main else (),
                      writes=writes if main else ())
@@ -589,8 +590,9 @@ def grouped_conv_backward_flops(grad_out: Tensor, x: Tensor, weight: Tensor, bia
     return forward * (int(output_mask[0]) + int(output_mask[1]))
 
 
-def triton_scan_traffic(scan: ScanTensors, forward: bool, gathered: bool) -> list[tuple[str, int, int]]:
-    """(label, bytes read + written, launches) of the Triton backend's forward or backward of one scan call.
+def triton_scan_traffic(scan: ScanTensors, forward: bool, gathered: bool, output: Tensor) -> list[tuple[str, int, int]]:
+    """(label, bytes read + written, launches) of the Triton backend's forward or backward of one scan call; `output`
+    is the forward's y or the backward's grad_out (B, KD, L), whose dtype the call chose (`out_float32`).
 
     Forward: one kernel reads u, delta, B, C, z and writes y, the last state and the saved chunk states. Backward:
     one kernel reads grad_out, the inputs and the saved states and writes du, ddelta, dz, per-segment dA/dD/dbias and
@@ -625,7 +627,7 @@ def triton_scan_traffic(scan: ScanTensors, forward: bool, gathered: bool) -> lis
     routed_stream = [delta, B, C, *([z] if z is not None else [])]
     gather_bytes = sum(2 * tensor_bytes(t) for t in routed_stream) + 2 * tensor_bytes(delta)  # u: KD channels
     if forward:
-        y = tensor_bytes(delta) if u.dtype == delta.dtype else delta.numel() * f32
+        y = tensor_bytes(output)
         if gathered:
             rows.append(("route gathers", gather_bytes, len(routed_stream) + 1))
         rows.append(("vssm.selective_scan", sum(tensor_bytes(t) for t in streams) + small + y + saved
@@ -639,8 +641,8 @@ def triton_scan_traffic(scan: ScanTensors, forward: bool, gathered: bool) -> lis
     du = delta.numel() * f32 if shape.shared_u else tensor_bytes(u)
     per_segment = segments * shape.batch * shape.channels * (shape.state + 2) * f32
     if gathered:
-        rows.append(("route scatter", 2 * tensor_bytes(delta), 1))
-    rows.append(("vssm.selective_scan_backward", tensor_bytes(delta) + sum(tensor_bytes(t) for t in streams)
+        rows.append(("route scatter", 2 * tensor_bytes(output), 1))
+    rows.append(("vssm.selective_scan_backward", tensor_bytes(output) + sum(tensor_bytes(t) for t in streams)
                  + small + saved + gradients + du + per_segment + 2 * partial_passes * partials, 1 + (segments > 1)))
     for t in (B, C):
         summed = t.numel() * f32

@@ -2,13 +2,14 @@
 provider, the `export` extra), at batch 1 and 8, with the ratios to eager measured in the same run.
 
     python benchmarks/bench_export.py                      # the five headline models + deit_small / swin_tiny
+    python benchmarks/bench_export.py --update-repo        # the same, written over the committed benchmarks/export.*
     python benchmarks/bench_export.py test_vim test_vmamba --batch 1 2 --rounds 3 --output /tmp/export
 
-Writes OUTPUT.md and OUTPUT.csv (default benchmarks/export.{md,csv}). The timm transformers are the reference for what
-ONNX Runtime gives a model without a scan. Each runner gets one untimed warm-up (compilation and session creation are
-not timed); then every round times one forward of each runner in turn, so that drifting load from other work hits
-the three columns alike, and the median of `--rounds` is reported. The table names the machine, the thread count and
-the load average before and after.
+Writes OUTPUT.md and OUTPUT.csv (default runs/export/export.*; `--update-repo`: benchmarks/export.*). The timm
+transformers are the reference for what ONNX Runtime gives a model without a scan. Each runner gets one untimed
+warm-up (compilation and session creation are not timed); then every round times one forward of each runner in
+turn, so that drifting load from other work hits the three columns alike, and the median of `--rounds` is reported.
+The table names the machine, the thread count and the load average before and after.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-OUTPUT = Path(__file__).resolve().parent / "export"
+COMMITTED = Path(__file__).resolve().parent / "export"
+OUTPUT = Path("runs") / "export" / "export"
 DEFAULT_MODELS = ("vim_small", "vmamba_tiny", "local_vssm_tiny", "mambavision_tiny", "umamba_bot_2d",
                   "deit_small_patch16_224", "swin_tiny_patch4_window7_224")
 
@@ -32,11 +34,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch", type=int, nargs="+", default=[1, 8], help="batch sizes (default 1 8)")
     parser.add_argument("--rounds", type=int, default=5, help="timed forwards per measurement (default 5)")
     parser.add_argument("--no-compile", action="store_true", help="leave out the torch.compile column")
-    parser.add_argument("--output", type=Path, default=OUTPUT,
-                        help="writes OUTPUT.md and OUTPUT.csv (default benchmarks/export)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--output", type=Path, default=OUTPUT,
+                       help=f"writes OUTPUT.md and OUTPUT.csv (default {OUTPUT})")
+    where.add_argument("--update-repo", action="store_true", help="write the committed benchmarks/export.* instead")
     args = parser.parse_args(argv)
     if min(args.batch) < 1 or args.rounds < 1:
         parser.error("--batch and --rounds: expected positive integers")
+    if args.update_repo:
+        args.output = COMMITTED
     return args
 
 

@@ -1,9 +1,11 @@
 """Compile and export status of every released model: torch.compile(fullgraph), torch.export with a dynamic batch and
-ONNX Runtime, each against eager float32, written to benchmarks/export_status.{md,csv}.
+ONNX Runtime, each against eager float32, written to runs/export_status/ (`--update-repo`: the committed
+benchmarks/export_status.{md,csv}).
 
     python benchmarks/export_status.py                                  # every released (non-test_*) variant: hours
     python benchmarks/export_status.py --family vim vmamba              # one or more families
     python benchmarks/export_status.py --models vim_small vmamba_tiny --no-compile
+    python benchmarks/export_status.py --family vim --update-repo        # merged into the committed table
 
 For each model, in eval mode with random weights, at its default input size and batch 2, without gradients:
 
@@ -39,7 +41,8 @@ if TYPE_CHECKING:
 
 # torch and the models take 5-50 s to import: imported where they are used, after the arguments are checked.
 ROOT = Path(__file__).resolve().parents[1]
-OUTPUT = ROOT / "benchmarks" / "export_status"
+COMMITTED = ROOT / "benchmarks" / "export_status"
+OUTPUT = Path("runs") / "export_status" / "export_status"
 BATCH = 2
 NOT_RUN = "not run"
 
@@ -77,10 +80,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--models", nargs="+", help="released model names (default: every released variant)")
     parser.add_argument("--family", nargs="+", help="only these families (vim, vmamba, localmamba, ...)")
     parser.add_argument("--no-compile", action="store_true", help="leave out the torch.compile check (the slowest)")
-    parser.add_argument("--output", type=Path, default=OUTPUT,
-                        help=f"writes OUTPUT.md and OUTPUT.csv, merging with rows already there (default "
-                             f"{OUTPUT.relative_to(ROOT)})")
-    return parser.parse_args(argv)
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--output", type=Path, default=OUTPUT,
+                       help=f"writes OUTPUT.md and OUTPUT.csv, merging with rows already there (default {OUTPUT})")
+    where.add_argument("--update-repo", action="store_true",
+                       help="merge into the committed benchmarks/export_status.* (what the model cards show)")
+    args = parser.parse_args(argv)
+    if args.update_repo:
+        args.output = COMMITTED
+    return args
 
 
 def select(models: list[str] | None, families: list[str] | None) -> list[str]:

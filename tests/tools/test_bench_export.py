@@ -36,7 +36,8 @@ def test_the_default_run_is_the_seven_models_at_batch_1_and_8() -> None:
     args = bench.parse_args([])
     assert args.models == ["vim_small", "vmamba_tiny", "local_vssm_tiny", "mambavision_tiny", "umamba_bot_2d",
                            "deit_small_patch16_224", "swin_tiny_patch4_window7_224"]
-    assert args.batch == [1, 8] and args.output == BENCHMARKS / "export"
+    assert args.batch == [1, 8] and args.output == Path("runs/export/export")
+    assert bench.parse_args(["--update-repo"]).output == BENCHMARKS / "export"
 
 
 def test_runners_are_timed_in_turn_round_by_round() -> None:

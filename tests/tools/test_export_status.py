@@ -92,7 +92,7 @@ def test_the_card_table_has_every_variant_of_the_family_and_not_run_for_the_rest
     assert "`python benchmarks/export_status.py --family vim` on test machine" in text
     empty = export_card_table([], "umamba", zoo.families()["umamba"], "benchmarks/export_status.csv")
     assert "No rows in `benchmarks/export_status.csv` yet" in empty
-    assert "run `python benchmarks/export_status.py --family umamba`" in empty
+    assert "`python benchmarks/export_status.py --family umamba --update-repo`" in empty
 
 
 def test_only_the_export_kind_of_a_registered_family_is_filled() -> None:

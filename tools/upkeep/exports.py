@@ -28,7 +28,7 @@ def read_status(path: Path) -> list[dict[str, str]]:
         missing = [c for c in COLUMNS if c not in (reader.fieldnames or ())]
         if missing:
             raise ValueError(f"{path}: expected the columns benchmarks/export_status.py writes, missing "
-                             f"{', '.join(missing)} (re-run python benchmarks/export_status.py)")
+                             f"{', '.join(missing)} (re-run python benchmarks/export_status.py --update-repo)")
         return list(reader)
 
 
@@ -53,7 +53,8 @@ def export_card_table(rows: Sequence[Mapping[str, str]], family: str, variants: 
     where = "; ".join(f"`{command}` on {machine}" for command, machine in runs)
     dates = sorted(r["date"] for r in ran)
     note = (f"From `{source}` ({where}, {dates[0]} to {dates[-1]})." if ran
-            else f"No rows in `{source}` yet: run `python benchmarks/export_status.py --family {family}`.")
+            else f"No rows in `{source}` yet: run "
+                 f"`python benchmarks/export_status.py --family {family} --update-repo`.")
     return (f"{table}\n\n{note} Random weights, float32, batch 2 and 1 through one dynamic-batch program; max abs "
             f"against eager float64, max rel over the largest |logit|; ok within the fast-path rule of "
             f"`vssm.kernels.tolerances`.\n")

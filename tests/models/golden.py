@@ -7,9 +7,11 @@ Acceptance rule (GOLDEN.md): relative L2 error <= 1e-5 against the float32 outpu
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import timm
 import torch
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -72,3 +74,16 @@ def assert_matches(ours: torch.Tensor, reference: torch.Tensor, what: str) -> No
     limit = RTOL_FP64 if ours.dtype == torch.float64 else RTOL_FP32
     error = rel_l2(ours, reference)
     assert error <= limit, f"{what}: relative L2 error {error:.3e} > {limit:.0e}"
+
+
+def assert_features_only_matches(name: str, classifier: torch.nn.Module, golden: Golden,
+                                 is_body: Callable[[str], bool]) -> None:
+    """timm's `features_only` wrapper of `name`, given the body (the keys `is_body` keeps) of `classifier`, returns
+    the original's stage maps at strides 4-32."""
+    backbone = timm.create_model(name, features_only=True).eval()
+    backbone.model.load_state_dict({k: v for k, v in classifier.state_dict().items() if is_body(k)}, strict=True)
+    assert backbone.feature_info.reduction() == [4, 8, 16, 32]
+    with torch.no_grad():
+        stages = backbone(golden.input)
+    for i, (ours, ref) in enumerate(zip(stages, golden.features["stages"], strict=True)):
+        assert_matches(ours, ref, f"features_only stage {i}")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 import timm
 import torch
-from golden import assert_matches, load_golden
+from golden import assert_features_only_matches, assert_matches, load_golden
 from seeded_golden import SeededGolden, forward_float64, load_seeded
 
 from vssm import kernels
@@ -56,15 +56,8 @@ def test_matches_the_original_in_float64() -> None:
 
 def test_features_only_returns_the_original_stage_maps() -> None:
     golden = load_golden(FIXTURE)
-    backbone = timm.create_model("test_msvmamba", features_only=True).eval()
     classifier, _ = _model()
-    body = {k: v for k, v in classifier.state_dict().items() if not k.startswith("classifier.")}
-    backbone.model.load_state_dict(body, strict=True)
-    assert backbone.feature_info.reduction() == [4, 8, 16, 32]
-    with torch.no_grad():
-        stages = backbone(golden.input)
-    for i, (ours, ref) in enumerate(zip(stages, golden.features["stages"])):
-        assert_matches(ours, ref, f"features_only stage {i}")
+    assert_features_only_matches("test_msvmamba", classifier, golden, lambda key: not key.startswith("classifier."))
 
 
 # ------------------------------------------------------------------------------------------- MSVMamba-Nano size

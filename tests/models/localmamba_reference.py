@@ -72,6 +72,7 @@ def local_vim_mixer(
     """LocalVim's MultiMamba (spec §3) on x: (B, L, D) with L = H·W (+ 1 middle class token)."""
     height, width = grid
     inner = mixer.d_inner
+    sd = mixer.state_dict()  # the original's per-direction names
     xz = F.linear(x, mixer.in_proj.weight).transpose(1, 2)  # (B, 2E, L): x and z scanned together
     if class_token:
         p = (xz.shape[-1] - 1) // 2
@@ -82,16 +83,15 @@ def local_vim_mixer(
         if class_token:
             s = torch.cat([s[..., :p], cls, s[..., p:]], dim=-1)
         xs, zs = s[:, :inner], s[:, inner:]
-        conv = getattr(mixer, f"conv1d_{k}")
-        u = F.silu(F.conv1d(xs, conv.weight, conv.bias, padding=conv.weight.shape[-1] - 1, groups=inner)
+        weight, bias = sd[f"conv1d_{k}.weight"], sd[f"conv1d_{k}.bias"]
+        u = F.silu(F.conv1d(xs, weight, bias, padding=weight.shape[-1] - 1, groups=inner)
                    [..., : xs.shape[-1]])  # fmt: skip
-        x_dbl = F.linear(u.transpose(1, 2), getattr(mixer, f"x_proj_{k}").weight)
+        x_dbl = F.linear(u.transpose(1, 2), sd[f"x_proj_{k}.weight"])
         dt, b, c = x_dbl.split([mixer.dt_rank, mixer.d_state, mixer.d_state], dim=-1)
-        dt_proj = getattr(mixer, f"dt_proj_{k}")
-        delta = F.linear(dt, dt_proj.weight).transpose(1, 2)
+        delta = F.linear(dt, sd[f"dt_proj_{k}.weight"]).transpose(1, 2)
         y = selective_scan_ref(
-            u, delta, -torch.exp(getattr(mixer, f"A_log_{k}")), b.transpose(1, 2), c.transpose(1, 2),
-            getattr(mixer, f"D_{k}"), z=zs, delta_bias=dt_proj.bias, delta_softplus=True,
+            u, delta, -torch.exp(sd[f"A_log_{k}"]), b.transpose(1, 2), c.transpose(1, 2),
+            sd[f"D_{k}"], z=zs, delta_bias=sd[f"dt_proj_{k}.bias"], delta_softplus=True,
         )
         if class_token:
             y_cls, y = y[..., p : p + 1], torch.cat([y[..., :p], y[..., p + 1 :]], dim=-1)

@@ -79,7 +79,7 @@ def test_loading_on_the_cpu_keeps_every_a_log_distinct(fixture: str) -> None:
     """LocalMamba#16: the original's A_log_k alias one tensor, so a CPU load leaves all four equal to A_log_3."""
     model, golden = _model(fixture)
     for i in range(len(model.layers)):
-        loaded = [getattr(model.layers[i].mixer, f"A_log_{k}") for k in range(4)]
+        loaded = model.layers[i].mixer.route_views("A_log")
         assert len({p.data_ptr() for p in loaded}) == 4, f"layer {i}: A_log_k share storage"
         for k, p in enumerate(loaded):
             torch.testing.assert_close(p, golden.state_dict[f"layers.{i}.mixer.A_log_{k}"], rtol=0, atol=0)
@@ -91,8 +91,9 @@ def test_the_aliasing_bug_would_move_the_output() -> None:
     model, golden = _model("local_vim_test")
     with torch.no_grad():
         for block in model.layers:
+            a_log = block.mixer.route_views("A_log")
             for k in range(3):
-                getattr(block.mixer, f"A_log_{k}").copy_(block.mixer.A_log_3)
+                a_log[k].copy_(a_log[3])
         buggy = model(golden.input)
     with pytest.raises(AssertionError, match="relative L2"):
         assert_matches(buggy, golden.output, "aliased A_log")

@@ -66,10 +66,10 @@ def test_local_vim_small_uses_the_searched_list_and_the_uniform_list_is_availabl
     assert sum(p.numel() for p in uniform.parameters()) == SIZES["local_vim_small"][0]
 
 
-def test_a_log_parameters_own_their_storage() -> None:
+def test_a_log_routes_do_not_alias() -> None:
     model = timm.create_model("test_local_vim")
     for block in model.layers:
-        pointers = {getattr(block.mixer, f"A_log_{k}").data_ptr() for k in range(4)}
+        pointers = {a_log.data_ptr() for a_log in block.mixer.route_views("A_log")}
         assert len(pointers) == 4
 
 
@@ -77,11 +77,12 @@ def test_local_vim_initialisation_is_the_originals() -> None:
     torch.manual_seed(0)
     model = timm.create_model("local_vim_tiny")
     mixer = model.layers[3].mixer
-    assert all(torch.count_nonzero(getattr(mixer, f"dt_proj_{k}").bias) == 0 for k in range(4))
-    assert abs(float(mixer.x_proj_0.weight.detach().std()) - 0.02) < 0.002
+    assert all(torch.count_nonzero(bias) == 0 for bias in mixer.route_views("dt_proj.bias"))
+    assert abs(float(mixer.route_views("x_proj.weight")[0].detach().std()) - 0.02) < 0.002
     bound = 1 / math.sqrt(mixer.d_inner) / math.sqrt(20)  # kaiming-uniform(a=√5) bound, then / √depth
     assert float(mixer.out_proj.weight.detach().abs().max()) <= bound
-    torch.testing.assert_close(mixer.A_log_2, torch.log(torch.arange(1.0, 17.0)).expand(mixer.d_inner, 16))
+    a_log = torch.log(torch.arange(1.0, 17.0)).expand(mixer.d_inner, 16)
+    torch.testing.assert_close(mixer.route_views("A_log")[2], a_log)
 
 
 # -------------------------------------------------------------------------------------- mixers vs the reference

@@ -23,12 +23,12 @@ from vssm.layers.strided_patch_embed import StridedPatchEmbed
 
 def test_route_naming_gives_the_original_keys() -> None:
     vim = SSMCore(16, num_routes=2, naming=RouteNaming.BACKWARD_SUFFIX, device="meta")
-    assert set(dict(vim.named_parameters())) == {
+    assert set(vim.state_dict()) == {
         "x_proj.weight", "dt_proj.weight", "dt_proj.bias", "A_log", "D",
         "x_proj_b.weight", "dt_proj_b.weight", "dt_proj_b.bias", "A_b_log", "D_b",
     }
     local = SSMCore(16, num_routes=3, naming=RouteNaming.INDEXED, device="meta")
-    assert {"A_log_2", "D_0", "x_proj_1.weight", "dt_proj_2.bias"} <= set(dict(local.named_parameters()))
+    assert {"A_log_2", "D_0", "x_proj_1.weight", "dt_proj_2.bias"} <= set(local.state_dict())
     with pytest.raises(ValueError, match="at most 2 routes, got num_routes=3"):
         SSMCore(16, num_routes=3, naming=RouteNaming.BACKWARD_SUFFIX)
 
@@ -47,8 +47,8 @@ def test_ssm_init_follows_mamba() -> None:
     core = SSMCore(32, num_routes=2, config=SSMConfig(d_state=8))
     a = torch.log(torch.arange(1, 9, dtype=torch.float32)).expand(64, 8)
     for k in ("A_log", "A_b_log"):
-        torch.testing.assert_close(getattr(core, k).detach(), a)
-    dt = F.softplus(core.dt_proj_b.bias.detach())
+        torch.testing.assert_close(core.state_dict()[k], a)
+    dt = F.softplus(core.state_dict()["dt_proj_b.bias"])
     assert float(dt.min()) >= 1e-4 - 1e-9 and float(dt.max()) <= 0.1 + 1e-6
     assert float(core.dt_proj.weight.detach().abs().max()) <= core.dt_rank**-0.5
 
@@ -145,9 +145,10 @@ def test_mean_merge_is_the_sum_over_the_routes_that_visit_each_token() -> None:
 def test_causal_conv_is_a_left_padded_depthwise_conv(d_conv: int, bias: bool, steps: int) -> None:
     mixer = MambaMixer(8, num_routes=2, config=SSMConfig(d_conv=d_conv, conv_bias=bias)).double()
     x = torch.randn(3, 2, 16, steps, dtype=torch.float64)
-    convs = [mixer.conv1d, mixer.conv1d_b]
-    expected = torch.stack([F.silu(F.conv1d(F.pad(x[:, k], (d_conv - 1, 0)), c.weight, c.bias, groups=16))
-                            for k, c in enumerate(convs)], dim=1)
+    sd = mixer.state_dict()
+    convs = [(sd[f"{name}.weight"], sd.get(f"{name}.bias")) for name in ("conv1d", "conv1d_b")]
+    expected = torch.stack([F.silu(F.conv1d(F.pad(x[:, k], (d_conv - 1, 0)), w, b, groups=16))
+                            for k, (w, b) in enumerate(convs)], dim=1)
     with torch.no_grad():
         torch.testing.assert_close(mixer.causal_conv(x), expected, rtol=1e-12, atol=1e-12)
 

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from vssm.scans import SequenceRoutes
 
 from .fx import fx_leaf
-from .ssm_core import RouteNaming, SSMConfig, SSMCore
+from .ssm_core import RouteNaming, SSMConfig, SSMCore, default_init, skip_default_init
 
 
 class RouteMerge(enum.Enum):
@@ -94,17 +94,15 @@ class MambaMixer(SSMCore):
         dd = {"device": device, "dtype": dtype}
         self.merge_mode = RouteMerge(merge)
         self.in_proj = nn.Linear(d_model, 2 * self.d_inner, bias=cfg.proj_bias, **dd)
-        for k in range(num_routes):
-            conv = nn.Conv1d(
-                self.d_inner,
-                self.d_inner,
-                kernel_size=cfg.d_conv,
-                groups=self.d_inner,
-                padding=cfg.d_conv - 1,
-                bias=cfg.conv_bias,
-                **dd,
-            )
-            self.add_module(naming.attr_name("conv1d", k), conv)
+        # The K routes' depthwise convolutions as one (`SSMCore.stack_routes`), initialised route by route in the
+        # original's module order.
+        channels = num_routes * self.d_inner
+        self.conv1d = skip_default_init(nn.Conv1d, channels, channels, kernel_size=cfg.d_conv, groups=channels,
+                                        padding=cfg.d_conv - 1, bias=cfg.conv_bias, **dd)
+        self.stack_routes("conv1d.weight", *(("conv1d.bias",) if cfg.conv_bias else ()))
+        biases = self.route_views("conv1d.bias") if cfg.conv_bias else (None,) * num_routes
+        for weight, bias in zip(self.route_views("conv1d.weight"), biases):
+            default_init(weight, bias)
         self.out_proj = nn.Linear(self.d_inner, d_model, bias=cfg.proj_bias, **dd)
         self.route_mixer = route_mixer
 
@@ -115,14 +113,11 @@ class MambaMixer(SSMCore):
         depthwise `F.conv1d` elsewhere and in exported programs (`shifted_causal_conv`, `grouped_causal_conv`).
         """
         batch, routes, channels, steps = x.shape
-        convs = self.route_params("conv1d")
-        weight = self._cat([c.weight for c in convs])  # (K·E, 1, d_conv)
-        bias = self._cat([c.bias for c in convs]) if self.config.conv_bias else None
         # Exported graphs take the grouped conv too: the shifted slices export as slice_scatter, which ONNX Runtime
         # runs as Transpose + ScatterND + Transpose (46 % of vim_small's ONNX Runtime time at batch 8).
         eager_cpu = x.device.type == "cpu" and not torch.compiler.is_exporting()
         conv = shifted_causal_conv if eager_cpu else grouped_causal_conv
-        y = conv(x.reshape(batch, routes * channels, steps), weight, bias)
+        y = conv(x.reshape(batch, routes * channels, steps), self.conv1d.weight, self.conv1d.bias)
         return F.silu(y).view(batch, routes, channels, steps)
 
     def _check(self, x: Tensor, routes: SequenceRoutes) -> None:

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from vssm import scans
 from vssm.layers.fx import fx_leaf
-from vssm.layers.ssm_core import RouteNaming, SSMConfig, SSMCore
+from vssm.layers.ssm_core import RouteNaming, SSMConfig, SSMCore, default_init, skip_default_init
 from vssm.scans import SequenceRoutes, token_routes
 
 
@@ -85,10 +85,16 @@ class MambaVisionMixer(SSMCore):
         self.order, self.window_size = order, window_size
         dd = {"device": device, "dtype": dtype}
         self.in_proj = nn.Linear(d_model, 2 * self.d_inner, bias=False, **dd)
-        for k in range(self.num_routes):
-            for branch in ("conv1d_x", "conv1d_z"):
-                conv = nn.Conv1d(self.d_inner, self.d_inner, d_conv, groups=self.d_inner, bias=False, **dd)
-                self.add_module(naming.attr_name(branch, k), conv)
+        # Each branch's K route convolutions as one (`SSMCore.stack_routes`), initialised in the original's module
+        # order (conv1d_x_0, conv1d_z_0, conv1d_x_1, ...).
+        channels = self.num_routes * self.d_inner
+        for branch in ("conv1d_x", "conv1d_z"):
+            conv = skip_default_init(nn.Conv1d, channels, channels, d_conv, groups=channels, bias=False, **dd)
+            self.add_module(branch, conv)
+        self.stack_routes("conv1d_x.weight", "conv1d_z.weight")
+        for weights in zip(self.route_views("conv1d_x.weight"), self.route_views("conv1d_z.weight")):
+            for weight in weights:
+                default_init(weight)
         self.out_proj = nn.Linear(2 * self.d_inner, d_model, bias=False, **dd)
 
     def delta_bias(self) -> Tensor:
@@ -98,7 +104,7 @@ class MambaVisionMixer(SSMCore):
     def _conv(self, x: Tensor, branch: str) -> Tensor:
         """x: (B, K, E, L') routes in visit order -> SiLU('same' depthwise conv along each route), same shape."""
         batch, routes, channels, steps = x.shape
-        weight = self._cat([conv.weight for conv in self.route_params(branch)])
+        weight = getattr(self, branch).weight
         y = F.conv1d(x.reshape(batch, routes * channels, steps), weight, padding="same", groups=routes * channels)
         return F.silu(y).view(batch, routes, channels, steps)
 

@@ -8,7 +8,8 @@ logic in several of them lives here:
   `check_output_fmt`, `check_image_like`), and `linear_head` for `reset_classifier`;
 * the constructors' numeric-argument checks (`check_int`, `check_ints`, `check_float`, `check_rates`): a ValueError
   at build time naming the argument, the expected range and the value given;
-* `init_linear_and_norms`: the originals' `_init_weights` (timm's ViT/Swin init);
+* `init_linear_and_norms`: the originals' `_init_weights` (timm's ViT/Swin init), `init_all_linear_and_norms` over a
+  model with `SSMCore` mixers;
 * for stem -> `Stage`s -> final norm networks (VMamba, LocalVMamba, MambaVision): `stage_group_matcher`,
   `forward_stage_intermediates` (the stage maps before each downsample, what the originals' dense backbones take)
   and `prune_stages`.
@@ -27,6 +28,7 @@ from timm.models._features import feature_take_indices
 from torch import Tensor, nn
 
 from vssm.layers.layout import Layout
+from vssm.layers.ssm_core import SSMCore
 from vssm.layers.stage import Stage
 
 __all__ = [
@@ -39,6 +41,7 @@ __all__ = [
     "check_output_fmt",
     "check_rates",
     "forward_stage_intermediates",
+    "init_all_linear_and_norms",
     "init_linear_and_norms",
     "linear_head",
     "map_head",
@@ -150,12 +153,33 @@ def init_linear_and_norms(module: nn.Module, norm_types: tuple[type[nn.Module], 
     if weight is None or weight.is_meta:
         return
     if isinstance(module, nn.Linear):
-        trunc_normal_(weight, std=0.02)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
+        _init_linear(weight, module.bias)
     elif isinstance(module, norm_types):
         nn.init.ones_(weight)
         nn.init.zeros_(module.bias)
+
+
+def _init_linear(weight: Tensor, bias: Tensor | None) -> None:
+    trunc_normal_(weight, std=0.02)
+    if bias is not None:
+        nn.init.zeros_(bias)
+
+
+def init_all_linear_and_norms(model: nn.Module, norm_types: tuple[type[nn.Module], ...] = (nn.LayerNorm,)) -> None:
+    """`init_linear_and_norms` on every module of `model`; an `SSMCore`'s x_proj and dt_proj, which hold all its
+    routes, route by route in the order of the per-route Linears the originals have (x_proj_0, dt_proj_0,
+    x_proj_1, ...), so a seeded model draws the original's numbers. (Linears are leaves, so this order is both
+    `model.apply`'s and `model.modules()`'.)"""
+    stacked = {}
+    for module in model.modules():
+        if isinstance(module, SSMCore):
+            stacked[module.x_proj], stacked[module.dt_proj] = module, None
+    for module in model.modules():
+        if module not in stacked:
+            init_linear_and_norms(module, norm_types)
+        elif stacked[module] is not None and not module.weight.is_meta:
+            for weight, bias in stacked[module].route_linears():
+                _init_linear(weight, bias)
 
 
 def stage_group_matcher(stages: str, final_norm: str, coarse: bool, stem: str = "patch_embed") -> dict:

@@ -43,7 +43,7 @@ from vssm.layers.ssm_core import RouteNaming
 from vssm.layers.token_pos_embed import resample_pos_embed_with_middle_token
 from vssm.models import _localmamba_directions as tables
 from vssm.models._checkpoint import check_fits, checkpoint_family, model_name, rename_key, select_weights
-from vssm.models._contract import check_int, check_ints, init_linear_and_norms
+from vssm.models._contract import check_int, check_ints, init_all_linear_and_norms
 from vssm.models._records import GoldenFixture, PublishedCount, SpeedTarget
 from vssm.models._registry import build_model
 from vssm.models.vim import VisionMamba
@@ -188,8 +188,7 @@ class LocalVim(VisionMamba):
         zero bias (so the initial dt bias is 0, not Mamba's dt init), LayerNorms 1/0, pos_embed trunc-normal(0.02),
         cls_token 0, out_proj then re-drawn kaiming-uniform(a=√5) / √depth; patch conv, causal convs, A_log, D keep
         their defaults."""
-        for module in self.modules():
-            init_linear_and_norms(module)
+        init_all_linear_and_norms(self)
         if not self.pos_embed.is_meta:
             trunc_normal_(self.pos_embed, std=0.02)
         if self.cls_token is not None:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from functools import partial
 
 import torch
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
@@ -47,7 +46,7 @@ from vssm.models._contract import (
     check_output_fmt,
     check_rates,
     forward_stage_intermediates,
-    init_linear_and_norms,
+    init_all_linear_and_norms,
     linear_head,
     map_head,
     prune_stages,
@@ -308,7 +307,7 @@ class MambaVision(nn.Module):
         # The original's `_init_weights`: every Linear trunc-normal(0.02) with zero bias -- this also overwrites
         # Mamba's dt_proj init (weight and bias) -- norms to 1/0, convs keep PyTorch's default, A_log/D/γ keep their
         # construction values.
-        self.apply(partial(init_linear_and_norms, norm_types=(nn.LayerNorm, nn.BatchNorm2d)))
+        init_all_linear_and_norms(self, norm_types=(nn.LayerNorm, nn.BatchNorm2d))
 
     # ------------------------------------------------------------------------------------------ timm interface
 

@@ -6,10 +6,12 @@ provider, the `export` extra), at batch 1 and 8, with the ratios to eager measur
     python benchmarks/bench_export.py test_vim test_vmamba --batch 1 2 --rounds 3 --output /tmp/export
 
 Writes OUTPUT.md and OUTPUT.csv (default runs/export/export.*; `--update-repo`: benchmarks/export.*). The timm
-transformers are the reference for what ONNX Runtime gives a model without a scan. Each runner gets one untimed
-warm-up (compilation and session creation are not timed); then every round times one forward of each runner in
-turn, so that drifting load from other work hits the three columns alike, and the median of `--rounds` is reported.
-The table names the machine, the thread count and the load average before and after.
+transformers are the reference for what ONNX Runtime gives a model without a scan. The compile column is
+`torch.compile(model, fullgraph=True)` with inductor's default options and static shapes, as the README shows it.
+Each runner gets one untimed warm-up (compilation and session creation are not timed); then every round times one
+forward of each runner in turn, so that drifting load from other work hits the three columns alike, each forward
+started once the previous runner's worker threads have gone idle, and the median of `--rounds` is reported. The
+table names the machine, the thread count and the load average before and after.
 """
 
 from __future__ import annotations
@@ -46,14 +48,32 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def _wait_until_idle(step: float = 0.05, limit: float = 2.0) -> None:
+    """Sleep until this process's threads use under 10 % of a core over `step` s (at most `limit` s).
+
+    After a run, ONNX Runtime's intra-op workers spin, waiting for the next one (its default `allow_spinning`):
+    25-30 ms of CPU after each deit_small forward on the 2-core container; torch's OpenMP workers ~10 ms. A runner
+    timed at once shares the cores with them: vmamba_tiny at batch 1 took 100 ms right after an ONNX Runtime run and
+    67 ms after the wait, eager and compiled alike. In the round order eager, ORT, compile that runner was always
+    torch.compile (compile / eager 0.62-0.93 at batch 1 in the first table, DeiT-S and Swin-T too)."""
+    end = time.perf_counter() + limit
+    while time.perf_counter() < end:
+        busy = time.process_time()
+        time.sleep(step)
+        if time.process_time() - busy < step / 10:
+            return
+
+
 def _images_per_second(runners: dict[str, Callable], x, rounds: int) -> dict[str, float]:
     """Images/s of each runner: one warm-up each (compilation, session start, first-touch allocations), then
-    `rounds` rounds of one timed forward per runner in turn; the median per runner."""
+    `rounds` rounds of one timed forward per runner in turn, each started once the previous runner's worker threads
+    are idle (`_wait_until_idle`); the median per runner."""
     for run in runners.values():
         run(x)
     times: dict[str, list[float]] = {key: [] for key in runners}
     for _ in range(rounds):
         for key, run in runners.items():
+            _wait_until_idle()
             start = time.perf_counter()
             run(x)
             times[key].append(time.perf_counter() - start)
@@ -118,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     command = " ".join(["python benchmarks/bench_export.py", *(shlex.quote(a) for a in (argv or sys.argv[1:]))])
     text = (f"# CPU images/s: torch eager, torch.compile and ONNX Runtime\n\nWritten by `{command}`. Random weights, "
             f"float32, each model's default input size; median of {args.rounds} rounds after a warm-up, one forward "
-            f"of each runner in turn per round (so a ratio is measured in one run); torch.compile: inductor, "
+            f"of each runner in turn per round (so a ratio is measured in one run), each started once the previous "
+            f"runner's worker threads are idle; torch.compile: inductor, "
             f"`fullgraph=True`, static shapes; ONNX Runtime: CPU execution provider, its default threads.\n\n"
             f"{table}\n\nMachine: {machine_description('cpu')}; {torch.get_num_threads()} torch threads; load average "
             f"(1, 5, 15 min) {load_before} before, {load_after} after.\n")

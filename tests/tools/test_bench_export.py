@@ -4,6 +4,7 @@ lands in OUTPUT.md / OUTPUT.csv; the timing alternates the runners round by roun
 from __future__ import annotations
 
 import csv
+import time
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,31 @@ def test_runners_are_timed_in_turn_round_by_round() -> None:
     speed = bench._images_per_second(runners, torch.randn(4, 3), rounds=3)
     assert calls == ["eager", "ORT", "compile"] * 4  # a warm-up each, then three rounds
     assert set(speed) == set(runners) and all(v > 0 for v in speed.values())
+
+
+def test_each_timed_run_waits_for_the_previous_runners_spinning_workers() -> None:
+    """ONNX Runtime's workers spin on after a run returns: the next runner is timed only once they have stopped."""
+    import threading
+
+    import torch
+
+    spinning: list[threading.Thread] = []
+    overlapped = []
+
+    def spin_after_returning(x: torch.Tensor) -> None:
+        def spin() -> None:  # 50 ms of CPU, however long the loaded machine takes to give it
+            start = time.thread_time()
+            while time.thread_time() - start < 0.05:
+                pass
+
+        spinning.append(threading.Thread(target=spin))
+        spinning[-1].start()
+
+    def next_runner(x: torch.Tensor) -> None:
+        overlapped.append(spinning[-1].is_alive())
+
+    bench._images_per_second({"ORT": spin_after_returning, "compile": next_runner}, torch.randn(1, 3), rounds=2)
+    assert overlapped[1:] == [False, False]  # the two timed runs (the first call is the untimed warm-up)
 
 
 @pytest.mark.slow  # the ONNX exporter and inductor: minutes on a loaded 2-core CPU

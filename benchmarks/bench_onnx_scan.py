@@ -7,6 +7,10 @@ torch eager (our C scan), on the scan shapes of the headline models at batch 8, 
 Each shape is one `selective_scan` call of the named model (read from the model: channels, state size, groups,
 routes, shared u; the routes are random permutations of the tokens). Each column is the median of `--rounds` calls
 after one warm-up (export and session start are not timed). The table names the machine and the load average.
+
+"ORT Scan alone" times the translation's `Scan` node by itself (one thread; its inputs made by one run of the whole
+translation): the recurrence's share of the op, measured without ONNX Runtime's profiler, whose per-node events
+inflate the Scan's subgraph nodes several times.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ SHAPES = (
     ScanShape("local_vssm_tiny stage 3", 3072, 196, 16, 4, routes=4, u_copies=4),
 )
 
-SESSION_OPTIONS = ("default", "1 thread", "no graph optimization")
+SESSION_OPTIONS = ("default", "default without spinning", "1 thread", "no graph optimization")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -73,15 +77,59 @@ def _milliseconds(run, rounds: int) -> float:
     return 1000 * statistics.median(times)
 
 
-def _session(path: Path, option: str):
+def _options(option: str):
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
     if option == "1 thread":
         options.intra_op_num_threads = 1
+    elif option == "default without spinning":
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     elif option == "no graph optimization":
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
-    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return options
+
+
+def _session(model: Path | bytes, option: str):
+    import onnxruntime
+
+    source = model if isinstance(model, bytes) else str(model)
+    return onnxruntime.InferenceSession(source, _options(option), providers=["CPUExecutionProvider"])
+
+
+def _outer_names(graph) -> set[str]:
+    """The names a (sub)graph reads from its enclosing graphs."""
+    import onnx
+
+    defined = {v.name for v in graph.input} | {v.name for v in graph.initializer}
+    used: set[str] = set()
+    for node in graph.node:
+        used |= {name for name in node.input if name}
+        defined |= set(node.output)
+        used |= {name for a in node.attribute if a.type == onnx.AttributeProto.GRAPH for name in _outer_names(a.g)}
+    return used - defined
+
+
+def _scan_alone(path: Path, feed: dict):
+    """A session running only the model's `Scan` node, and its feed: the Scan's inputs and the values its body reads
+    from the enclosing graph, computed by one run of the whole model."""
+    import onnx
+    from onnx import helper
+
+    model = onnx.load(str(path))
+    (scan,) = [node for node in model.graph.node if node.op_type == "Scan"]
+    (body,) = [a.g for a in scan.attribute if a.name == "body"]
+    names = list(dict.fromkeys([*scan.input, *sorted(_outer_names(body))]))
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    probe.graph.output.extend(helper.make_empty_tensor_value_info(name) for name in names)
+    values = dict(zip(names, _session(probe.SerializeToString(), "1 thread").run(names, feed)))
+    inputs = [helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape)
+              for name, v in values.items()]
+    outputs = [helper.make_empty_tensor_value_info(name) for name in scan.output]
+    graph = helper.make_graph([scan], "scan_alone", inputs, outputs)
+    alone = helper.make_model(graph, opset_imports=model.opset_import, ir_version=model.ir_version)
+    return _session(alone.SerializeToString(), "1 thread"), values
 
 
 def measure(shape: ScanShape, batch: int, rounds: int, workdir: Path) -> dict[str, str]:
@@ -110,6 +158,8 @@ def measure(shape: ScanShape, batch: int, rounds: int, workdir: Path) -> dict[st
         session = _session(path, option)
         feed = {node.name: t.numpy() for node, t in zip(session.get_inputs(), args)}
         row[f"ORT {option} ms"] = f"{_milliseconds(partial(session.run, None, feed), rounds):.1f}"
+    alone, scan_feed = _scan_alone(path, feed)
+    row["ORT Scan alone ms"] = f"{_milliseconds(partial(alone.run, None, scan_feed), rounds):.1f}"
     return row
 
 

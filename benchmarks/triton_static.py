@@ -136,10 +136,10 @@ def compile_mix(fn, constexprs: dict, num_warps: int, elements_per_thread: float
 def kernel_mixes(channels: int, state: int, routes: int, cfg: TritonConfig) -> dict[str, tuple[LoopMix, int]]:
     """Forward and backward loop mixes, each with the tile elements per warp instruction (threads of the tile)."""
     flags = dict(HAS_D=True, HAS_Z=True, HAS_BIAS=True, HAS_ROUTE=routes > 1, SOFTPLUS=True,
-                 BLOCK_N=triton.next_power_of_2(state), CHUNK=cfg.chunk, CHUNKS_PER_SAVE=cfg.chunks_per_save)
+                 BLOCK_N=triton.next_power_of_2(state), CHUNK=cfg.chunk, CHUNKS_PER_SAVE=cfg.chunks_per_save, FOLD=1)
     out = {}
     for name, fn, block_d, extra in (
-            ("forward", triton_scan._selective_scan_fwd_kernel, cfg.forward_block_d, {}),
+            ("forward", triton_scan._selective_scan_fwd_kernel, cfg.forward_block_d, {"SEPARATE_ACC": False}),
             ("backward", triton_scan._selective_scan_bwd_kernel, cfg.block_d,
              {"BLOCKS_PER_PROGRAM": cfg.blocks_per_program})):
         threads = 32 * cfg.num_warps
@@ -153,11 +153,11 @@ def state1_mixes(channels: int, routes: int) -> tuple[State1Config, dict[str, tu
     tiles, each with the tile elements per warp instruction."""
     cfg = state1_config(channels, routes, routes)
     flags = dict(HAS_D=True, HAS_Z=True, HAS_BIAS=True, HAS_ROUTE=routes > 1, SOFTPLUS=True, BLOCK_D=cfg.block_d,
-                 PER_LANE=cfg.per_lane, LANES=cfg.lanes, SAVE_EVERY=save_every())
+                 PER_LANE=cfg.per_lane, LANES=cfg.lanes, SAVE_EVERY=save_every(), FOLD=1)
     threads = 32 * cfg.num_warps
     elements = cfg.chunk * cfg.block_d / threads
     return cfg, {name: (compile_mix(fn, dict(flags, **extra), cfg.num_warps, elements), threads)
-                 for name, fn, extra in (("forward", triton_scan_state1._state1_fwd_kernel, {}),
+                 for name, fn, extra in (("forward", triton_scan_state1._state1_fwd_kernel, {"SEPARATE_ACC": False}),
                                          ("backward", triton_scan_state1._state1_bwd_kernel,
                                           {"BLOCKS_PER_PROGRAM": cfg.blocks_per_program}))}
 

@@ -106,23 +106,23 @@ def _triton_scan_state1() -> ModuleType:
     return triton_scan_state1
 
 
-def _triton_forward(scan: ScanTensors, delta_softplus: bool,
-                    out_float32: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _triton_forward(scan: ScanTensors, delta_softplus: bool, out_float32: bool,
+                    fold: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     # d_state 1 (VMamba-T, MSVMamba) has its own first-order kernels, with the same saved-state layout
     if scan.A.shape[1] == 1:
-        return _triton_scan_state1().selective_scan_state1_fwd(scan, delta_softplus, out_float32)
-    return _triton_scan().selective_scan_triton_fwd(scan, delta_softplus, out_float32)
+        return _triton_scan_state1().selective_scan_state1_fwd(scan, delta_softplus, out_float32, fold)
+    return _triton_scan().selective_scan_triton_fwd(scan, delta_softplus, out_float32, fold)
 
 
-def _triton_backward(grad_out: torch.Tensor, scan: ScanTensors, saved: torch.Tensor,
-                     delta_softplus: bool) -> Sequence[torch.Tensor | None]:
+def _triton_backward(grad_out: torch.Tensor, scan: ScanTensors, saved: torch.Tensor, delta_softplus: bool,
+                     fold: int) -> Sequence[torch.Tensor | None]:
     if scan.A.shape[1] == 1:
-        return _triton_scan_state1().selective_scan_state1_bwd(grad_out, scan, saved, delta_softplus)
-    return _triton_scan().selective_scan_triton_bwd(grad_out, scan, saved, delta_softplus)
+        return _triton_scan_state1().selective_scan_state1_bwd(grad_out, scan, saved, delta_softplus, fold)
+    return _triton_scan().selective_scan_triton_bwd(grad_out, scan, saved, delta_softplus, fold)
 
 
-Forward = Callable[[ScanTensors, bool, bool], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
-Backward = Callable[[torch.Tensor, ScanTensors, torch.Tensor, bool], Sequence[torch.Tensor | None]]
+Forward = Callable[[ScanTensors, bool, bool, int], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+Backward = Callable[[torch.Tensor, ScanTensors, torch.Tensor, bool, int], Sequence[torch.Tensor | None]]
 
 
 @dataclass(frozen=True)
@@ -130,11 +130,12 @@ class Implementation:
     """One backend's functions, called below the op boundary (kernels.op, kernels.eager) with B, C as
     (batch, G, N, L), and what the code above them needs to know of it.
 
-    * `forward(scan, delta_softplus, out_float32)` -> (y, last_state, saved): `saved` is the float32 tensor the
-      backend keeps for its backward (chunk-start states; empty for `reference`), of shape
-      `saved_shape(scan.sizes())`, which the op's fake kernel allocates;
-    * `backward(grad_out, scan, saved, delta_softplus)` -> the gradients in `ScanTensors` order (None for an absent
-      input); du has u's shape, also for a shared u;
+    * `forward(scan, delta_softplus, out_float32, fold)` -> (y, last_state, saved): y (batch, KD/fold, L), channel d
+      added into y[:, d % (KD/fold)] in float32 and rounded once; `saved` is the float32 tensor the backend keeps
+      for its backward (chunk-start states; empty for `reference`), of shape `saved_shape(scan.sizes())`, which the
+      op's fake kernel allocates;
+    * `backward(grad_out, scan, saved, delta_softplus, fold)` -> the gradients in `ScanTensors` order (None for an
+      absent input), channel d reading grad_out[:, d % (KD/fold)]; du has u's shape, also for a shared u;
     * `refusal(device)`: None when the backend runs tensors on `device`, else why not; only a `float64` backend
       takes float64 inputs (the others compute in float32);
     * `traced`: it launches Triton kernels through `wrap_triton`, so the public op calls it directly and

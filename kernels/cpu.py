@@ -36,6 +36,7 @@ from pathlib import Path
 
 import torch
 
+from .reference import fold_channels
 from .scan_tensors import ScanShape, ScanTensors
 
 SOURCE = Path(__file__).parent / "csrc" / "selective_scan_cpu.c"
@@ -222,10 +223,11 @@ def saved_shape(shape: ScanShape) -> tuple[int, ...]:
     return (shape.batch, shape.channels, -(-shape.steps // chunk_size(shape.state)) - 1, shape.state)
 
 
-def selective_scan_cpu_fwd(scan: ScanTensors, delta_softplus: bool,
-                           out_float32: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Forward (`ScanTensors` order and shapes). Returns y (batch, KD, L), last_state (batch, KD, N) float32 and the
-    chunk-start states (`saved_shape`) float32 for `selective_scan_cpu_bwd`."""
+def selective_scan_cpu_fwd(scan: ScanTensors, delta_softplus: bool, out_float32: bool,
+                           fold: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Forward (`ScanTensors` order and shapes). Returns y (batch, KD/fold, L), last_state (batch, KD, N) float32 and
+    the chunk-start states (`saved_shape`) float32 for `selective_scan_cpu_bwd`. The C loop writes every channel's
+    float32 output; a fold sums them here, before the one rounding to u's dtype."""
     shape = scan.sizes()
     args, keep = _args(scan, shape, delta_softplus)
     out = torch.empty(shape.batch, shape.channels, shape.length, dtype=torch.float32)
@@ -235,20 +237,21 @@ def selective_scan_cpu_fwd(scan: ScanTensors, delta_softplus: bool,
     _run("scan_forward", args, shape.batch * _items_per_row(args, BLOCKS_PER_PART),
          BLOCKS_PER_PART * LANES * shape.steps * shape.state)
     del keep
-    return out.to(torch.float32 if out_float32 else scan.u.dtype), last_state, chunk_states
+    return fold_channels(out, fold).to(torch.float32 if out_float32 else scan.u.dtype), last_state, chunk_states
 
 
 def selective_scan_cpu_bwd(grad_out: torch.Tensor, scan: ScanTensors, chunk_states: torch.Tensor,
-                           delta_softplus: bool) -> tuple[torch.Tensor | None, ...]:
+                           delta_softplus: bool, fold: int = 1) -> tuple[torch.Tensor | None, ...]:
     """Backward. Returns du, ddelta, dA, dB, dC, dD, dz, ddelta_bias (None if absent); du has u's shape (for a
-    shared u, the K routes' contributions summed in a fixed order)."""
+    shared u, the K routes' contributions summed in a fixed order). With a fold, grad_out (batch, KD/fold, L) is
+    repeated to every channel that folded into it."""
     shape = scan.sizes()
     args, keep = _args(scan, shape, delta_softplus)
     u, delta, _, B, C, D, z, delta_bias, _ = scan
     batch, channels, length, state, groups = shape.batch, shape.channels, shape.length, shape.state, shape.groups
     parts = _items_per_row(args, BLOCKS_PER_PART)
     f32 = dict(dtype=torch.float32)
-    g = grad_out.to(torch.float32).contiguous()
+    g = grad_out.to(torch.float32).repeat(1, fold, 1) if fold > 1 else grad_out.to(torch.float32).contiguous()
     du, ddelta = torch.empty(batch, channels, length, **f32), torch.empty(batch, channels, length, **f32)
     dz = torch.empty(batch, channels, length, **f32) if z is not None else None
     dA, dD, dbias = (torch.empty(batch, channels, state, **f32), torch.empty(batch, channels, **f32),

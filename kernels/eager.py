@@ -45,16 +45,17 @@ def direct_call_allowed(*tensors: torch.Tensor | None) -> bool:
 
 
 class SelectiveScanFunction(torch.autograd.Function):
-    """(backend, delta_softplus, out_float32, *ScanTensors) -> (y, last_state); B, C: (batch, G, N, L). Only y
+    """(backend, delta_softplus, out_float32, fold, *ScanTensors) -> (y, last_state); B, C: (batch, G, N, L). Only y
     carries a gradient; none is materialised for last_state. (`forward` takes the ctx rather than a
     `setup_context`: with one, every `apply` binds the arguments through `inspect.signature`.)"""
 
     @staticmethod
-    def forward(ctx: Any, backend: Backend, delta_softplus: bool, out_float32: bool,
+    def forward(ctx: Any, backend: Backend, delta_softplus: bool, out_float32: bool, fold: int,
                 *tensors: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        y, last_state, saved = IMPLEMENTATIONS[backend].forward(ScanTensors(*tensors), delta_softplus, out_float32)
+        y, last_state, saved = IMPLEMENTATIONS[backend].forward(ScanTensors(*tensors), delta_softplus, out_float32,
+                                                                fold)
         ctx.save_for_backward(*tensors, saved)
-        ctx.backend, ctx.delta_softplus = backend, delta_softplus
+        ctx.backend, ctx.delta_softplus, ctx.fold = backend, delta_softplus, fold
         ctx.mark_non_differentiable(last_state)
         ctx.set_materialize_grads(False)
         return y, last_state
@@ -62,7 +63,8 @@ class SelectiveScanFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad_out: torch.Tensor | None, _grad_last_state: None) -> tuple:
         if grad_out is None:
-            return (None,) * 12
+            return (None,) * 13
         *tensors, saved = ctx.saved_tensors
-        grads = IMPLEMENTATIONS[ctx.backend].backward(grad_out, ScanTensors(*tensors), saved, ctx.delta_softplus)
-        return (None, None, None, *grads, None)
+        grads = IMPLEMENTATIONS[ctx.backend].backward(grad_out, ScanTensors(*tensors), saved, ctx.delta_softplus,
+                                                      ctx.fold)
+        return (None, None, None, None, *grads, None)

@@ -27,7 +27,31 @@ of T = 4, 5065 ms with T = 16). `python benchmarks/bench_onnx_scan.py` shapes, b
 
 (unrolled at L = 3136 not measured: its export takes minutes). The Scan also keeps the exported graph's size
 independent of L. One ONNX Runtime thread beat its default two on the loaded machine; its graph optimizations off
-made it slower (vim_small 243 ms). Requires the ONNX packages of the `export` extra (onnx, onnxscript, onnxruntime).
+made it slower (vim_small 243 ms).
+
+Tried since against this Scan and not adopted (hand-built graphs of the recurrence alone with the same body and
+axes, one ONNX Runtime thread, 5-9 interleaved rounds, median ms, the same machine at load 6-10):
+
+    formulation                                    shape (batch)                   this Scan   tried
+    (a) all steps' decays and inputs made before   vim_small (8)                        84     210
+        the Scan, body h = a h + b, y = C h        vmamba_tiny stage 3 (8)              23      30
+    (b) T steps per iteration, their decays made   vim_small, L = 196 (1)               11   8-13 (T = 4..49)
+        by one Exp and split                       local_vssm_tiny stage 1 (1)          86   98-104 (T = 7..49)
+                                                   vmamba_tiny stage 1 (1)              25   18-24 (T = 16..49)
+                                                   vmamba_tiny stage 1 (8)             260   220-290 (T = 4..32)
+    (c) N = 1: chunks with the T x T decay matrix  vmamba_tiny stage 3 (8)              23   239-367 (T = 14..4)
+        exp(S_t - S_s), a Scan over the chunks     vmamba_tiny stage 1 (8)             133   971-1497 (T = 16..4)
+
+(a) streams N times delta's size through memory, (c) makes T exponentials per step; (b) saves Scan iterations,
+which pays only at tiny per-step tensors (VMamba's N = 1 at batch 1), and there within the loaded machine's noise.
+ONNX Runtime's default threads without spinning (`session.intra_op.allow_spinning` 0) beat the default on the loaded
+machine but not one thread (`benchmarks/bench_onnx_scan.py`). Why ONNX Runtime stays behind the C loop: per step the
+body runs 6 nodes, 5 elementwise passes over (batch, D, N) and one reduction, each through memory, where the C loop
+makes one fused pass in registers; around the Scan 13 more nodes over (batch, D, L) (delta_bias, softplus's 9,
+delta·u, D·u and its Add; 3 more with z), the Scan's own 5 transposes, and with routes an index Expand, a Pad and a
+GatherElements per routed tensor, all of which the C loop does inside its one pass. The Scan node alone took 2.5-2.8x
+the C scan's time inside the whole models (batch 1, one thread each). Requires the ONNX packages of the `export`
+extra (onnx, onnxscript, onnxruntime).
 """
 
 from __future__ import annotations
@@ -86,13 +110,19 @@ def _steps_axis(x, index, shape: list[int]):
     return op.GatherElements(op.Pad(x, _ints([0, 0, 0, 0, 0, 0, 0, 1])), index, axis=3)
 
 
-def _log1p(x):
-    """log(1 + x) to a few ulp for x >= 0 (or inf/NaN where x is), as log(w) x / (w - 1) with w = 1 + x rounded
-    (Goldberg's correction; x where w rounds to 1). ONNX has no Log1p, and ONNX Runtime 1.32's Softplus takes ~1.8x
-    the time of these nine elementwise operators (2.4M float32 on one loaded core: 84 ms against 47 ms)."""
+def _softplus(x):
+    """softplus with threshold 20 (the identity above it), as max(x, log1p(exp(min(x, 20)))): softplus(x) > x, so
+    the max picks x only above the threshold or where the rounded log1p fell below x (x is then the nearer value);
+    ONNX Runtime's Min and Max keep NaN. ONNX has no Log1p: log1p(e) = log(w) - ((w - 1) - e) / w with w = 1 + e
+    rounded (the correction of w's rounding; e where w rounds to 1), 2.7e-7 max relative error on a grid of
+    [-104, 104] against float64, as ONNX Runtime 1.32's Softplus (which takes 2-3x as long and has no threshold).
+    Chosen over Where(x > 20, x, Goldberg's log(w) e / (w - 1), e where w = 1) (10 nodes, two Where) by time on
+    (8, 1536, 196) float32, one ONNX Runtime thread, 9 interleaved rounds, load 8.5-8.9: 12.2 against 18.3 ms
+    (Softplus 35.4 ms)."""
     one = _float(1.0, x)
-    w = op.Add(x, one)
-    return op.Where(op.Equal(w, one), x, op.Mul(op.Log(w), op.Div(x, op.Sub(w, one))))
+    e = op.Exp(op.Min(x, _float(SOFTPLUS_THRESHOLD, x)))
+    w = op.Add(e, one)
+    return op.Max(x, op.Sub(op.Log(w), op.Div(op.Sub(op.Sub(w, one), e), w)))
 
 
 def _scan(dt, du, A, B, C, batch: ir.SymbolicDim | int, blocks: int, per_block: int, state: int, dtype: ir.DataType):
@@ -141,10 +171,10 @@ def _step(A, batch: ir.SymbolicDim | int, blocks: int, per_block: int, state: in
 
 
 def selective_scan_onnx(u, delta, A, B, C, D=None, z=None, delta_bias=None, route=None,
-                        delta_softplus: bool = False, out_float32: bool = False, backend: str = "cpu"):
+                        delta_softplus: bool = False, out_float32: bool = False, backend: str = "cpu", fold: int = 1):
     """ONNX nodes for `vssm::selective_scan` (its schema; `backend` is irrelevant here). Shapes as
     `kernels.selective_scan`; every size but the batch must be static. Returns (y, last_state, saved) with an empty
-    `saved` (only the op's backward reads it)."""
+    `saved` (only the op's backward reads it); a fold sums y's (batch, fold, KD/fold, L) blocks before the cast."""
     channels, length = delta.shape[1], delta.shape[2]
     state, u_channels = A.shape[1], u.shape[1]
     groups = 1 if len(B.shape) == 3 else B.shape[1]
@@ -186,7 +216,7 @@ def selective_scan_onnx(u, delta, A, B, C, D=None, z=None, delta_bias=None, rout
     if delta_bias is not None:
         delta = op.Add(delta, op.Reshape(op.Cast(delta_bias, to=compute), _ints([blocks, per_block, 1])))
     if delta_softplus:
-        delta = op.Where(op.Greater(delta, _float(SOFTPLUS_THRESHOLD, delta)), delta, _log1p(op.Exp(delta)))
+        delta = _softplus(delta)
     A = op.Reshape(A, _ints([blocks, per_block, state]))
     dtype = ir.DataType.DOUBLE if double else ir.DataType.FLOAT
     y, h = _scan(delta, op.Mul(delta, u), A, B, C, given.shape[0], blocks, per_block, state, dtype)
@@ -204,6 +234,8 @@ def selective_scan_onnx(u, delta, A, B, C, D=None, z=None, delta_bias=None, rout
         step_of = op.Slice(step_of, _ints([0]), _ints([length]), _ints([1]))
         y = _steps_axis(y, step_of, [blocks, per_block, length])
     y = op.Reshape(y, _ints([0, channels, length]))
+    if fold > 1:
+        y = op.ReduceSum(op.Reshape(y, _ints([0, fold, channels // fold, length])), _ints([1]), keepdims=0)
     if not (out_float32 or double):
         y = op.CastLike(y, given)
     last_state = op.Reshape(h, _ints([0, channels, state]))

@@ -39,6 +39,15 @@ def expand_shared_u(u: torch.Tensor, copies: int) -> torch.Tensor:
     return u.unsqueeze(1).expand(batch, copies, channels, length).reshape(batch, copies * channels, length)
 
 
+def fold_channels(y: torch.Tensor, fold: int) -> torch.Tensor:
+    """`(batch, KD, L)` -> `(batch, KD/F, L)` for fold F: channel d added into channel d % (KD/F), the F blocks
+    summed in y's dtype (the compute dtype: the scan's outputs are folded before their one rounding)."""
+    if fold == 1:
+        return y
+    batch, channels, length = y.shape
+    return y.view(batch, fold, channels // fold, length).sum(1)
+
+
 def gather_route(x: torch.Tensor, route: torch.Tensor) -> torch.Tensor:
     """Read `x: (batch, K·E, L)` in token order along the routes: `(batch, K·E, L')`, zero at padding (-1) steps.
 
@@ -119,14 +128,16 @@ def selective_scan_ref(
     return_last_state: bool = False,
     out_float32: bool = False,
     route: torch.Tensor | None = None,
+    fold: int = 1,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Reference selective scan; same contract as `kernels.selective_scan` (no argument checks here).
 
     u, delta, z: (batch, KD, L)   A: (KD, N)   B, C: (batch, G, N, L) or (batch, N, L)   D, delta_bias: (KD,)
-    route: (K, L') int, -1 = padding step. Returns y: (batch, KD, L) in u's dtype (float32 if `out_float32`, float64
-    stays float64) and, with `return_last_state`, last_state: (batch, KD, N) in the compute dtype.
+    route: (K, L') int, -1 = padding step. Returns y: (batch, KD/fold, L) in u's dtype (float32 if `out_float32`,
+    float64 stays float64) and, with `return_last_state`, last_state: (batch, KD, N) in the compute dtype.
     With `route` it is literally gather -> scan -> scatter; u of (batch, KD/S, L) ("shared u") is first expanded to
-    the S-fold copy it stands for, which is the definition of that mode.
+    the S-fold copy it stands for, which is the definition of that mode; `fold` = F then sums the (gated) outputs
+    of channels d, d + KD/F, ... in the compute dtype (`fold_channels`), rounded once.
     """
     out_dtype = compute_dtype(u.dtype) if out_float32 else u.dtype
     cdt = compute_dtype(u.dtype)
@@ -145,21 +156,21 @@ def selective_scan_ref(
     y, last_state = _sequential_recurrence(upcast, delta_softplus)
     if route is not None:
         y = scatter_route(y, route, length)
-    y = y.to(out_dtype)
+    y = fold_channels(y, fold).to(out_dtype)
     return (y, last_state) if return_last_state else y
 
 
-def selective_scan_ref_fwd(scan: ScanTensors, delta_softplus: bool,
-                           out_float32: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def selective_scan_ref_fwd(scan: ScanTensors, delta_softplus: bool, out_float32: bool,
+                           fold: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The `reference` backend's forward: y, last_state and an empty tensor (it saves nothing for its backward)."""
     *tensors, route = scan
     y, last_state = selective_scan_ref(*tensors, delta_softplus=delta_softplus, return_last_state=True,
-                                       out_float32=out_float32, route=route)
+                                       out_float32=out_float32, route=route, fold=fold)
     return y.contiguous(), last_state.contiguous(), scan.u.new_empty(0, dtype=torch.float32)
 
 
-def selective_scan_ref_bwd(grad_out: torch.Tensor, scan: ScanTensors, saved: torch.Tensor,
-                           delta_softplus: bool) -> list[torch.Tensor | None]:
+def selective_scan_ref_bwd(grad_out: torch.Tensor, scan: ScanTensors, saved: torch.Tensor, delta_softplus: bool,
+                           fold: int = 1) -> list[torch.Tensor | None]:
     """The `reference` backend's backward (`saved` is empty): the gradients of `ScanTensors` order, None for an
     absent input, by autograd through `selective_scan_ref`."""
     # torch.func.vjp, not torch.autograd.grad: inside the op, a kernel runs below the autograd dispatch key.
@@ -170,7 +181,7 @@ def selective_scan_ref_bwd(grad_out: torch.Tensor, scan: ScanTensors, saved: tor
         args = list(inputs)
         for i, t in zip(present, tensors, strict=True):
             args[i] = t
-        return selective_scan_ref(*args, delta_softplus=delta_softplus, route=route)
+        return selective_scan_ref(*args, delta_softplus=delta_softplus, route=route, fold=fold)
 
     y, vjp = torch.func.vjp(run, *[inputs[i] for i in present])
     grads = iter(vjp(grad_out.to(y.dtype)))

@@ -38,6 +38,13 @@ class ScanInputs:
     delta_bias: torch.Tensor | None = None
     delta_softplus: bool = False
     route: torch.Tensor | None = None
+    fold: int = 1
+
+    @property
+    def output_shape(self) -> tuple[int, int, int]:
+        """y's shape (batch, KD/fold, L)."""
+        batch, channels, length = self.delta.shape
+        return batch, channels // self.fold, length
 
     def tensors(self) -> list[torch.Tensor | None]:
         """The differentiable tensors, in `GRAD_NAMES` order."""
@@ -95,12 +102,14 @@ def random_scan_inputs(
     route: torch.Tensor | None = None,
     shared_u: bool = False,
     u_copies: int | None = None,
+    fold: int = 1,
     device: torch.device | str = "cpu",
     generator: torch.Generator | None = None,
 ) -> ScanInputs:
     """Fresh random inputs. With `route`, L is the number of tokens; `squeeze_groups` gives B, C as (batch, N, L);
     `shared_u` (needs `route` of K rows) gives u as (batch, KD/K, L), read by every route; `u_copies` = S (dividing
-    K) gives u as (batch, KD/S, L), channel d reading u[:, d % (KD/S)]."""
+    K) gives u as (batch, KD/S, L), channel d reading u[:, d % (KD/S)]; `fold` is the call's fold (y of KD/fold
+    channels)."""
     if (shared_u or u_copies is not None) and route is None:
         raise ValueError("random_scan_inputs: shared_u and u_copies need a route")
     copies = u_copies or (route.shape[0] if shared_u else 1)
@@ -124,6 +133,7 @@ def random_scan_inputs(
         delta_bias=_delta_bias(randn(channels), delta_softplus) if has_delta_bias else None,
         delta_softplus=delta_softplus,
         route=route,
+        fold=fold,
     )
     return inputs.cast(dtype)
 
@@ -139,7 +149,8 @@ ScanFn = Callable[..., tuple[torch.Tensor, torch.Tensor]]
 def run_with_grads(
     scan: ScanFn, inputs: ScanInputs, grad_out: torch.Tensor, **flags: bool
 ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor | None]]:
-    """Run `scan(**inputs, return_last_state=True, **flags)` and backpropagate `grad_out` through y.
+    """Run `scan(**inputs, return_last_state=True, **flags)` (and `fold` where it is not 1) and backpropagate
+    `grad_out` through y.
 
     Returns (y, last_state, grads in `GRAD_NAMES` order; None where the input is absent).
     """
@@ -147,6 +158,8 @@ def run_with_grads(
         name: None if t is None else t.detach().clone().requires_grad_(True)
         for name, t in zip(GRAD_NAMES, inputs.tensors(), strict=True)
     })
+    if inputs.fold != 1:
+        flags = {**flags, "fold": inputs.fold}
     y, last_state = scan(
         leaves.u, leaves.delta, leaves.A, leaves.B, leaves.C, D=leaves.D, z=leaves.z, delta_bias=leaves.delta_bias,
         delta_softplus=leaves.delta_softplus, route=leaves.route, return_last_state=True, **flags,
@@ -179,7 +192,7 @@ def assert_matches_reference(
     from . import selective_scan, use_backend
 
     low = inputs.cast(dtype)
-    grad = torch.randn(low.delta.shape, dtype=torch.float32)
+    grad = torch.randn(low.output_shape, dtype=torch.float32)
     with use_backend(backend):
         fast = run_with_grads(selective_scan, low.to_device(device), grad.to(device), out_float32=out_float32)
     with use_backend("reference"):
@@ -228,7 +241,7 @@ def assert_nonfinite_matches_reference(
     Where the reference gives inf, a backend may give NaN (or the reverse): sums reach inf - inf in other orders."""
     from . import selective_scan, use_backend
 
-    grad = torch.randn(inputs.delta.shape, dtype=torch.float32)
+    grad = torch.randn(inputs.output_shape, dtype=torch.float32)
     with use_backend(backend):
         fast = run_with_grads(selective_scan, inputs.to_device(device), grad.to(device))
     with use_backend("reference"):
@@ -275,7 +288,7 @@ def assert_shared_u_matches_expanded(
     batch, u_channels, length = inputs.u.shape
     copies = inputs.delta.shape[1] // u_channels
     copied = dataclasses.replace(inputs, u=expand_shared_u(inputs.u, copies).contiguous())
-    grad = torch.randn(inputs.delta.shape, dtype=torch.float32).to(device)
+    grad = torch.randn(inputs.output_shape, dtype=torch.float32).to(device)
     with use_backend(backend):
         shared = run_with_grads(selective_scan, inputs.to_device(device), grad)
         full = run_with_grads(selective_scan, copied.to_device(device), grad)
@@ -294,7 +307,7 @@ def assert_eager_matches_custom_op(backend: Backend | str, inputs: ScanInputs,
     gradient bitwise equal, dtypes and shapes included (both paths run the same backend functions)."""
     from . import selective_scan, use_backend, use_custom_op
 
-    grad = torch.randn(inputs.delta.shape, dtype=torch.float32).to(device)
+    grad = torch.randn(inputs.output_shape, dtype=torch.float32).to(device)
     inputs = inputs.to_device(device)
     with use_backend(backend):
         eager = run_with_grads(selective_scan, inputs, grad)

@@ -30,6 +30,10 @@ steps: a chunk's decays exp2(delta * A * log2 e) and inputs delta * u * B form a
   BLOCKS_PER_PROGRAM channel blocks in a fixed order into per-program partials (n_programs, batch, N, L), which the
   wrapper sums over the programs of each group in a fixed order; dA, dD and the bias gradient are written per
   segment and summed by the wrapper. No atomics.
+* Fold (`selective_scan(..., fold=F)`): a forward program owns BLOCK_D output channels and scans the F channel
+  blocks that add into them one after the other, the first writing y, the others adding to it (float32, through a
+  float32 buffer when y is not float32, the last block rounding once): a fixed order, no atomics. The backward
+  reads each channel's dy at the output channel it folds into.
 * No autotuning: the save interval fixes the saved-state layout and BLOCK_D the reduction order, so both are fixed
   functions of the shapes (`triton_config`, measured with benchmarks/tune_triton.py); under TRITON_INTERPRET=1
   tiles are tiny and every saved span is a segment, because the interpreter runs every element of
@@ -40,6 +44,7 @@ fp32/fp16/bf16 inputs are upcast right after loading; state and arithmetic are f
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from dataclasses import dataclass
@@ -324,41 +329,75 @@ def _segment_state_kernel(
 
 
 @triton.jit
+def _fold_store(out_ptr, acc_ptr, off, y, mask, f, FOLD: tl.constexpr, SEPARATE_ACC: tl.constexpr):
+    """Store y (float32) of the program's f-th folded channel block at `off` in the (batch, KD/FOLD, L) output: the
+    first block writes, the others add what the blocks before wrote (in order f = 0, 1, ...: deterministic, no
+    atomics), in float32 (`acc_ptr`, a float32 buffer of the output's shape, when the output is not float32: the
+    last block rounds the sum once into it)."""
+    if FOLD == 1:
+        tl.store(out_ptr + off, y.to(out_ptr.dtype.element_ty), mask=mask)
+    elif SEPARATE_ACC:
+        y += tl.load(acc_ptr + off, mask=mask & (f > 0), other=0.0)
+        tl.store(acc_ptr + off, y, mask=mask & (f < FOLD - 1))
+        tl.store(out_ptr + off, y.to(out_ptr.dtype.element_ty), mask=mask & (f == FOLD - 1))
+    else:
+        y += tl.load(out_ptr + off, mask=mask & (f > 0), other=0.0)
+        tl.store(out_ptr + off, y, mask=mask)
+
+
+@triton.jit
 def _selective_scan_fwd_kernel(
     u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, route_ptr, seg_state_ptr, seg_dt_ptr,
-    out_ptr, last_ptr, saved_ptr,
+    out_ptr, acc_ptr, last_ptr, saved_ptr,
     channels, u_channels, length, steps, state, groups, routes, segments, chunks_per_segment,
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_ROUTE: tl.constexpr,
     SOFTPLUS: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, CHUNK: tl.constexpr,
-    CHUNKS_PER_SAVE: tl.constexpr,
+    CHUNKS_PER_SAVE: tl.constexpr, FOLD: tl.constexpr, SEPARATE_ACC: tl.constexpr,
 ):
-    b, n, n_ok, d, A2, bias, row, u_row, bc_row, route_row = _program_block(
-        A_ptr, bias_ptr, channels, u_channels, length, state, groups, routes, HAS_BIAS, BLOCK_D, BLOCK_N)
+    """Program axis 0: a block of BLOCK_D output channels; with FOLD > 1 the program scans the FOLD channel blocks
+    that fold into it one after the other (f = 0, 1, ...), each adding its y to the output (`_fold_store`)."""
+    b = tl.program_id(1).to(tl.int64)
+    n = tl.arange(0, BLOCK_N)
+    n_ok = n < state
     seg = tl.program_id(2)
-    Dv = tl.load(D_ptr + d) if HAS_D else tl.zeros([BLOCK_D], tl.float32)
     n_chunks = tl.cdiv(steps, CHUNK)
     n_saves = tl.cdiv(steps, CHUNK * CHUNKS_PER_SAVE) - 1
-    # the state this segment starts from: the earlier segments' zero-start states, each carried through the decays
-    # of the segments after it
-    h = tl.zeros([BLOCK_N, BLOCK_D], tl.float32)
-    for k in range(0, seg):
-        summary = _segment_offsets(b, d, channels, segments, k)
-        h = tl.exp2(A2 * tl.load(seg_dt_ptr + summary)) * h + tl.load(
-            seg_state_ptr + summary * state + n[:, None], mask=n_ok[:, None], other=0.0)
-    for c in range(seg * chunks_per_segment, tl.minimum((seg + 1) * chunks_per_segment, n_chunks)):
-        save = c // CHUNKS_PER_SAVE
-        saved_off = ((b * channels + d[None, :]) * n_saves + save - 1) * state + n[:, None]
-        tl.store(saved_ptr + saved_off, h, mask=n_ok[:, None] & (c > 0) & (c % CHUNKS_PER_SAVE == 0))
-        t = c * CHUNK + tl.arange(0, CHUNK)
-        chunk = _chunk_states(u_ptr, delta_ptr, B_ptr, C_ptr, route_ptr, route_row, t, steps, row, u_row, bc_row,
-                              n_ok, bias, A2, h, HAS_ROUTE, SOFTPLUS, CHUNK)
-        y = tl.sum(chunk.states * chunk.C[:, :, None], axis=1) + Dv[None, :] * chunk.u
-        h = _step(chunk.states, CHUNK - 1, CHUNK)
-        if HAS_Z:
-            zv = tl.load(z_ptr + chunk.off, mask=chunk.valid, other=0.0).to(tl.float32)
-            y = y * zv * _sigmoid(zv)
-        tl.store(out_ptr + chunk.off, y.to(out_ptr.dtype.element_ty), mask=chunk.valid)
-    tl.store(last_ptr + (b * channels + d[None, :]) * state + n[:, None], h, mask=n_ok[:, None] & (seg == segments - 1))
+    out_channels = channels // FOLD
+    out_row = (b * out_channels + tl.program_id(0) * BLOCK_D + tl.arange(0, BLOCK_D)) * length
+    for f in range(0, FOLD):
+        d0 = f * out_channels + tl.program_id(0) * BLOCK_D
+        d, _A, A2, bias, row, u_row, bc_row = _channel_block(A_ptr, bias_ptr, b, d0, n_ok, channels, u_channels,
+                                                            length, state, groups, HAS_BIAS, BLOCK_D, BLOCK_N)
+        route_row = d0 // (channels // routes)
+        Dv = tl.load(D_ptr + d) if HAS_D else tl.zeros([BLOCK_D], tl.float32)
+        # the state this segment starts from: the earlier segments' zero-start states, each carried through the
+        # decays of the segments after it
+        h = tl.zeros([BLOCK_N, BLOCK_D], tl.float32)
+        for k in range(0, seg):
+            summary = _segment_offsets(b, d, channels, segments, k)
+            h = tl.exp2(A2 * tl.load(seg_dt_ptr + summary)) * h + tl.load(
+                seg_state_ptr + summary * state + n[:, None], mask=n_ok[:, None], other=0.0)
+        for c in range(seg * chunks_per_segment, tl.minimum((seg + 1) * chunks_per_segment, n_chunks)):
+            save = c // CHUNKS_PER_SAVE
+            saved_off = ((b * channels + d[None, :]) * n_saves + save - 1) * state + n[:, None]
+            tl.store(saved_ptr + saved_off, h, mask=n_ok[:, None] & (c > 0) & (c % CHUNKS_PER_SAVE == 0))
+            t = c * CHUNK + tl.arange(0, CHUNK)
+            chunk = _chunk_states(u_ptr, delta_ptr, B_ptr, C_ptr, route_ptr, route_row, t, steps, row, u_row, bc_row,
+                                  n_ok, bias, A2, h, HAS_ROUTE, SOFTPLUS, CHUNK)
+            y = tl.sum(chunk.states * chunk.C[:, :, None], axis=1) + Dv[None, :] * chunk.u
+            h = _step(chunk.states, CHUNK - 1, CHUNK)
+            if HAS_Z:
+                zv = tl.load(z_ptr + chunk.off, mask=chunk.valid, other=0.0).to(tl.float32)
+                y = y * zv * _sigmoid(zv)
+            if FOLD == 1:
+                out_off = chunk.off
+            else:
+                out_off = chunk.tok[:, None] + out_row[None, :]
+            _fold_store(out_ptr, acc_ptr, out_off, y, chunk.valid, f, FOLD, SEPARATE_ACC)
+        tl.store(last_ptr + (b * channels + d[None, :]) * state + n[:, None], h,
+                 mask=n_ok[:, None] & (seg == segments - 1))
+        if FOLD > 1:
+            tl.debug_barrier()  # the next block's threads read what this block's wrote at other lanes
 
 
 @triton.jit
@@ -370,9 +409,21 @@ def _combine_reverse(alpha1, beta1, decay1, alpha2, beta2, decay2):
 
 
 @triton.jit
-def _output_gradient(grad_ptr, z_ptr, off, valid, HAS_Z: tl.constexpr):
-    """dL/dy before the gate (CHUNK, D), with the loaded gradient g, gate z and sigmoid(z) (zeros without z)."""
-    g = tl.load(grad_ptr + off, mask=valid, other=0.0).to(tl.float32)
+def _grad_offsets(tok, off, b, d, channels, length, FOLD: tl.constexpr):
+    """Offsets (CHUNK, D) of channels d's output gradient at tokens tok: `off` itself, or with FOLD > 1 those of the
+    channel d % (KD / FOLD) of the (batch, KD/FOLD, L) gradient that channel d folds into."""
+    if FOLD == 1:
+        goff = off
+    else:
+        goff = tok[:, None] + ((b * (channels // FOLD) + d % (channels // FOLD)) * length)[None, :]
+    return goff
+
+
+@triton.jit
+def _output_gradient(grad_ptr, z_ptr, goff, off, valid, HAS_Z: tl.constexpr):
+    """dL/dy before the gate (CHUNK, D), with the loaded gradient g (at `goff`), gate z and sigmoid(z) (zeros
+    without z)."""
+    g = tl.load(grad_ptr + goff, mask=valid, other=0.0).to(tl.float32)
     if HAS_Z:
         zv = tl.load(z_ptr + off, mask=valid, other=0.0).to(tl.float32)
         s = _sigmoid(zv)
@@ -403,7 +454,7 @@ def _segment_carry_kernel(
     grad_ptr, delta_ptr, A_ptr, C_ptr, z_ptr, bias_ptr, route_ptr, seg_carry_ptr, seg_dt_ptr,
     channels, u_channels, length, steps, state, groups, routes, segments, chunks_per_segment,
     HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_ROUTE: tl.constexpr, SOFTPLUS: tl.constexpr,
-    BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, CHUNK: tl.constexpr,
+    BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, CHUNK: tl.constexpr, FOLD: tl.constexpr,
 ):
     """Sequence parallelism, backward: the carry decay * lambda at the first step of each segment but the first
     when nothing comes in from after it, and its summed delta. Program axis 2 is the segment minus one."""
@@ -419,7 +470,8 @@ def _segment_carry_kernel(
         tok, _, valid, off, _, dt, decay = _chunk_decays(delta_ptr, route_ptr, route_row, t, steps, row, bias, A2,
                                                          HAS_ROUTE, SOFTPLUS)
         Cv = tl.load(C_ptr + tok[:, None] + bc_row[None, :], mask=(tok >= 0)[:, None] & n_ok[None, :], other=0.0)
-        dy, _, _, _ = _output_gradient(grad_ptr, z_ptr, off, valid, HAS_Z)
+        goff = _grad_offsets(tok, off, b, d, channels, length, FOLD)
+        dy, _, _, _ = _output_gradient(grad_ptr, z_ptr, goff, off, valid, HAS_Z)
         _, carry = _adjoints(dy, Cv.to(tl.float32), decay, carry, CHUNK)
         dt_sum += tl.sum(dt, axis=0)
     summary = _segment_offsets(b, d, channels, segments, seg - 1)
@@ -434,7 +486,7 @@ def _selective_scan_bwd_kernel(
     batch, channels, u_channels, length, steps, state, groups, routes, segments, spans_per_segment,
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_ROUTE: tl.constexpr,
     SOFTPLUS: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, CHUNK: tl.constexpr,
-    CHUNKS_PER_SAVE: tl.constexpr, BLOCKS_PER_PROGRAM: tl.constexpr,
+    CHUNKS_PER_SAVE: tl.constexpr, BLOCKS_PER_PROGRAM: tl.constexpr, FOLD: tl.constexpr,
 ):
     pid = tl.program_id(0)
     b = tl.program_id(1).to(tl.int64)
@@ -487,7 +539,8 @@ def _selective_scan_bwd_kernel(
                 states, drive, decay, u, x, dt, Bv, Cv, tok, inside, off, valid, bc_ok = _chunk_states(
                     u_ptr, delta_ptr, B_ptr, C_ptr, route_ptr, route_row, t, steps, row, u_row, bc_row, n_ok, bias,
                     A2, h0, HAS_ROUTE, SOFTPLUS, CHUNK)
-                dy, g, zv, s = _output_gradient(grad_ptr, z_ptr, off, valid, HAS_Z)
+                goff = _grad_offsets(tok, off, b, d, channels, length, FOLD)
+                dy, g, zv, s = _output_gradient(grad_ptr, z_ptr, goff, off, valid, HAS_Z)
                 if HAS_Z:
                     y = tl.sum(states * Cv[:, :, None], axis=1) + Dv[None, :] * u
                     dz = g * y * s * (1.0 + zv * (1.0 - s))
@@ -521,12 +574,24 @@ def _selective_scan_bwd_kernel(
         tl.store(dbias_ptr + per_segment, dbias)
 
 
-def _flags(scan: ScanTensors, delta_softplus: bool, state: int, cfg: TritonConfig, block_d: int) -> dict:
+def _flags(scan: ScanTensors, delta_softplus: bool, state: int, cfg: TritonConfig, block_d: int, fold: int) -> dict:
     return dict(
         HAS_D=scan.D is not None, HAS_Z=scan.z is not None, HAS_BIAS=scan.delta_bias is not None,
         HAS_ROUTE=scan.route is not None, SOFTPLUS=delta_softplus, BLOCK_D=block_d, BLOCK_N=_next_power_of_2(state),
-        CHUNK=cfg.chunk, CHUNKS_PER_SAVE=cfg.chunks_per_save, num_warps=cfg.num_warps,
+        CHUNK=cfg.chunk, CHUNKS_PER_SAVE=cfg.chunks_per_save, FOLD=fold, num_warps=cfg.num_warps,
     )
+
+
+def _folded_output(delta: torch.Tensor, dtype: torch.dtype, fold: int,
+                   unused: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The output (batch, KD/fold, L) in `dtype` and the float32 buffer the folded blocks add into before the last
+    rounds into the output: `unused` (a float32 input the kernel never touches then) when no such buffer is needed,
+    without a fold or with a float32 output."""
+    batch, channels, length = delta.shape
+    out = delta.new_empty(batch, channels // fold, length, dtype=dtype)
+    if fold == 1 or dtype == torch.float32:
+        return out, unused
+    return out, delta.new_empty(batch, channels // fold, length, dtype=torch.float32)
 
 
 def _summary_buffers(u: torch.Tensor, batch: int, channels: int, segments: int, state: int,
@@ -540,25 +605,35 @@ def _summary_buffers(u: torch.Tensor, batch: int, channels: int, segments: int, 
             u.new_empty(batch, channels, segments - 1, dtype=torch.float32))
 
 
-def selective_scan_triton_fwd(scan: ScanTensors, delta_softplus: bool, out_float32: bool,
+def selective_scan_triton_fwd(scan: ScanTensors, delta_softplus: bool, out_float32: bool, fold: int = 1,
                               config: TritonConfig | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Forward (`ScanTensors` order and shapes). Returns (out, last_state, saved states).
+    """Forward (`ScanTensors` order and shapes). Returns (out (batch, KD/fold, L), last_state, saved states).
 
     `config` (default `triton_config`'s) is for tuning; backward must get one with the same `save_every`. With
     several segments, a first kernel computes each segment's zero-start end state, from which every segment's
-    program derives its start state."""
+    program derives its start state.
+
+    A fold runs in the forward kernel's epilogue: one program per block of output channels scans the `fold` channel
+    blocks that add into it one after the other, the first writing, the others adding (read-modify-write, float32).
+    One launch, not `fold` launches in order (each would pay a launch and the sum would still be a read-modify-write),
+    with batch x KD / (fold x block) programs, still thousands at batch 128 for every zoo shape. Along a
+    route the folded blocks write the same token at different steps, so sequence segments (separate programs) could
+    race on it: with a route, a fold runs in one segment (segments only pay off below 256 programs, small batches)."""
     scan = scan.contiguous()
     shape = scan.sizes()
     u, delta, A, B, C, _, _, delta_bias, route = scan
     batch, channels, length, state, groups, routes, steps, u_channels = shape
-    cfg = config or triton_config(channels, routes, groups, state, batch=batch, steps=steps)
-    out = torch.empty_like(delta, dtype=torch.float32 if out_float32 else u.dtype)
+    # without a route the blocks of a fold must stay whole too: tiles divide KD / lcm(fold, G)
+    cfg = config or triton_config(channels, math.lcm(routes, fold), groups, state, batch=batch, steps=steps)
+    if fold > 1 and route is not None:
+        cfg = dataclasses.replace(cfg, spans_per_segment=_cdiv(steps, cfg.save_every))
+    out, acc = _folded_output(delta, torch.float32 if out_float32 else u.dtype, fold, A)
     last_state = u.new_empty(batch, channels, state, dtype=torch.float32)
     saved = u.new_empty(saved_shape(shape, cfg.save_every), dtype=torch.float32)
     segments = cfg.segments(steps)
     chunks_per_segment = cfg.spans_per_segment * cfg.chunks_per_save
     seg_state, seg_dt = _summary_buffers(u, batch, channels, segments, state, A)
-    flags = _flags(scan, delta_softplus, state, cfg, cfg.forward_block_d)
+    flags = _flags(scan, delta_softplus, state, cfg, cfg.forward_block_d, fold)
     sizes = (channels, u_channels, length, steps, state, groups, routes, segments, chunks_per_segment)
     blocks = channels // cfg.forward_block_d
     if batch > 0 and segments > 1:
@@ -567,15 +642,16 @@ def selective_scan_triton_fwd(scan: ScanTensors, delta_softplus: bool, out_float
             **{k: flags[k] for k in ("HAS_BIAS", "HAS_ROUTE", "SOFTPLUS", "BLOCK_D", "BLOCK_N", "CHUNK", "num_warps")},
         )
     if batch > 0:
-        torch.library.wrap_triton(_selective_scan_fwd_kernel)[(blocks, batch, segments)](
-            *scan, seg_state, seg_dt, out, last_state, saved, *sizes, **flags,
+        torch.library.wrap_triton(_selective_scan_fwd_kernel)[(blocks // fold, batch, segments)](
+            *scan, seg_state, seg_dt, out, acc, last_state, saved, *sizes, SEPARATE_ACC=acc is not A, **flags,
         )
     return out, last_state, saved
 
 
 def selective_scan_triton_bwd(grad_out: torch.Tensor, scan: ScanTensors, saved: torch.Tensor, delta_softplus: bool,
-                              config: TritonConfig | None = None) -> tuple[torch.Tensor | None, ...]:
-    """Backward. Returns du, ddelta, dA, dB, dC, dD, dz, ddelta_bias (None if absent).
+                              fold: int = 1, config: TritonConfig | None = None) -> tuple[torch.Tensor | None, ...]:
+    """Backward. Returns du, ddelta, dA, dB, dC, dD, dz, ddelta_bias (None if absent). With a fold, channel d reads
+    its output gradient at grad_out[:, d % (KD/fold)] (grad_out: (batch, KD/fold, L)).
 
     With several segments, a first kernel computes each segment's outgoing carry with nothing coming in from after
     it, from which every segment's program derives its incoming carry; dA, dD and the delta bias's gradient are
@@ -585,7 +661,7 @@ def selective_scan_triton_bwd(grad_out: torch.Tensor, scan: ScanTensors, saved: 
     u, delta, A, B, C, D, z, delta_bias, route = scan
     batch, channels, length, state, groups, routes, steps, u_channels = shape
     grad_out = grad_out.contiguous()
-    cfg = config or triton_config(channels, routes, groups, state, batch=batch, steps=steps)
+    cfg = config or triton_config(channels, math.lcm(routes, fold), groups, state, batch=batch, steps=steps)
     programs = channels // (cfg.block_d * cfg.blocks_per_program)
     segments = cfg.segments(steps)
     # a shared u gets one gradient per route, in float32, summed over the routes below in a fixed order
@@ -600,14 +676,14 @@ def selective_scan_triton_bwd(grad_out: torch.Tensor, scan: ScanTensors, saved: 
     scratch = torch.empty(segments, programs, batch, cfg.chunks_per_save, _next_power_of_2(state), cfg.block_d,
                           **f32)
     seg_carry, seg_dt = _summary_buffers(u, batch, channels, segments, state, A)
-    flags = _flags(scan, delta_softplus, state, cfg, cfg.block_d)
+    flags = _flags(scan, delta_softplus, state, cfg, cfg.block_d, fold)
     if batch > 0 and segments > 1:
         torch.library.wrap_triton(_segment_carry_kernel)[(channels // cfg.block_d, batch, segments - 1)](
             grad_out, delta, A, C, z, delta_bias, route, seg_carry, seg_dt,
             channels, u_channels, length, steps, state, groups, routes, segments,
             cfg.spans_per_segment * cfg.chunks_per_save,
             **{k: flags[k] for k in ("HAS_Z", "HAS_BIAS", "HAS_ROUTE", "SOFTPLUS", "BLOCK_D", "BLOCK_N", "CHUNK",
-                                     "num_warps")},
+                                     "FOLD", "num_warps")},
         )
     if batch > 0:
         torch.library.wrap_triton(_selective_scan_bwd_kernel)[(programs, batch, segments)](

@@ -56,6 +56,8 @@ from .scan_tensors import ScanTensors
 from .triton_scan import (
     _combine,
     _combine_reverse,
+    _fold_store,
+    _folded_output,
     _largest_power_of_two_dividing,
     _sigmoid,
     _softplus,
@@ -224,33 +226,45 @@ def _sum_steps(tile):
 
 @triton.jit
 def _state1_fwd_kernel(
-    u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, route_ptr, out_ptr, last_ptr, saved_ptr,
+    u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, route_ptr, out_ptr, acc_ptr, last_ptr, saved_ptr,
     channels, u_channels, length, steps, groups, routes, n_saves,
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_ROUTE: tl.constexpr,
     SOFTPLUS: tl.constexpr, BLOCK_D: tl.constexpr, PER_LANE: tl.constexpr, LANES: tl.constexpr,
-    SAVE_EVERY: tl.constexpr,
+    SAVE_EVERY: tl.constexpr, FOLD: tl.constexpr, SEPARATE_ACC: tl.constexpr,
 ):
-    d, b, _A, A2, bias, row, u_row, bc_row, route_row = _program(A_ptr, bias_ptr, tl.program_id(0) * BLOCK_D,
-                                                                 channels, u_channels, length, groups, routes,
-                                                                 HAS_BIAS, BLOCK_D)
-    Dv = tl.load(D_ptr + d) if HAS_D else tl.zeros([BLOCK_D], tl.float32)
-    saved_row = (b * channels + d) * n_saves
-    h = tl.zeros([BLOCK_D], tl.float32)
-    for c in range(0, tl.cdiv(steps, PER_LANE * LANES)):
-        t = _chunk_steps(c, PER_LANE, LANES)
-        states, _, _, u, _, _, _, Cv, _, _, valid, off, h = _chunk(
-            u_ptr, delta_ptr, B_ptr, C_ptr, route_ptr, route_row, t, steps, row, u_row, bc_row, bias, A2, h,
-            HAS_ROUTE, SOFTPLUS, PER_LANE, LANES)
-        # the state before step s * SAVE_EVERY is saved at s - 1 (s >= 1), in triton_scan's layout
-        save = (t + 1) // SAVE_EVERY - 1
-        tl.store(saved_ptr + saved_row[None, :, None] + save, states,
-                 mask=((t + 1) % SAVE_EVERY == 0) & (save < n_saves))
-        y = states * Cv + Dv[None, :, None] * u
-        if HAS_Z:
-            zv = tl.load(z_ptr + off, mask=valid, other=0.0).to(tl.float32)
-            y = y * zv * _sigmoid(zv)
-        tl.store(out_ptr + off, y.to(out_ptr.dtype.element_ty), mask=valid)
-    tl.store(last_ptr + b * channels + d, h)
+    """Program axis 0: a block of BLOCK_D output channels; with FOLD > 1 the program scans the FOLD channel blocks
+    that fold into it one after the other, each adding its y to the output (`triton_scan._fold_store`)."""
+    out_channels = channels // FOLD
+    out_row = (tl.program_id(1).to(tl.int64) * out_channels + tl.program_id(0) * BLOCK_D + tl.arange(0, BLOCK_D)) \
+        * length
+    for f in range(0, FOLD):
+        d, b, _A, A2, bias, row, u_row, bc_row, route_row = _program(
+            A_ptr, bias_ptr, f * out_channels + tl.program_id(0) * BLOCK_D, channels, u_channels, length, groups,
+            routes, HAS_BIAS, BLOCK_D)
+        Dv = tl.load(D_ptr + d) if HAS_D else tl.zeros([BLOCK_D], tl.float32)
+        saved_row = (b * channels + d) * n_saves
+        h = tl.zeros([BLOCK_D], tl.float32)
+        for c in range(0, tl.cdiv(steps, PER_LANE * LANES)):
+            t = _chunk_steps(c, PER_LANE, LANES)
+            states, _, _, u, _, _, _, Cv, tok, _, valid, off, h = _chunk(
+                u_ptr, delta_ptr, B_ptr, C_ptr, route_ptr, route_row, t, steps, row, u_row, bc_row, bias, A2, h,
+                HAS_ROUTE, SOFTPLUS, PER_LANE, LANES)
+            # the state before step s * SAVE_EVERY is saved at s - 1 (s >= 1), in triton_scan's layout
+            save = (t + 1) // SAVE_EVERY - 1
+            tl.store(saved_ptr + saved_row[None, :, None] + save, states,
+                     mask=((t + 1) % SAVE_EVERY == 0) & (save < n_saves))
+            y = states * Cv + Dv[None, :, None] * u
+            if HAS_Z:
+                zv = tl.load(z_ptr + off, mask=valid, other=0.0).to(tl.float32)
+                y = y * zv * _sigmoid(zv)
+            if FOLD == 1:
+                out_off = off
+            else:
+                out_off = out_row[None, :, None] + tok
+            _fold_store(out_ptr, acc_ptr, out_off, y, valid, f, FOLD, SEPARATE_ACC)
+        tl.store(last_ptr + b * channels + d, h)
+        if FOLD > 1:
+            tl.debug_barrier()  # the next block's threads read what this block's wrote at other lanes
 
 
 @triton.jit
@@ -260,7 +274,7 @@ def _state1_bwd_kernel(
     batch, channels, u_channels, length, steps, groups, routes, n_saves,
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_ROUTE: tl.constexpr,
     SOFTPLUS: tl.constexpr, BLOCK_D: tl.constexpr, PER_LANE: tl.constexpr, LANES: tl.constexpr,
-    SAVE_EVERY: tl.constexpr, BLOCKS_PER_PROGRAM: tl.constexpr,
+    SAVE_EVERY: tl.constexpr, BLOCKS_PER_PROGRAM: tl.constexpr, FOLD: tl.constexpr,
 ):
     partial_row = (tl.program_id(0) * batch + tl.program_id(1).to(tl.int64)) * length
     n_chunks = tl.cdiv(steps, PER_LANE * LANES)
@@ -281,7 +295,11 @@ def _state1_bwd_kernel(
             states, drive, decay, u, x, dt, Bv, Cv, tok, inside, valid, off, _ = _chunk(
                 u_ptr, delta_ptr, B_ptr, C_ptr, route_ptr, route_row, t, steps, row, u_row, bc_row, bias, A2, h0,
                 HAS_ROUTE, SOFTPLUS, PER_LANE, LANES)
-            g = tl.load(grad_ptr + off, mask=valid, other=0.0).to(tl.float32)
+            if FOLD == 1:
+                goff = off
+            else:  # channel d's gradient is that of the output channel it folds into
+                goff = ((b * (channels // FOLD) + d % (channels // FOLD)) * length)[None, :, None] + tok
+            g = tl.load(grad_ptr + goff, mask=valid, other=0.0).to(tl.float32)
             if HAS_Z:
                 zv = tl.load(z_ptr + off, mask=valid, other=0.0).to(tl.float32)
                 s = _sigmoid(zv)
@@ -319,52 +337,57 @@ def _state1_bwd_kernel(
         tl.store(dbias_ptr + per_row, dbias)
 
 
-def _flags(scan: ScanTensors, delta_softplus: bool, cfg: State1Config) -> dict:
+def _flags(scan: ScanTensors, delta_softplus: bool, cfg: State1Config, fold: int) -> dict:
     return dict(
         HAS_D=scan.D is not None, HAS_Z=scan.z is not None, HAS_BIAS=scan.delta_bias is not None,
         HAS_ROUTE=scan.route is not None, SOFTPLUS=delta_softplus, BLOCK_D=cfg.block_d, PER_LANE=cfg.per_lane,
-        LANES=cfg.lanes, SAVE_EVERY=save_every(), num_warps=cfg.num_warps,
+        LANES=cfg.lanes, SAVE_EVERY=save_every(), FOLD=fold, num_warps=cfg.num_warps,
     )
 
 
-def _checked_config(channels: int, routes: int, groups: int, state: int, config: State1Config | None) -> State1Config:
+def _checked_config(channels: int, routes: int, groups: int, state: int, config: State1Config | None,
+                    fold: int) -> State1Config:
     if state != 1:
         raise ValueError(f"triton_scan_state1: expected d_state N = 1, got N = {state}")
-    cfg = config or state1_config(channels, routes, groups)
+    # without a route the blocks of a fold must stay whole too: tiles divide KD / lcm(fold, G)
+    cfg = config or state1_config(channels, math.lcm(routes, fold), groups)
     if cfg.chunk % save_every():
         raise ValueError(f"triton_scan_state1: chunk must be a multiple of save_every() = {save_every()}, got "
                          f"{cfg.chunk}")
     return cfg
 
 
-def selective_scan_state1_fwd(scan: ScanTensors, delta_softplus: bool, out_float32: bool,
+def selective_scan_state1_fwd(scan: ScanTensors, delta_softplus: bool, out_float32: bool, fold: int = 1,
                               config: State1Config | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Forward at N = 1 (`ScanTensors` order and shapes). Returns (out, last_state, saved states), the saved states
-    in `triton_scan.saved_shape`."""
+    """Forward at N = 1 (`ScanTensors` order and shapes). Returns (out (batch, KD/fold, L), last_state, saved
+    states), the saved states in `triton_scan.saved_shape`. A fold runs in the epilogue as in
+    `triton_scan.selective_scan_triton_fwd`: one program per block of output channels scans the `fold` blocks
+    that add into it in order: batch x KD / (fold x block) programs, thousands at batch 128 for every zoo shape."""
     scan = scan.contiguous()
     shape = scan.sizes()
-    u, delta = scan.u, scan.delta
+    u, delta, A = scan.u, scan.delta, scan.A
     batch, channels, length, state, groups, routes, steps, u_channels = shape
-    cfg = _checked_config(channels, routes, groups, state, config)
-    out = torch.empty_like(delta, dtype=torch.float32 if out_float32 else u.dtype)
+    cfg = _checked_config(channels, routes, groups, state, config, fold)
+    out, acc = _folded_output(delta, torch.float32 if out_float32 else u.dtype, fold, A)
     last_state = u.new_empty(batch, channels, 1, dtype=torch.float32)
     saved = u.new_empty(saved_shape(shape), dtype=torch.float32)
     if batch > 0:
-        torch.library.wrap_triton(_state1_fwd_kernel)[(channels // cfg.block_d, batch)](
-            *scan, out, last_state, saved, channels, u_channels, length, steps, groups, routes, saved.shape[2],
-            **_flags(scan, delta_softplus, cfg),
+        torch.library.wrap_triton(_state1_fwd_kernel)[(channels // cfg.block_d // fold, batch)](
+            *scan, out, acc, last_state, saved, channels, u_channels, length, steps, groups, routes, saved.shape[2],
+            SEPARATE_ACC=acc is not A, **_flags(scan, delta_softplus, cfg, fold),
         )
     return out, last_state, saved
 
 
 def selective_scan_state1_bwd(grad_out: torch.Tensor, scan: ScanTensors, saved: torch.Tensor, delta_softplus: bool,
-                              config: State1Config | None = None) -> tuple[torch.Tensor | None, ...]:
-    """Backward at N = 1. Returns du, ddelta, dA, dB, dC, dD, dz, ddelta_bias (None if absent)."""
+                              fold: int = 1, config: State1Config | None = None) -> tuple[torch.Tensor | None, ...]:
+    """Backward at N = 1. Returns du, ddelta, dA, dB, dC, dD, dz, ddelta_bias (None if absent); with a fold,
+    channel d reads its output gradient at grad_out[:, d % (KD/fold)]."""
     scan = scan.contiguous()
     shape = scan.sizes()
     u, delta, _, B, C, D, z, delta_bias, _ = scan
     batch, channels, length, state, groups, routes, steps, u_channels = shape
-    cfg = _checked_config(channels, routes, groups, state, config)
+    cfg = _checked_config(channels, routes, groups, state, config, fold)
     grad_out = grad_out.contiguous()
     programs = channels // (cfg.block_d * cfg.blocks_per_program)
     # a shared u gets one gradient per route, in float32, summed over the routes below in a fixed order
@@ -378,7 +401,7 @@ def selective_scan_state1_bwd(grad_out: torch.Tensor, scan: ScanTensors, saved: 
         torch.library.wrap_triton(_state1_bwd_kernel)[(programs, batch)](
             grad_out, *scan, saved.contiguous(), du, ddelta, dz, dA, dB_part, dC_part, dD, dbias,
             batch, channels, u_channels, length, steps, groups, routes, saved.shape[2],
-            BLOCKS_PER_PROGRAM=cfg.blocks_per_program, **_flags(scan, delta_softplus, cfg),
+            BLOCKS_PER_PROGRAM=cfg.blocks_per_program, **_flags(scan, delta_softplus, cfg, fold),
         )
     per_group = programs // groups
     dB = dB_part.view(groups, per_group, batch, 1, length).sum(1).transpose(0, 1).to(B.dtype)

@@ -124,6 +124,17 @@ def check_inputs(scan: ScanTensors) -> ScanShape:
     return ScanShape(batch, channels, length, state, groups, routes, steps, u_channels)
 
 
+def check_fold(fold: object, shape: ScanShape, routed: bool) -> None:
+    """`fold` = F sums channel d's output into y[:, d % (KD/F)]: a positive int dividing K with a route of K rows
+    (routes fold onto routes, each route's channel block whole), dividing KD without one."""
+    if isinstance(fold, bool) or not isinstance(fold, int):
+        raise TypeError(f"fold: expected an int, got {type(fold).__name__}")
+    divides, what = ((shape.routes, f"the number of routes K = {shape.routes}") if routed
+                     else (shape.channels, f"KD = {shape.channels} (no route)"))
+    if fold < 1 or divides % fold:
+        raise ValueError(f"fold: expected a positive int dividing {what}, got {fold}")
+
+
 def _route_rows(route: torch.Tensor | None, A: torch.Tensor) -> int:
     """K, the number of routes (1 without a route), after checking the route's device, dtype and rank."""
     if route is None:

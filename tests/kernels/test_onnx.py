@@ -29,7 +29,8 @@ class _Scan(nn.Module):
                 z: torch.Tensor | None = None) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         i = self.inputs
         return selective_scan(u, delta, i.A, B, C, D=i.D, z=z, delta_bias=i.delta_bias,
-                              delta_softplus=i.delta_softplus, route=i.route, return_last_state=self.last_state)
+                              delta_softplus=i.delta_softplus, route=i.route, return_last_state=self.last_state,
+                              fold=i.fold)
 
 
 def _onnx_scan(inputs: ScanInputs, tmp_path, last_state: bool = False) -> list[torch.Tensor]:
@@ -49,7 +50,8 @@ def _references(inputs: ScanInputs, last_state: bool = False):
     eager = _Scan(inputs, last_state)(inputs.u, inputs.delta, inputs.B, inputs.C, inputs.z)
     i64 = inputs.cast(torch.float64)
     ref64 = selective_scan_ref(i64.u, i64.delta, i64.A, i64.B, i64.C, D=i64.D, z=i64.z, delta_bias=i64.delta_bias,
-                               delta_softplus=i64.delta_softplus, route=i64.route, return_last_state=last_state)
+                               delta_softplus=i64.delta_softplus, route=i64.route, return_last_state=last_state,
+                               fold=i64.fold)
     return eager, ref64
 
 
@@ -79,6 +81,14 @@ def test_onnx_scan_with_padded_route_matches_reference(u_copies: int | None, gro
     _check(inputs, tmp_path, f"padded route, G={groups}, u_copies={u_copies}")
 
 
+@pytest.mark.parametrize(("u_copies", "fold"), [(2, 2), (4, 4)], ids=["bases-fold-2", "shared-u-fold-K"])
+def test_onnx_folded_scan_matches_reference(u_copies: int, fold: int, tmp_path) -> None:
+    """K = 4 padded routes whose outputs fold onto KD/fold channels (`selective_scan(..., fold=...)`)."""
+    route = random_route(4, 19, pad=3)
+    inputs = random_scan_inputs(2, 8, 19, 2, 2, route=route, u_copies=u_copies, fold=fold)
+    _check(inputs, tmp_path, f"fold={fold}")
+
+
 def test_onnx_scan_last_state_matches_reference(tmp_path) -> None:
     """The final state (batch, KD, N) of a routed scan (the translation keeps it in (N, P) layout inside)."""
     inputs = random_scan_inputs(2, 8, 23, 4, 2, route=random_route(2, 23, pad=3))
@@ -100,6 +110,14 @@ def test_onnx_scan_nan_stays_nan(tmp_path) -> None:
     eager = _references(inputs)[0]
     assert torch.isnan(eager).any()
     assert torch.equal(torch.isnan(y), torch.isnan(eager))
+
+
+def test_onnx_scan_softplus_over_its_range(tmp_path) -> None:
+    """Pre-softplus delta (bias included) uniform in [-40, 100): across softplus's threshold of 20 (the identity
+    above it) and past exp's float32 overflow at 88.7."""
+    inputs = random_scan_inputs(2, 8, 31, 4, 2, has_delta_bias=False)
+    inputs.delta = torch.rand(inputs.delta.shape) * 140.0 - 40.0
+    _check(inputs, tmp_path, "softplus of [-40, 100)")
 
 
 def test_onnx_scan_long_sequence_stays_finite_and_accurate(tmp_path) -> None:

@@ -43,14 +43,15 @@ def test_fake_matches_real_shapes_strides_dtypes(backend: Backend) -> None:
 
 
 @pytest.mark.parametrize("backend", CPU_BACKENDS, ids=lambda b: b.value)
-@pytest.mark.parametrize("shared_u", [False, True], ids=["u_per_route", "shared_u"])
-def test_compile_fullgraph_matches_eager(backend: Backend, shared_u: bool) -> None:
+@pytest.mark.parametrize(("shared_u", "fold"), [(False, 1), (True, 1), (True, 2)],
+                         ids=["u_per_route", "shared_u", "shared_u_fold_2"])
+def test_compile_fullgraph_matches_eager(backend: Backend, shared_u: bool, fold: int) -> None:
     torch._dynamo.reset()
     route = torch.tensor([[0, 1, 2, 3, 4, 5, -1], [5, 4, -1, 3, 2, 1, 0]])
     inputs = random_scan_inputs(2, 8, 6, 4, 2, route=route, shared_u=shared_u).requires_grad_()
 
     def block(u, delta, A, B, C, D, z, delta_bias):
-        y = kernels.selective_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus=True, route=route)
+        y = kernels.selective_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus=True, route=route, fold=fold)
         return (y * y).sum()
 
     tensors = (inputs.u, inputs.delta, inputs.A, inputs.B, inputs.C, inputs.D, inputs.z, inputs.delta_bias)

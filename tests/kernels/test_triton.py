@@ -33,6 +33,7 @@ from vssm.kernels.tolerances import assert_all_close_3way
 triton = pytest.importorskip("triton")
 triton_scan = pytest.importorskip("vssm.kernels.triton_scan")
 
+from test_fold import FOLD_CASES, fold_inputs  # noqa: E402
 from triton_interpreter import (  # noqa: E402  (tests/kernels/triton_interpreter.py imports triton)
     assert_passes_under_interpreter,
     interpreter_only,
@@ -139,7 +140,39 @@ def test_partly_shared_u_matches_expanded_copy_and_float64_reference() -> None:
 
 @interpreter_only
 def test_shared_u_bf16_matches_float64_reference() -> None:
+    # The output gradient comes from the global generator, so unseeded it depended on the tests that ran before:
+    # in one CI run that draw put du at 1.06x its bound (1.5e-2, two bf16 ulps); over seeds 0-299 the worst is 0.68x.
+    torch.manual_seed(0)
     assert_matches_reference(Backend.TRITON, _shared_u_inputs("groups_1_z_padded"), torch.bfloat16)
+
+
+# Folds of both kernel families: N = 1 cases run kernels/triton_scan_state1.py, the others kernels/triton_scan.py
+@interpreter_only
+@pytest.mark.parametrize("case", list(FOLD_CASES))
+@pytest.mark.usefixtures("route_reading")
+def test_fold_matches_float64_reference(case: str) -> None:
+    assert_matches_reference(Backend.TRITON, fold_inputs(case), torch.float32)
+
+
+@interpreter_only
+@pytest.mark.parametrize("case", ["bases_partly_shared_fold_2", "bases_state_1_fold_2"])
+@pytest.mark.parametrize("out_float32", [False, True])
+def test_fold_bf16_matches_float64_reference(case: str, out_float32: bool) -> None:
+    # bf16 y: the folded blocks add in a float32 buffer, the last rounds once; float32 y: they add in y itself
+    assert_matches_reference(Backend.TRITON, fold_inputs(case), torch.bfloat16, out_float32=out_float32)
+
+
+@interpreter_only
+@pytest.mark.parametrize("state", [1, 2])
+def test_fold_without_route_matches_float64_reference(state: int) -> None:
+    # 20 steps: 3 saved spans, each a segment of the generic kernels under the interpreter; KD / fold = 4 channels
+    assert_matches_reference(Backend.TRITON, random_scan_inputs(2, 16, 20, state, 2, fold=4), torch.float32)
+
+
+@interpreter_only
+@pytest.mark.usefixtures("route_reading")
+def test_folded_shared_u_equals_expanded_copy() -> None:
+    assert_shared_u_matches_expanded(Backend.TRITON, fold_inputs("bases_partly_shared_fold_2"))
 
 
 @interpreter_only
@@ -174,12 +207,12 @@ def test_saves_only_span_states() -> None:
 
 
 @interpreter_only
-@pytest.mark.parametrize("shared_u", [False, True])
-def test_opcheck_triton_op(shared_u: bool) -> None:
+@pytest.mark.parametrize(("shared_u", "fold"), [(False, 1), (True, 1), (True, 2)])
+def test_opcheck_triton_op(shared_u: bool, fold: int) -> None:
     route = torch.stack([torch.arange(9), torch.arange(8, -1, -1)])
     inputs = random_scan_inputs(1, 4, 9, 2, 2, route=route, shared_u=shared_u).requires_grad_()
     args = (inputs.u, inputs.delta, inputs.A, inputs.B, inputs.C, inputs.D, inputs.z, inputs.delta_bias, route, True,
-            False, "triton")
+            False, "triton", fold)
     # test_faketensor is left out: the interpreter cannot run a kernel on fake tensors (on a GPU the triton_op's
     # fake path is the wrap_triton HOP, exercised by torch.compile there)
     torch.library.opcheck(torch.ops.vssm.selective_scan.default, args,

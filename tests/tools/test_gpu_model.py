@@ -334,3 +334,24 @@ def test_the_library_constants_are_the_fit_to_the_committed_h100_rows():
     fitted = script.fit(profiles, rows)
     assert fitted.efficiency == pytest.approx(H100_CALIBRATION.efficiency, rel=0.01)
     assert fitted.launch_s == pytest.approx(H100_CALIBRATION.launch_s, rel=0.01)
+
+
+def test_a_folded_scan_is_priced_with_its_read_modify_write(monkeypatch: pytest.MonkeyPatch):
+    # fold 2 (selective_scan(..., fold=2), SS2D's routes sharing a base): y of KD/2 channels written once, its float32
+    # sum read and written back by the second block (2 passes), grad_out read by both blocks; gathered, every
+    # channel's float32 output is scattered back and summed by a separate kernel
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    batch, routes, inner, length = 2, 4, 8, 256
+    scan = _scan_tensors(batch, routes, inner, length, 1)
+    f32 = 4
+    unfolded = torch.empty(batch, routes * inner, length, device="meta")
+    folded = torch.empty(batch, routes * inner // 2, length, device="meta")
+    plain = triton_scan_traffic(scan, forward=True, gathered=False, output=unfolded)[0][1]
+    forward = triton_scan_traffic(scan, forward=True, gathered=False, output=folded, fold=2)
+    assert forward == [("vssm.selective_scan", plain - unfolded.numel() * f32 + 3 * folded.numel() * f32, 1)]
+    backward = triton_scan_traffic(scan, forward=False, gathered=False, output=folded, fold=2)
+    assert backward == triton_scan_traffic(scan, forward=False, gathered=False, output=unfolded)
+    gathered = {label: (read_written, launches) for label, read_written, launches
+                in triton_scan_traffic(scan, forward=True, gathered=True, output=folded, fold=2)}
+    assert gathered["route scatter"] == (2 * unfolded.numel() * f32, 1)
+    assert gathered["route fold sum"] == ((unfolded.numel() + folded.numel()) * f32, 1)

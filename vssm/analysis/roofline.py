@@ -568,7 +568,9 @@ class _Recorder(TorchDispatchMode):
         forward = name == _SCAN_OPS[0]
         scan = ScanTensors(*(args[:9] if forward else args[1:10]))
         output = out[0] if forward else args[0]  # y, or the backward's grad_out: float32 when the call asks for it
-        for label, read_written, launches in triton_scan_traffic(scan, forward, self._scatters(scan), output):
+        fold_at = 12 if forward else 13  # after (tensors, [saved,] delta_softplus, [out_float32,] backend)
+        fold = args[fold_at] if len(args) > fold_at else 1
+        for label, read_written, launches in triton_scan_traffic(scan, forward, self._scatters(scan), output, fold):
             main = label == name
             self.add(label, read_written, flops if main else 0, launches, reads=reads if main else (),
                      writes=writes if main else ())
@@ -590,9 +592,10 @@ def grouped_conv_backward_flops(grad_out: Tensor, x: Tensor, weight: Tensor, bia
     return forward * (int(output_mask[0]) + int(output_mask[1]))
 
 
-def triton_scan_traffic(scan: ScanTensors, forward: bool, gathered: bool, output: Tensor) -> list[tuple[str, int, int]]:
+def triton_scan_traffic(scan: ScanTensors, forward: bool, gathered: bool, output: Tensor,
+                        fold: int = 1) -> list[tuple[str, int, int]]:
     """(label, bytes read + written, launches) of the Triton backend's forward or backward of one scan call; `output`
-    is the forward's y or the backward's grad_out (B, KD, L), whose dtype the call chose (`out_float32`).
+    is the forward's y or the backward's grad_out (B, KD/fold, L), whose dtype the call chose (`out_float32`).
 
     Forward: one kernel reads u, delta, B, C, z and writes y, the last state and the saved chunk states. Backward:
     one kernel reads grad_out, the inputs and the saved states and writes du, ddelta, dz, per-segment dA/dD/dbias and
@@ -606,17 +609,22 @@ def triton_scan_traffic(scan: ScanTensors, forward: bool, gathered: bool, output
     Those adds are priced as memory traffic: a block comes back to a row after sweeping the whole sequence, and the
     resident programs stream far more than the L2 in between (VMamba-T stage 1, batch 128: 3072 programs, each
     sweep ~200 KB).
+
+    A fold F: the forward's blocks after the first read and write back the float32 sum (2 (F - 1) passes over a
+    float32 (B, KD/F, L), priced as memory for the same reason), y written once; the backward reads grad_out once
+    per folded block. Gathered, the scan writes every channel's float32 output, scattered back and then summed.
     """
     # imports triton; the cost model needs the tile rules, not a GPU
     from vssm.kernels import triton_scan, triton_scan_state1
 
     shape = scan.sizes()
     u, delta, A, B, C, D, z, bias, _ = scan
+    blocks = math.lcm(shape.routes, fold)  # the kernels' tiles keep a fold's blocks whole, as they do the routes'
     if shape.state == 1:
-        tiles = triton_scan_state1.state1_config(shape.channels, shape.routes, shape.groups)
+        tiles = triton_scan_state1.state1_config(shape.channels, blocks, shape.groups)
         segments, every, partial_passes = 1, triton_scan.save_every(), 2 * tiles.blocks_per_program - 1
     else:
-        tiles = triton_scan.triton_config(shape.channels, shape.routes, shape.groups, shape.state,
+        tiles = triton_scan.triton_config(shape.channels, blocks, shape.groups, shape.state,
                                           batch=shape.batch, steps=shape.steps)
         segments, every, partial_passes = tiles.segments(shape.steps), tiles.save_every, 1
     f32 = 4
@@ -626,23 +634,30 @@ def triton_scan_traffic(scan: ScanTensors, forward: bool, gathered: bool, output
     rows: list[tuple[str, int, int]] = []
     routed_stream = [delta, B, C, *([z] if z is not None else [])]
     gather_bytes = sum(2 * tensor_bytes(t) for t in routed_stream) + 2 * tensor_bytes(delta)  # u: KD channels
+    unfolded = fold * output.numel() * f32  # every channel's float32 output (gathered with a fold)
+    gathered_fold = gathered and fold > 1
     if forward:
-        y = tensor_bytes(output)
+        y = unfolded if gathered_fold else tensor_bytes(output)
+        fold_passes = 0 if gathered else 2 * (fold - 1) * output.numel() * f32
         if gathered:
             rows.append(("route gathers", gather_bytes, len(routed_stream) + 1))
-        rows.append(("vssm.selective_scan", sum(tensor_bytes(t) for t in streams) + small + y + saved
-                     + shape.batch * shape.channels * shape.state * f32, 1 + (segments > 1)))
+        one_segment = fold > 1 and scan.route is not None and not gathered  # a fold along a route: one segment
+        rows.append(("vssm.selective_scan", sum(tensor_bytes(t) for t in streams) + small + y + fold_passes + saved
+                     + shape.batch * shape.channels * shape.state * f32, 1 + (segments > 1 and not one_segment)))
         if gathered:
             rows.append(("route scatter", 2 * y, 1))
+        if gathered_fold:
+            rows.append(("route fold sum", y + tensor_bytes(output), 1))
         return rows
     programs = shape.channels // (tiles.block_d * tiles.blocks_per_program)
     partials = programs * shape.batch * shape.state * shape.length * f32
     gradients = sum(tensor_bytes(t) for t in (delta, *([z] if z is not None else [])))
     du = delta.numel() * f32 if shape.shared_u else tensor_bytes(u)
     per_segment = segments * shape.batch * shape.channels * (shape.state + 2) * f32
+    grad = unfolded if gathered_fold else fold * tensor_bytes(output)
     if gathered:
-        rows.append(("route scatter", 2 * tensor_bytes(output), 1))
-    rows.append(("vssm.selective_scan_backward", tensor_bytes(output) + sum(tensor_bytes(t) for t in streams)
+        rows.append(("route scatter", 2 * grad, 1))
+    rows.append(("vssm.selective_scan_backward", grad + sum(tensor_bytes(t) for t in streams)
                  + small + saved + gradients + du + per_segment + 2 * partial_passes * partials, 1 + (segments > 1)))
     for t in (B, C):
         summed = t.numel() * f32

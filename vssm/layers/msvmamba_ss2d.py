@@ -153,7 +153,8 @@ class MultiScaleSS2D(nn.Module):
         if routable(order, height, width):
             route = order.route(height, width, x.device)
             u = x.reshape(batch, inner, height * width)
-            y = selective_ssm(u, weights, dtype, route=route, out_float32=True).sum(dim=1)
+            # the routes summed at their tokens in the scan's epilogue
+            y = selective_ssm(u, weights, dtype, route=route, out_float32=True, fold=order.num_routes)
             y = y.view(batch, inner, height, width)
         else:
             y = order.merge(selective_ssm(order.scan(x), weights, dtype, out_float32=True), height, width)

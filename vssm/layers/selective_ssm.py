@@ -95,6 +95,7 @@ def selective_ssm(
     z: Tensor | None = None,
     route: Tensor | None = None,
     out_float32: bool = False,
+    fold: int = 1,
 ) -> Tensor:
     """Every route's selective SSM with its own parameters, in one scan.
 
@@ -109,9 +110,11 @@ def selective_ssm(
         z: optional (B, K, E, L) gate: the output is y · silu(z).
         route: optional (K, L') route table of `kernels.selective_scan` (token indices, -1 = padding step).
         out_float32: return float32 (float64 stays) whatever `dtype`.
+        fold: F dividing K: the scan sums routes k, k + K/F, ... into one output in its epilogue
+            (`kernels.selective_scan`'s fold; F = K: all routes summed), instead of K outputs summed afterwards.
 
     Returns:
-        y: (B, K, E, L), in `dtype` (see `out_float32`); with `route`, in token order.
+        y: (B, K/F, E, L), in `dtype` (see `out_float32`); with `route`, in token order.
     """
     routes, projected, inner = weights.x_proj.shape
     state = weights.A_log.shape[-1]
@@ -144,5 +147,6 @@ def selective_ssm(
         delta_softplus=True,
         out_float32=out_float32,
         route=route,
+        fold=fold,
     )
-    return y.view(batch, routes, inner, length)
+    return y.view(batch, routes // fold, inner, length)

@@ -212,10 +212,10 @@ class SS2D(nn.Module):
         batch, inner, height, width = x.shape
         # Every route reads the same u in token order ("shared u"): no K-fold copy, no gather.
         route = self.order.route(height, width, x.device)
-        y = self._scan_routes(x.reshape(batch, inner, height * width), route)
-        if self.route_mixer is not None:
-            y = self.route_mixer(y)
-        return y.sum(dim=1).view(batch, inner, height, width)
+        u = x.reshape(batch, inner, height * width)
+        if self.route_mixer is None:  # the K routes summed in the scan's epilogue
+            return self._scan_routes(u, route, fold=self.num_routes).view(batch, inner, height, width)
+        return self.route_mixer(self._scan_routes(u, route)).sum(dim=1).view(batch, inner, height, width)
 
     def _in_base_layouts(self, x: torch.Tensor) -> bool:
         """Whether the routes run in base layouts: off the CPU (a CUDA run, the cost model's meta tensors) and on a
@@ -237,10 +237,12 @@ class SS2D(nn.Module):
 
     def _ssm_in_bases(self, bases: RouteBases, x: torch.Tensor) -> torch.Tensor:
         batch, inner, height, width = x.shape
-        y = self._scan_routes(to_bases(bases, x), bases.route, bases)  # (B, K, E, L), route order[i] in base i % nb
-        if self.route_mixer is not None:
-            y = self.route_mixer(y)
         count = bases.num_bases
+        if self.route_mixer is None:
+            # the routes sharing a base (order[i], base i % nb) summed in the scan's epilogue: (B, nb, E, L)
+            y = self._scan_routes(to_bases(bases, x), bases.route, bases, fold=self.num_routes // count)
+            return from_bases(bases, y.view(batch, 1, count, inner, height * width))
+        y = self.route_mixer(self._scan_routes(to_bases(bases, x), bases.route, bases))  # (B, K, E, L)
         return from_bases(bases, y.view(batch, self.num_routes // count, count, inner, height * width))
 
     def _ssm_materialised(self, x: torch.Tensor) -> torch.Tensor:
@@ -251,11 +253,11 @@ class SS2D(nn.Module):
         y = self.order.unscan(y, height, width).flatten(3)  # (B, K, E, L)
         return self.route_mixer(y).sum(dim=1).view(batch, inner, height, width)
 
-    def _scan_routes(self, u: torch.Tensor, route: torch.Tensor | None,
-                     bases: RouteBases | None = None) -> torch.Tensor:
+    def _scan_routes(self, u: torch.Tensor, route: torch.Tensor | None, bases: RouteBases | None = None,
+                     fold: int = 1) -> torch.Tensor:
         """u: (B, E, L) in token order with `route`, (B, nb·E, L) the base layouts with `route` and `bases` (routes
         in `bases.order`), else (B, K, E, L') the gathered routes -> every route's SSM output (B, K, E, L or L'),
-        float32 (float64 for float64 u)."""
+        float32 (float64 for float64 u); with `fold` F, routes k, k + K/F, ... summed by the scan: (B, K/F, E, L)."""
         # The v0 form scans float32 inputs (the original's force_fp32); v05_noz scans the activations' dtype.
         dtype = compute_dtype(u.dtype) if self.form.options.fp32_scan_inputs else u.dtype
         weights = SSMWeights(
@@ -263,7 +265,7 @@ class SS2D(nn.Module):
         )
         if bases is not None and bases.order != tuple(range(self.num_routes)):
             weights = _reorder_routes(weights, bases.order)
-        return selective_ssm(u, weights, dtype, route=route, out_float32=True)
+        return selective_ssm(u, weights, dtype, route=route, out_float32=True, fold=fold)
 
     def extra_repr(self) -> str:
         return (

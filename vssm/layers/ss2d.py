@@ -75,13 +75,13 @@ class SS2DForm(enum.Enum):
 CPU_ROUTE_TENSOR_BYTES = 24 << 20
 
 
-@functools.lru_cache(maxsize=1024)
 def routable(order: scans.ScanOrder, height: int, width: int) -> bool:
     """Whether `route=` addressing reproduces `order` on an H × W grid.
 
     The op scans every route over all L tokens and writes each step's output where the step read from. Orders whose
     routes partition the grid (`atrous`) or whose merge writes elsewhere (LocalMamba's official `v` reverse on
-    H != W) run materialised.
+    H != W) run materialised. Python values of the cached tables, no cache of its own: torch.compile traces through an
+    `lru_cache` wrapper and warns that it does.
     """
     tables = order.tables(height, width)
     return all(visits == height * width for visits in tables.visits) and tables.merge_route is tables.route

@@ -86,6 +86,13 @@ class ScanInputs:
         return self
 
 
+def cpu_backends() -> list[Backend]:
+    """The backends that run float32 CPU tensors here (the C loop needs its compiler), the reference first."""
+    from .backends import Backend, supports
+
+    return [b for b in (Backend.REFERENCE, Backend.CPU) if supports(b, torch.device("cpu"), torch.float32) is None]
+
+
 def random_scan_inputs(
     batch: int,
     channels: int,

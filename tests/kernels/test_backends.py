@@ -8,10 +8,16 @@ import torch
 
 from vssm import kernels
 from vssm.kernels import cpu
-from vssm.kernels.backends import Backend, supports
-from vssm.kernels.testing import assert_matches_reference, random_route, random_scan_inputs, run_with_grads
+from vssm.kernels.backends import Backend
+from vssm.kernels.testing import (
+    assert_matches_reference,
+    cpu_backends,
+    random_route,
+    random_scan_inputs,
+    run_with_grads,
+)
 
-CPU_BACKENDS = [b for b in (Backend.REFERENCE, Backend.CPU) if supports(b, torch.device("cpu"), torch.float32) is None]
+CPU_BACKENDS = cpu_backends()
 
 
 CASES = {

@@ -7,11 +7,11 @@ from torch.profiler import profile
 from torch.utils.flop_counter import FlopCounterMode
 
 from vssm import kernels
-from vssm.kernels.backends import Backend, supports
+from vssm.kernels.backends import Backend
 from vssm.kernels.eager import direct_call_allowed
-from vssm.kernels.testing import assert_eager_matches_custom_op, random_route, random_scan_inputs
+from vssm.kernels.testing import assert_eager_matches_custom_op, cpu_backends, random_route, random_scan_inputs
 
-CPU_BACKENDS = [b for b in (Backend.REFERENCE, Backend.CPU) if supports(b, torch.device("cpu"), torch.float32) is None]
+CPU_BACKENDS = cpu_backends()
 OP_NAMES = {"vssm::selective_scan", "vssm::selective_scan_backward"}
 
 

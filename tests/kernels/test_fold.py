@@ -8,18 +8,19 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from vssm import kernels
-from vssm.kernels.backends import Backend, supports
+from vssm.kernels.backends import Backend
 from vssm.kernels.op import scan_flops
 from vssm.kernels.reference import fold_channels
 from vssm.kernels.testing import (
     assert_eager_matches_custom_op,
     assert_matches_reference,
     assert_shared_u_matches_expanded,
+    cpu_backends,
     random_route,
     random_scan_inputs,
 )
 
-CPU_BACKENDS = [b for b in (Backend.REFERENCE, Backend.CPU) if supports(b, torch.device("cpu"), torch.float32) is None]
+CPU_BACKENDS = cpu_backends()
 
 FOLD_CASES = {
     # name: (K, G, E, L, pad, N, u copies S (None: u of KD channels), fold F, has_z)

@@ -5,11 +5,11 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from vssm import kernels
-from vssm.kernels.backends import Backend, supports
+from vssm.kernels.backends import Backend
 from vssm.kernels.op import fvcore_handles, scan_flops
-from vssm.kernels.testing import random_scan_inputs
+from vssm.kernels.testing import cpu_backends, random_scan_inputs
 
-CPU_BACKENDS = [b for b in (Backend.REFERENCE, Backend.CPU) if supports(b, torch.device("cpu"), torch.float32) is None]
+CPU_BACKENDS = cpu_backends()
 
 
 def op_args(inputs, backend: Backend, route=None, out_float32=False):

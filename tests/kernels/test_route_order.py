@@ -9,9 +9,9 @@ import torch
 from torch.profiler import profile
 
 from vssm import kernels
-from vssm.kernels.backends import Backend, supports
+from vssm.kernels.backends import Backend
 from vssm.kernels.route_order import gather_channels, gather_groups, route_layout, scatter_channels
-from vssm.kernels.testing import assert_matches_reference, random_route, random_scan_inputs
+from vssm.kernels.testing import assert_matches_reference, cpu_backends, random_route, random_scan_inputs
 
 
 def _raster_and_columns(side: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -137,7 +137,7 @@ def test_cached_layouts_do_not_keep_their_route_alive() -> None:
     assert alive() is None
 
 
-CPU_BACKENDS = [b for b in (Backend.REFERENCE, Backend.CPU) if supports(b, torch.device("cpu"), torch.float32) is None]
+CPU_BACKENDS = cpu_backends()
 
 
 def _gathers(reading: str, route: torch.Tensor) -> bool:

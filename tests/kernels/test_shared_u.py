@@ -13,7 +13,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from vssm import kernels
-from vssm.kernels.backends import Backend, supports
+from vssm.kernels.backends import Backend
 from vssm.kernels.op import fvcore_handles
 from vssm.kernels.reference import expand_shared_u
 from vssm.kernels.scan_tensors import ScanTensors
@@ -21,12 +21,13 @@ from vssm.kernels.testing import (
     GRAD_NAMES,
     assert_matches_reference,
     assert_shared_u_matches_expanded,
+    cpu_backends,
     random_route,
     random_scan_inputs,
 )
 from vssm.kernels.validation import check_inputs
 
-CPU_BACKENDS = [b for b in (Backend.REFERENCE, Backend.CPU) if supports(b, torch.device("cpu"), torch.float32) is None]
+CPU_BACKENDS = cpu_backends()
 
 CASES = {
     # name: (K, G, E, L, pad, N, has_D, has_z, has_delta_bias, softplus); the cpu backend's blocks are 16 channels

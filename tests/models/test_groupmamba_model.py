@@ -37,6 +37,41 @@ def test_a_released_format_file_loads_through_timm_and_gives_the_originals_logit
         assert_matches(model(golden.input), golden.output, "logits after pretrained=True")
 
 
+RELEASES = {
+    "groupmamba_tiny": ("Abdelrahman-shaker/GroupMamba-Tiny", "groupmamba_tiny_ema.pth"),
+    "groupmamba_small": ("Abdelrahman-shaker/GroupMamba-Small", "groupmamba_small_ema.pth"),
+    "groupmamba_base": ("Abdelrahman-shaker/GroupMamba-Base", "groupmamba_base_ema.pth"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(RELEASES))
+def test_pretrained_cfg_names_the_hub_repository_and_its_file(name: str) -> None:
+    repo, file = RELEASES[name]
+    cfg = timm.create_model(name, device="meta").pretrained_cfg
+    assert (cfg["hf_hub_id"], cfg["hf_hub_filename"]) == (repo, file)
+    assert cfg["url"] == f"https://huggingface.co/{repo}/resolve/main/{file}"
+
+
+def test_pretrained_downloads_the_named_file_from_the_hub(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The hub is faked at timm's call site: what is checked is that timm asks for the released file by name (the
+    # default names are not in the authors' repositories) and that what comes back is converted and loaded.
+    golden = load_golden(FIXTURE)
+    requested = []
+
+    def hub(model_id: str, filename: str, **kwargs: object) -> dict:
+        requested.append((model_id, filename))
+        return golden.state_dict
+
+    monkeypatch.setattr(timm.models._builder, "load_state_dict_from_hf", hub)
+    monkeypatch.setattr(timm.models._builder, "has_hf_hub", lambda necessary=False: True)
+    repo, file = RELEASES["groupmamba_tiny"]
+    overlay = dict(timm.create_model("groupmamba_tiny", device="meta").pretrained_cfg, url="")
+    model = timm.create_model("test_groupmamba", pretrained=True, pretrained_cfg_overlay=overlay).eval()
+    assert requested == [(repo, file)]
+    with torch.no_grad():
+        assert_matches(model(golden.input), golden.output, "logits after a hub download")
+
+
 def test_pretrained_loading_adapts_in_chans_and_num_classes(tmp_path: Path) -> None:
     overlay = dict(file=str(_released_file(tmp_path)))
     model = timm.create_model("test_groupmamba", pretrained=True, pretrained_cfg_overlay=overlay, in_chans=1,

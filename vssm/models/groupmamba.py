@@ -544,12 +544,14 @@ def _create_groupmamba(variant: str, pretrained: bool = False, **kwargs) -> Grou
     return build_model(GroupMamba, variant, pretrained, checkpoint_filter_fn, (0, 1, 2, 3), **kwargs)
 
 
-def _cfg(hf_hub_id: str = "", **kwargs) -> dict:
+def _cfg(hf_hub_id: str = "", filename: str = "", **kwargs) -> dict:
     # The released files are bare state dicts (the EMA model's, which the original's eval.py loads): timm's own loader
-    # reads them weights-only and converts them with `checkpoint_filter_fn`. The file name inside the Hugging Face
-    # repositories is not recorded in the original repository: timm tries its default names.
+    # reads them weights-only and converts them with `checkpoint_filter_fn`. The original repository links the hub
+    # repositories, not the files: timm's default names are not there, so each file is named.
     return {
+        "url": f"https://huggingface.co/{hf_hub_id}/resolve/main/{filename}" if hf_hub_id else "",
         "hf_hub_id": hf_hub_id or None,
+        "hf_hub_filename": filename or None,
         "num_classes": 1000,
         "input_size": (3, 224, 224),
         "pool_size": (7, 7),
@@ -587,9 +589,11 @@ _VARIANTS: dict[str, dict] = {
 
 default_cfgs = generate_default_cfgs(
     {
-        "groupmamba_tiny.in1k": _cfg("Abdelrahman-shaker/GroupMamba-Tiny"),
-        "groupmamba_small.in1k": _cfg("Abdelrahman-shaker/GroupMamba-Small"),
-        "groupmamba_base.in1k": _cfg("Abdelrahman-shaker/GroupMamba-Base"),
+        # Tiny's and Small's file names are the hub's own listings (Tiny: commit b57ab88, 93,888,215 bytes, sha256
+        # 4c8e15f2...; Small: 140 MB); Base's follows their pattern, its listing was not readable here.
+        "groupmamba_tiny.in1k": _cfg("Abdelrahman-shaker/GroupMamba-Tiny", "groupmamba_tiny_ema.pth"),
+        "groupmamba_small.in1k": _cfg("Abdelrahman-shaker/GroupMamba-Small", "groupmamba_small_ema.pth"),
+        "groupmamba_base.in1k": _cfg("Abdelrahman-shaker/GroupMamba-Base", "groupmamba_base_ema.pth"),
         "test_groupmamba.untrained": _cfg(input_size=(3, 64, 64), pool_size=(2, 2)),
     }
 )

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import timm
 import torch
@@ -29,6 +31,15 @@ def test_an_official_training_checkpoint_loads_strictly_weights_only(tmp_path) -
                               pretrained_cfg_overlay=dict(file=path, custom_load=True))
     for key, value in model.state_dict().items():
         assert torch.equal(value, state[key]), key
+
+
+@pytest.mark.parametrize("name", ["msvmamba_nano", "msvmamba_micro", "msvmamba_tiny"])
+def test_pretrained_without_a_file_names_the_drive_folder_instead_of_downloading_its_web_page(name: str) -> None:
+    folder = timm.create_model(name, device="meta").pretrained_cfg["url"]
+    assert folder.startswith("https://drive.google.com/drive/folders/")
+    with pytest.raises(ValueError, match=re.escape(f"{name}: pretrained=True needs a local file here") + ".*"
+                       + re.escape(f"({folder})") + ".*" + re.escape("pretrained_cfg_overlay=dict(file=PATH")):
+        timm.create_model(name, pretrained=True, device="meta")
 
 
 def test_a_file_of_another_variant_is_refused_naming_both() -> None:

@@ -6,13 +6,14 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import timm
-from timm.models import build_model_with_cfg, resolve_pretrained_cfg
+from timm.models import PretrainedCfg, build_model_with_cfg, resolve_pretrained_cfg
 from timm.models._builder import _resolve_pretrained_source
 from torch import nn
 
 from vssm.models._checkpoint import read_checkpoint, select_weights
 
 ModelT = TypeVar("ModelT", bound=nn.Module)
+GOOGLE_DRIVE_FOLDER = "https://drive.google.com/drive/folders/"
 
 
 def build_model(
@@ -29,6 +30,8 @@ def build_model(
     `default_out_indices`). A local pretrained file (`pretrained_cfg_overlay=dict(file=...)`) is read by
     `read_checkpoint`, as every other loading path reads one."""
     out_indices = kwargs.pop("out_indices", default_out_indices)
+    if pretrained:
+        _refuse_a_folder_download(variant, kwargs)
     file = _pretrained_file(variant, kwargs) if pretrained else None
     if file is not None:
         # timm's reader gives EOFError, KeyError: 101 or an empty FileNotFoundError for a broken file and takes the EMA
@@ -52,12 +55,31 @@ def build_model(
     return model
 
 
+def _pretrained_source(variant: str, kwargs: dict[str, Any]) -> tuple[PretrainedCfg, str, Any]:
+    """The resolved pretrained config and where timm would take the weights from: ("file" | "url" | "hf-hub" |
+    "state_dict", location)."""
+    cfg = resolve_pretrained_cfg(variant, kwargs.get("pretrained_cfg"), kwargs.get("pretrained_cfg_overlay"))
+    source, location = _resolve_pretrained_source(vars(cfg))  # not to_dict(): it deep-copies a given state dict
+    return cfg, source, location
+
+
 def _pretrained_file(variant: str, kwargs: dict[str, Any]) -> str | None:
     """The local file timm would read the pretrained weights from (its own reader, not a family's `custom_load`),
     else None (a state dict, a URL or the Hugging Face hub)."""
-    cfg = resolve_pretrained_cfg(variant, kwargs.get("pretrained_cfg"), kwargs.get("pretrained_cfg_overlay"))
-    source, location = _resolve_pretrained_source(vars(cfg))  # not to_dict(): it deep-copies a given state dict
+    cfg, source, location = _pretrained_source(variant, kwargs)
     return location if source == "file" and not cfg.custom_load else None
+
+
+def _refuse_a_folder_download(variant: str, kwargs: dict[str, Any]) -> None:
+    """ValueError where timm would download a Google Drive folder (MSVMamba's releases): it would fetch the folder's
+    web page and fail to unpickle it, far from the cause."""
+    _, source, location = _pretrained_source(variant, kwargs)
+    if source == "url" and location.startswith(GOOGLE_DRIVE_FOLDER):
+        raise ValueError(
+            f"{variant}: pretrained=True needs a local file here: the authors publish the weights as a Google Drive "
+            f"folder ({location}), which cannot be downloaded automatically; download its checkpoint and pass "
+            f"pretrained_cfg_overlay=dict(file=PATH, custom_load=True)"
+        )
 
 
 def list_models(pattern: str = "*") -> list[str]:

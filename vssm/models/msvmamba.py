@@ -40,7 +40,7 @@ from vssm.models._contract import (
     init_linear_and_norms,
 )
 from vssm.models._records import GoldenFixture, PublishedCount, SpeedTarget
-from vssm.models._registry import build_model
+from vssm.models._registry import GOOGLE_DRIVE_FOLDER, build_model
 from vssm.models.vmamba import VMamba, VMambaClassifier
 from vssm.scans.multiscale import MultiScale
 
@@ -229,7 +229,7 @@ def _cfg(url: str = "", **kwargs) -> dict:
         "paper_ids": "arXiv:2405.14174",
         "origin_url": "https://github.com/YuHengsss/MSVMamba",
         # The releases are Google Drive folders (the README's "log&ckpt" links) holding training checkpoints
-        # ({'model': ...}); timm cannot download a folder: fetch the file and pass
+        # ({'model': ...}); timm cannot download a folder (`build_model` refuses to try): fetch the file and pass
         # `pretrained_cfg_overlay=dict(file=PATH, custom_load=True)`; `MSVMamba.load_pretrained` reads it
         # weights-only.
         "custom_load": True,
@@ -238,8 +238,6 @@ def _cfg(url: str = "", **kwargs) -> dict:
         **kwargs,
     }
 
-
-_DRIVE = "https://drive.google.com/drive/folders/"
 
 # Architecture of every registered name (drop_path_rate: the original training recipe's).
 _VARIANTS: dict[str, dict] = {
@@ -251,9 +249,9 @@ _VARIANTS: dict[str, dict] = {
 
 default_cfgs = generate_default_cfgs(
     {
-        "msvmamba_nano.in1k": _cfg(_DRIVE + "1J41w3ApitQhp2O3wHmJoOs4U032uqebK"),
-        "msvmamba_micro.in1k": _cfg(_DRIVE + "1jfl2GmuKcUB8sPwRlyHK_wT0MjqgljYk"),
-        "msvmamba_tiny.in1k": _cfg(_DRIVE + "1ddNWk89ohcxxMuVEaJ2Y5A6xeBKgA7lU"),
+        "msvmamba_nano.in1k": _cfg(GOOGLE_DRIVE_FOLDER + "1J41w3ApitQhp2O3wHmJoOs4U032uqebK"),
+        "msvmamba_micro.in1k": _cfg(GOOGLE_DRIVE_FOLDER + "1jfl2GmuKcUB8sPwRlyHK_wT0MjqgljYk"),
+        "msvmamba_tiny.in1k": _cfg(GOOGLE_DRIVE_FOLDER + "1ddNWk89ohcxxMuVEaJ2Y5A6xeBKgA7lU"),
         # 96, not the fixture's 64: at 64 the first channel-last stage map (16 × 16 × 16) has the shape of its NCHW tap,
         # which timm's pruning test then cannot tell apart.
         "test_msvmamba.untrained": _cfg(input_size=(3, 96, 96), pool_size=(3, 3)),

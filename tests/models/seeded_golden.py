@@ -41,7 +41,7 @@ def load_seeded(name: str, model_name: str, checkpoint_filter_fn: Callable, ckpt
     """Build `model_name` and load the fixture's recipe weights, wrapped as `{ckpt_key: state_dict}` the way the
     family's released files carry them, through `checkpoint_filter_fn` (strict)."""
     meta = json.loads((FIXTURES / name / "meta.json").read_text())
-    state_dict = seeded_state_dict(meta["weights"]["seed"], meta["state_dict_keys"])
+    state_dict = seeded_state_dict(meta["weights"]["seed"], meta["state_dict_keys"], meta["family"])
     expected = meta["weights"]["checksum_abs_sum_fp64"]
     assert checksum(state_dict) == pytest.approx(expected, rel=1e-9), "the weight recipe no longer reproduces"
     model = timm.create_model(model_name).eval()

@@ -75,3 +75,37 @@ def test_a_position_embedding_for_another_grid_is_resampled() -> None:
     pos = official["backbone.pos_embed"].reshape(1, 4, 4, 32).permute(0, 3, 1, 2)
     expected = torch.nn.functional.interpolate(pos, size=(6, 6), mode="bicubic", align_corners=False)
     torch.testing.assert_close(converted["pos_embed"], expected.flatten(2).transpose(1, 2))
+
+
+def test_pretrained_loading_adapts_in_chans_and_num_classes(tmp_path: Path) -> None:
+    """timm adapts the first conv and drops the classifier after `checkpoint_filter_fn`: the filter must let both
+    through (the variant check would otherwise name a 3-channel stem as another network)."""
+    source = timm.create_model("test_plainmamba").eval()
+    file = _mmcls_file(tmp_path / "l1.pth", _official(source))
+    model = timm.create_model("test_plainmamba", pretrained=True, pretrained_cfg_overlay=dict(file=str(file)),
+                              in_chans=1, num_classes=7).eval()
+    stem = source.patch_embed.stem[0].weight
+    torch.testing.assert_close(model.patch_embed.stem[0].weight, stem.sum(dim=1, keepdim=True))
+    assert model(torch.randn(2, 1, 64, 64)).shape == (2, 7)
+
+
+@pytest.mark.parametrize("name", ["plainmamba_l1", "plainmamba_l2", "plainmamba_l3"])
+def test_pretrained_downloads_the_released_file_from_the_hub(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hub is faked at timm's call site: timm asks for the file the authors' README links
+    (huggingface.co/ChenhongyiYang/PlainMamba/resolve/main/l{1,2,3}.pth), and the mmcls checkpoint it gets back is
+    converted and loaded."""
+    source = timm.create_model("test_plainmamba").eval()
+    requested = []
+
+    def hub(model_id: str, filename: str, **kwargs: object) -> dict:
+        requested.append((model_id, filename))
+        return {"meta": {"epoch": 300}, "state_dict": _official(source)}
+
+    monkeypatch.setattr(timm.models._builder, "load_state_dict_from_hf", hub)
+    monkeypatch.setattr(timm.models._builder, "has_hf_hub", lambda necessary=False: True)
+    overlay = timm.create_model(name, device="meta").pretrained_cfg
+    model = timm.create_model("test_plainmamba", pretrained=True, pretrained_cfg_overlay=overlay).eval()
+    assert requested == [("ChenhongyiYang/PlainMamba", f"l{name[-1]}.pth")]
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), source(x), rtol=0, atol=0)

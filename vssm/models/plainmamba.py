@@ -331,6 +331,8 @@ def _cached_routes(order: scans.ScanOrder, height: int, width: int, device: torc
 
 # ---------------------------------------------------------------------------------------------------- checkpoints
 
+_FIRST_CONV = "patch_embed.stem.0"
+
 # The released networks: what tells them apart in a checkpoint (embed_dim, depth, stem convs, dwconv layers).
 ARCHITECTURES = {
     "plainmamba_l1": dict(embed_dim=192, depth=24, num_convs_patch_embed=1, layers_with_dwconv=(0,)),
@@ -393,7 +395,8 @@ def checkpoint_filter_fn(state_dict: dict[str, Any], model: PlainMamba) -> dict[
         if side * side == pos.shape[1]:
             ours["pos_embed"] = resample_abs_pos_embed(pos, list(model.grid_size), [side, side], num_prefix_tokens=0,
                                                        interpolation="bicubic", antialias=False)
-    check_variant_fits(ours, model, _describe, _summary, ARCHITECTURES, ignore=("head.",))
+    # The first conv and the classifier may differ: timm adapts in_chans and num_classes after filtering.
+    check_variant_fits(ours, model, _describe, _summary, ARCHITECTURES, ignore=("head.", _FIRST_CONV + ".weight"))
     return ours
 
 
@@ -414,7 +417,7 @@ def _cfg(**kwargs: Any) -> dict[str, Any]:
         "interpolation": "bicubic",
         "mean": IMAGENET_DEFAULT_MEAN,
         "std": IMAGENET_DEFAULT_STD,
-        "first_conv": "patch_embed.stem.0",
+        "first_conv": _FIRST_CONV,
         "classifier": "head",
         "license": "apache-2.0",
         "paper_ids": "arXiv:2403.17695",
@@ -452,24 +455,25 @@ SPEED_TARGETS = (SpeedTarget("plainmamba_l1", "deit_small_patch16_224", 0.5),)
 TEST_SPEED_TARGETS = (SpeedTarget("test_plainmamba", "test_vit", 0.5, batch=2, input_size=(3, 64, 64)),)
 
 
+# drop_path_rate: the authors' ImageNet configs' (plain_mamba_configs/plain_mamba_*_in1k_300e.py).
 @register_model
 def plainmamba_l1(pretrained: bool = False, **kwargs: Any) -> PlainMamba:
     """PlainMamba-L1 (7.3 M params, 77.9 % top-1): D 192, depth 24, one stem conv, a dwconv block after layer 0."""
-    model_args = dict(ARCHITECTURES["plainmamba_l1"])
+    model_args = dict(ARCHITECTURES["plainmamba_l1"], drop_path_rate=0.2)
     return _create_plainmamba("plainmamba_l1", pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def plainmamba_l2(pretrained: bool = False, **kwargs: Any) -> PlainMamba:
     """PlainMamba-L2 (25.7 M params, 81.6 % top-1): D 384, depth 24, two stem convs."""
-    model_args = dict(ARCHITECTURES["plainmamba_l2"])
+    model_args = dict(ARCHITECTURES["plainmamba_l2"], drop_path_rate=0.2)
     return _create_plainmamba("plainmamba_l2", pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def plainmamba_l3(pretrained: bool = False, **kwargs: Any) -> PlainMamba:
     """PlainMamba-L3 (50.5 M params, 82.3 % top-1): D 448, depth 36, two stem convs."""
-    model_args = dict(ARCHITECTURES["plainmamba_l3"])
+    model_args = dict(ARCHITECTURES["plainmamba_l3"], drop_path_rate=0.4)
     return _create_plainmamba("plainmamba_l3", pretrained, **dict(model_args, **kwargs))
 
 

@@ -7,8 +7,9 @@ Paper: "Multi-Scale VMamba: Hierarchy in Hierarchy Visual State Space Model", Sh
 
 The network is vanilla VMamba's (4×4 patch stem, patch merging, channel-last, LayerNorm eps 1e-5), with blocks of
 `MultiScaleSS2D` (one raster route on the map, three routes chained on its stride-2 copy, squeeze-excite) and a
-`ConvFFN` (vssm/layers/msvmamba_ss2d.py, msvmamba_block.py). `scan=` takes a `scans.multiscale.MultiScale`, or a scan
-order (name or instance) for the full-resolution routes; the parameter sets follow (1 + its routes).
+`ConvFFN` (vssm/layers/msvmamba_ss2d.py, msvmamba_block.py). `scan=` takes a `scans.multiscale.MultiScale`, a scan
+order (name or instance) for the full-resolution routes, or a `scans.Schedule` of them per block; the parameter sets
+follow (1 + its routes).
 `forward_intermediates` / `features_only` return the pre-downsample stage maps at strides 4/8/16/32 without an
 output norm (what the original's detection and segmentation backbone normalises with its `outnorm{i}`).
 """
@@ -50,12 +51,20 @@ TOTAL_STRIDE = 32
 LAYOUT = Layout.CHANNELS_LAST  # the original's: nn.Linear / nn.LayerNorm on (B, H, W, C)
 
 
-def _as_multiscale(scan: object) -> MultiScale:
+def _block_scans(scan: object, num_blocks: int) -> tuple[MultiScale, ...]:
+    """Each block's multi-scale scan (blocks counted over all stages): a `scans.Schedule` gives block i's
+    full-resolution order (the coarse routes stay MSVMamba's), as VMamba's schedules give its blocks' orders."""
+    if isinstance(scan, scans.Schedule):
+        return tuple(MultiScale(full=scan.for_layer(block)) for block in range(num_blocks))
+    if scan is None:
+        return (MultiScale(),) * num_blocks
     if isinstance(scan, MultiScale):
-        return scan
+        return (scan,) * num_blocks
     if isinstance(scan, (str, scans.ScanOrder)):
-        return MultiScale(full=scans.get(scan))
-    raise TypeError(f"scan: expected a scans.multiscale.MultiScale, a scan order or its name, got {scan!r}")
+        return (MultiScale(full=scans.get(scan)),) * num_blocks
+    raise TypeError(
+        f"scan: expected a scans.multiscale.MultiScale, a scan order, its name or a scans.Schedule, got {scan!r}"
+    )
 
 
 class MSVMamba(VMamba):
@@ -73,7 +82,8 @@ class MSVMamba(VMamba):
         expand: inner width E = expand · C ("ssm_ratio").
         dt_rank: rank of the delta projection; None = ceil(C / 16).
         scan: a `scans.multiscale.MultiScale` (default: MSVMamba's, `raster` on the map and `tri_cross` chained on
-            its half-resolution copy), or a scan order / its name for the full-resolution routes.
+            its half-resolution copy), a scan order / its name for the full-resolution routes, or a
+            `scans.Schedule` giving block i's (counted over all stages) full-resolution order.
         in_chans, num_classes, global_pool ("avg" or ""), drop_rate (before the head), drop_path_rate (linear over all
             blocks): timm's meaning.
         device, dtype: factory kwargs for every parameter.
@@ -86,7 +96,7 @@ class MSVMamba(VMamba):
         d_state: int = 1,
         expand: float = 2.0,
         dt_rank: int | None = None,
-        scan: str | scans.ScanOrder | MultiScale | None = None,
+        scan: str | scans.ScanOrder | scans.Schedule | MultiScale | None = None,
         in_chans: int = 3,
         num_classes: int = 1000,
         global_pool: str = "avg",
@@ -113,7 +123,7 @@ class MSVMamba(VMamba):
         dims = tuple(int(dims * 2**i) for i in range(len(depths))) if isinstance(dims, int) else tuple(dims)
         if len(dims) != len(depths):
             raise ValueError(f"dims: expected one value per stage ({len(depths)} stages), got {dims}")
-        self.scan = MultiScale() if scan is None else _as_multiscale(scan)
+        block_scans = _block_scans(scan, sum(depths))
 
         self.depths, self.dims = depths, dims
         self.layout = LAYOUT
@@ -128,10 +138,11 @@ class MSVMamba(VMamba):
         self.layers = nn.ModuleList()
         self.feature_info = []
         for i, dim in enumerate(dims):
+            first = sum(depths[:i])
             blocks = [
-                MSVSSBlock(dim, MultiScaleSS2D(dim, d_state, expand, dt_rank, scan=self.scan, **factory), rate,
-                           **factory)
-                for rate in rates[sum(depths[:i]) : sum(depths[: i + 1])]
+                MSVSSBlock(dim, MultiScaleSS2D(dim, d_state, expand, dt_rank, scan=block_scans[block], **factory),
+                           rates[block], **factory)
+                for block in range(first, first + depths[i])
             ]
             last = i == len(depths) - 1
             down = nn.Identity() if last else PatchMerging2d(dim, dims[i + 1], LAYOUT, **factory)

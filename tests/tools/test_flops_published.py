@@ -23,8 +23,8 @@ OTHERS = sorted(n for n in PUBLISHED_COUNTS if n in REGISTERED and n not in HEAD
                 and counter_for(zoo.family_of(n), type(timm.create_model(n, device="meta")).__name__) is not None)
 # ptflops' Conv + Linear MACs, worked through each variant's layers, come within 0.5 % of MambaVision's README for
 # every variant but T (README 4.4 G, count 4.46 G): the README's rounding is not reproducible from its own code.
-# GroupMamba's paper prints 4.5 / 7.0 G for T / S; its released code gives 4.69-4.71 / 7.23-7.28 G under fvcore and
-# mmcv's hooks alike (vssm/models/groupmamba.py).
+# GroupMamba's paper prints 4.5 / 7.0 G for T / S; its released code gives 4.65-4.71 / 7.21-7.29 G under every counter
+# tried: fvcore, mmcv's hooks, thop, ptflops, FlopCounterMode (vssm/models/groupmamba.py).
 PRINTED_DIFFERS = {"mambavision_tiny", "groupmamba_tiny", "groupmamba_small"}
 PRINTED_TOLERANCE = 0.005
 # The original LocalVMamba projects x_proj / dt_proj on window routes padded to the longest; ours projects the tokens

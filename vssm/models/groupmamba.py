@@ -601,13 +601,14 @@ default_cfgs = generate_default_cfgs(
 # What the tools read (vssm.models._records).
 HEADLINE_VARIANT = "groupmamba_tiny"
 GOLDEN_FIXTURES = {"groupmamba_test": GoldenFixture("test_groupmamba")}
-# The paper's table (arXiv:2407.13772, CVPR 2025: 4.5 / 7.0 / 14 G). The repository calls no counter; `derived` is
-# its model code (Amshaker/GroupMamba @ c1800ed) under VMamba's fvcore counter, whose selective-scan handle its
-# csms6s.py carries. T and S are not what that code gives under any counter tried: fvcore without the scan handle
-# 4.689 / 7.259, with it 4.706 / 7.281, mmcv's module hooks 4.666 / 7.227.
+# The paper's table (arXiv:2407.13772, CVPR 2025: 4.5 / 7.0 / 14 G; the authors' project page prints 4.6 for T). The
+# repository calls no counter; `derived` is its model code (Amshaker/GroupMamba @ c1800ed, one version since the first
+# commit) under VMamba's fvcore counter, whose selective-scan handle its csms6s.py carries. T and S are 4.65-4.71 /
+# 7.21-7.29 G under every counter tried (fvcore with and without the handle, mmcv's hooks, thop, ptflops,
+# FlopCounterMode); the numbers are in model_cards/groupmamba.md's Limitations.
 _PAPER = ("GroupMamba paper, ImageNet-1k table (arXiv:2407.13772); more digits: the released model code "
           "(github.com/Amshaker/GroupMamba at c1800ed) under VMamba's fvcore counter")
-_NOT_REPRODUCED = "the paper's value: not what the released code gives under fvcore or mmcv's hooks"
+_NOT_REPRODUCED = "the paper's value: not what the released code gives under any counter tried (the card's Limitations)"
 PUBLISHED_COUNTS = {
     "groupmamba_tiny": PublishedCount("4.5", _PAPER, derived="4.706", note=_NOT_REPRODUCED),
     "groupmamba_small": PublishedCount("7.0", _PAPER, derived="7.281", note=_NOT_REPRODUCED),

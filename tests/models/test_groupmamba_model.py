@@ -15,6 +15,7 @@ from golden import assert_matches, load_golden
 
 from vssm import kernels, scans
 from vssm.layers import groupmamba_mixer
+from vssm.models import _registry
 from vssm.models.groupmamba import checkpoint_filter_fn, describe_checkpoint
 
 FIXTURE = "groupmamba_test"
@@ -52,17 +53,17 @@ def test_pretrained_cfg_names_the_hub_repository_and_its_file(name: str) -> None
     assert cfg["url"] == f"https://huggingface.co/{repo}/resolve/main/{file}"
 
 
-def test_pretrained_downloads_the_named_file_from_the_hub(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The hub is faked at timm's call site: what is checked is that timm asks for the released file by name (the
-    # default names are not in the authors' repositories) and that what comes back is converted and loaded.
+def test_pretrained_downloads_the_named_file_from_the_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The download is faked: what is checked is that the released file is asked for by name (timm's default names are
+    # not in the authors' repositories) and that what comes back is read, converted and loaded.
     golden = load_golden(FIXTURE)
     requested = []
 
-    def hub(model_id: str, filename: str, **kwargs: object) -> dict:
+    def download(model_id: str, filename: str, cache_dir: object = None) -> str:
         requested.append((model_id, filename))
-        return golden.state_dict
+        return str(_released_file(tmp_path))
 
-    monkeypatch.setattr(timm.models._builder, "load_state_dict_from_hf", hub)
+    monkeypatch.setattr(_registry, "download_from_hf", download)
     monkeypatch.setattr(timm.models._builder, "has_hf_hub", lambda necessary=False: True)
     repo, file = RELEASES["groupmamba_tiny"]
     overlay = dict(timm.create_model("groupmamba_tiny", device="meta").pretrained_cfg, url="")

@@ -6,10 +6,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import timm
 import torch
 
+from vssm.models import _registry
 from vssm.models.plainmamba import checkpoint_filter_fn
 
 
@@ -90,18 +92,24 @@ def test_pretrained_loading_adapts_in_chans_and_num_classes(tmp_path: Path) -> N
 
 
 @pytest.mark.parametrize("name", ["plainmamba_l1", "plainmamba_l2", "plainmamba_l3"])
-def test_pretrained_downloads_the_released_file_from_the_hub(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The hub is faked at timm's call site: timm asks for the file the authors' README links
-    (huggingface.co/ChenhongyiYang/PlainMamba/resolve/main/l{1,2,3}.pth), and the mmcls checkpoint it gets back is
-    converted and loaded."""
+def test_pretrained_downloads_the_released_file_from_the_hub(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hub download is faked: the file the authors' README links
+    (huggingface.co/ChenhongyiYang/PlainMamba/resolve/main/l{1,2,3}.pth) is asked for, and the mmcls checkpoint it
+    gives is read by our reader (a numpy scalar in mmcv's `meta`, which timm's hub reader refuses, reads), converted
+    and loaded."""
     source = timm.create_model("test_plainmamba").eval()
+    path = tmp_path / "l1.pth"
+    torch.save({"meta": {"epoch": 300, "hook_msgs": {"best_score": np.float64(77.9)}},
+                "state_dict": _official(source)}, path)
     requested = []
 
-    def hub(model_id: str, filename: str, **kwargs: object) -> dict:
+    def download(model_id: str, filename: str, cache_dir: object = None) -> str:
         requested.append((model_id, filename))
-        return {"meta": {"epoch": 300}, "state_dict": _official(source)}
+        return str(path)
 
-    monkeypatch.setattr(timm.models._builder, "load_state_dict_from_hf", hub)
+    monkeypatch.setattr(_registry, "download_from_hf", download)
     monkeypatch.setattr(timm.models._builder, "has_hf_hub", lambda necessary=False: True)
     overlay = timm.create_model(name, device="meta").pretrained_cfg
     model = timm.create_model("test_plainmamba", pretrained=True, pretrained_cfg_overlay=overlay).eval()

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 import timm
 from timm.models import PretrainedCfg, build_model_with_cfg, resolve_pretrained_cfg
 from timm.models._builder import _resolve_pretrained_source
+from timm.models._hub import download_from_hf
 from torch import nn
 
 from vssm.models._checkpoint import read_checkpoint, select_weights
@@ -27,16 +28,18 @@ def build_model(
     """timm's `build_model_with_cfg` as every family calls it: pretrained weights go through the family's
     `checkpoint_filter_fn`, and `features_only=True` wraps the model in timm's feature getter over its
     `forward_intermediates` at the caller's `out_indices=` (default: the family's dense taps,
-    `default_out_indices`). A local pretrained file (`pretrained_cfg_overlay=dict(file=...)`) is read by
+    `default_out_indices`). A local pretrained file (`pretrained_cfg_overlay=dict(file=...)`) or a named file on
+    the Hugging Face hub (`hf_hub_id` + `hf_hub_filename`, downloaded into timm's hub cache) is read by
     `read_checkpoint`, as every other loading path reads one."""
     out_indices = kwargs.pop("out_indices", default_out_indices)
     if pretrained:
         _refuse_a_folder_download(variant, kwargs)
     file = _pretrained_file(variant, kwargs) if pretrained else None
     if file is not None:
-        # timm's reader gives EOFError, KeyError: 101 or an empty FileNotFoundError for a broken file and takes the EMA
-        # weights of a training checkpoint; ours names the file and what is wrong with it and warns of NaN / inf, and
-        # the model weights are taken, as on every other loading path. Only they go on: timm deep-copies its config.
+        # timm's reader gives EOFError, KeyError: 101 or an empty FileNotFoundError for a broken file, takes the EMA
+        # weights of a training checkpoint and refuses the plain extras our allow-list reads (numpy scalars in an
+        # nnU-Net or mmcv `meta`); ours names the file and what is wrong with it and warns of NaN / inf, and the
+        # model weights are taken, as on every other loading path. Only they go on: timm deep-copies its config.
         weights, _ = select_weights(read_checkpoint(file), what=f"checkpoint {file}")
         kwargs["pretrained_cfg_overlay"] = {**(kwargs.get("pretrained_cfg_overlay") or {}), "state_dict": weights}
     model = build_model_with_cfg(
@@ -64,10 +67,17 @@ def _pretrained_source(variant: str, kwargs: dict[str, Any]) -> tuple[Pretrained
 
 
 def _pretrained_file(variant: str, kwargs: dict[str, Any]) -> str | None:
-    """The local file timm would read the pretrained weights from (its own reader, not a family's `custom_load`),
-    else None (a state dict, a URL or the Hugging Face hub)."""
+    """The local file timm would read the pretrained weights from with its own reader (not a family's
+    `custom_load`): a given file, or a named hub file, downloaded here; else None (a state dict, a URL, or the hub's
+    default names, which timm resolves itself)."""
     cfg, source, location = _pretrained_source(variant, kwargs)
-    return location if source == "file" and not cfg.custom_load else None
+    if cfg.custom_load:
+        return None
+    if source == "file":
+        return location
+    if source == "hf-hub" and isinstance(location, tuple):  # (hf_hub_id, hf_hub_filename)
+        return download_from_hf(*location, cache_dir=kwargs.get("cache_dir"))
+    return None
 
 
 def _refuse_a_folder_download(variant: str, kwargs: dict[str, Any]) -> None:

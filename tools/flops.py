@@ -9,7 +9,8 @@ Conventions (printed with every table): `macs` is fvcore's rule, one per multipl
 "FLOPs" (with the selective scan as 9·B·L·D·N + B·D·L); `full` counts every op in FLOPs (2 per multiply-add);
 `published` is the family's original counter (`vssm.analysis.published.PUBLISHED_COUNTERS`: VMamba's fvcore rule for
 VMamba, MSVMamba and GroupMamba, LocalVMamba's fvcore rule, VMamba's analyze_for_vim for Vim, ptflops for MambaVision,
-mmcv's module hooks plus its get_flops.py's SSM term for PlainMamba). Counts are per image; `--backward` adds the backward pass. `--fvcore` recounts `macs` with fvcore.
+mmcv's module hooks plus its get_flops.py's SSM term for PlainMamba). Counts are per image; `--backward` adds the
+backward pass. `--fvcore` recounts `macs` with fvcore.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """vssm's own checks of the timm model contract, beyond timm's model test suite (which runs over our registry in
 test_timm_suite.py): factory dtype, config completeness, parameter groups that cover every parameter, training after
 inference mode, mixed precision, gradient checkpointing's gradients, numerically consistent heads, `in_chans`,
-`out_indices`, FX feature extraction through torchvision's plain tracer, the meta device.
+NaN propagation, `out_indices`, FX feature extraction through torchvision's plain tracer, the meta device.
 """
 
 from __future__ import annotations
@@ -165,6 +165,16 @@ def test_in_chans_and_wrong_channel_count(name: str) -> None:
         assert model(torch.randn(1, 1, *size[1:])).shape == (1, _output_width(model))
         with pytest.raises(ValueError, match="channel"):
             model(torch.randn(1, 3, *size[1:]))
+
+
+@pytest.mark.parametrize("name", TEST_VARIANTS)
+def test_a_nan_in_stays_a_nan_out(name: str) -> None:
+    # Nothing on the way (the scan backends, masked or padded routes, norms) may turn a NaN into a number.
+    model = timm.create_model(name).eval()
+    x = torch.randn(1, *_input_size(model))
+    x[0, 0, x.shape[2] // 2, x.shape[3] // 3] = float("nan")
+    with torch.no_grad():
+        assert torch.isnan(model(x)).any()
 
 
 @pytest.mark.parametrize("name", TEST_VARIANTS)

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import timm
-from timm.models import PretrainedCfg, build_model_with_cfg, resolve_pretrained_cfg
+from timm.models import build_model_with_cfg, resolve_pretrained_cfg
 from timm.models._builder import _resolve_pretrained_source
 from timm.models._hub import download_from_hf
 from torch import nn
@@ -32,8 +32,6 @@ def build_model(
     the Hugging Face hub (`hf_hub_id` + `hf_hub_filename`, downloaded into timm's hub cache) is read by
     `read_checkpoint`, as every other loading path reads one."""
     out_indices = kwargs.pop("out_indices", default_out_indices)
-    if pretrained:
-        _refuse_a_folder_download(variant, kwargs)
     file = _pretrained_file(variant, kwargs) if pretrained else None
     if file is not None:
         # timm's reader gives EOFError, KeyError: 101 or an empty FileNotFoundError for a broken file, takes the EMA
@@ -58,19 +56,19 @@ def build_model(
     return model
 
 
-def _pretrained_source(variant: str, kwargs: dict[str, Any]) -> tuple[PretrainedCfg, str, Any]:
-    """The resolved pretrained config and where timm would take the weights from: ("file" | "url" | "hf-hub" |
-    "state_dict", location)."""
-    cfg = resolve_pretrained_cfg(variant, kwargs.get("pretrained_cfg"), kwargs.get("pretrained_cfg_overlay"))
-    source, location = _resolve_pretrained_source(vars(cfg))  # not to_dict(): it deep-copies a given state dict
-    return cfg, source, location
-
-
 def _pretrained_file(variant: str, kwargs: dict[str, Any]) -> str | None:
     """The local file timm would read the pretrained weights from with its own reader (not a family's
     `custom_load`): a given file, or a named hub file, downloaded here; else None (a state dict, a URL, or the hub's
-    default names, which timm resolves itself)."""
-    cfg, source, location = _pretrained_source(variant, kwargs)
+    default names, which timm resolves itself). A ValueError where timm would download a Google Drive folder
+    (MSVMamba's releases): it would fetch the folder's web page and fail to unpickle it, far from the cause."""
+    cfg = resolve_pretrained_cfg(variant, kwargs.get("pretrained_cfg"), kwargs.get("pretrained_cfg_overlay"))
+    source, location = _resolve_pretrained_source(vars(cfg))  # not to_dict(): it deep-copies a given state dict
+    if source == "url" and location.startswith(GOOGLE_DRIVE_FOLDER):
+        raise ValueError(
+            f"{variant}: pretrained=True needs a local file here: the authors publish the weights as a Google Drive "
+            f"folder ({location}), which cannot be downloaded automatically; download its checkpoint and pass "
+            f"pretrained_cfg_overlay=dict(file=PATH, custom_load=True)"
+        )
     if cfg.custom_load:
         return None
     if source == "file":
@@ -78,18 +76,6 @@ def _pretrained_file(variant: str, kwargs: dict[str, Any]) -> str | None:
     if source == "hf-hub" and isinstance(location, tuple):  # (hf_hub_id, hf_hub_filename)
         return download_from_hf(*location, cache_dir=kwargs.get("cache_dir"))
     return None
-
-
-def _refuse_a_folder_download(variant: str, kwargs: dict[str, Any]) -> None:
-    """ValueError where timm would download a Google Drive folder (MSVMamba's releases): it would fetch the folder's
-    web page and fail to unpickle it, far from the cause."""
-    _, source, location = _pretrained_source(variant, kwargs)
-    if source == "url" and location.startswith(GOOGLE_DRIVE_FOLDER):
-        raise ValueError(
-            f"{variant}: pretrained=True needs a local file here: the authors publish the weights as a Google Drive "
-            f"folder ({location}), which cannot be downloaded automatically; download its checkpoint and pass "
-            f"pretrained_cfg_overlay=dict(file=PATH, custom_load=True)"
-        )
 
 
 def list_models(pattern: str = "*") -> list[str]:

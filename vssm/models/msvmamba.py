@@ -52,19 +52,17 @@ LAYOUT = Layout.CHANNELS_LAST  # the original's: nn.Linear / nn.LayerNorm on (B,
 
 
 def _block_scans(scan: object, num_blocks: int) -> tuple[MultiScale, ...]:
-    """Each block's multi-scale scan (blocks counted over all stages): a `scans.Schedule` gives block i's
-    full-resolution order (the coarse routes stay MSVMamba's), as VMamba's schedules give its blocks' orders."""
-    if isinstance(scan, scans.Schedule):
-        return tuple(MultiScale(full=scan.for_layer(block)) for block in range(num_blocks))
-    if scan is None:
-        return (MultiScale(),) * num_blocks
-    if isinstance(scan, MultiScale):
-        return (scan,) * num_blocks
-    if isinstance(scan, (str, scans.ScanOrder)):
-        return (MultiScale(full=scans.get(scan)),) * num_blocks
-    raise TypeError(
-        f"scan: expected a scans.multiscale.MultiScale, a scan order, its name or a scans.Schedule, got {scan!r}"
-    )
+    """Each block's multi-scale scan (blocks counted over all stages): an order, its name or a `scans.Schedule` gives
+    the full-resolution routes (`scans.as_schedule`, as the other families read `scan=`); the coarse routes stay
+    MSVMamba's."""
+    if scan is None or isinstance(scan, MultiScale):
+        return (MultiScale() if scan is None else scan,) * num_blocks
+    if not isinstance(scan, str | scans.ScanOrder | scans.Schedule):
+        raise TypeError(
+            f"scan: expected a scans.multiscale.MultiScale, a scan order, its name or a scans.Schedule, got {scan!r}"
+        )
+    schedule = scans.as_schedule(scan)
+    return tuple(MultiScale(full=schedule.for_layer(block)) for block in range(num_blocks))
 
 
 class MSVMamba(VMamba):

@@ -29,8 +29,8 @@ def build_model(
     `checkpoint_filter_fn`, and `features_only=True` wraps the model in timm's feature getter over its
     `forward_intermediates` at the caller's `out_indices=` (default: the family's dense taps,
     `default_out_indices`). A local pretrained file (`pretrained_cfg_overlay=dict(file=...)`) or a named file on
-    the Hugging Face hub (`hf_hub_id` + `hf_hub_filename`, downloaded into timm's hub cache) is read by
-    `read_checkpoint`, as every other loading path reads one."""
+    the Hugging Face hub (`hf_hub_id` + `hf_hub_filename`, downloaded to the Hugging Face cache, as timm does) is
+    read by `read_checkpoint`, as every other loading path reads one."""
     out_indices = kwargs.pop("out_indices", default_out_indices)
     file = _pretrained_file(variant, kwargs) if pretrained else None
     if file is not None:
